@@ -1,0 +1,105 @@
+"""``claude-meter``: the command line (SPEC section 4).
+
+Each subcommand lives in the module that owns its concern and is imported only when
+run, so ``claude-meter status`` on tmux's redraw path never pays for ``requests``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from collections.abc import Callable, Sequence
+
+from .store import StoreError
+
+# name -> (module, function, one-line help). The function takes the parsed args and
+# returns the exit status; modules may add their own options via ``add_arguments``.
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "status": ("claudemeter.commands", "cmd_status", "one tmux-formatted status segment"),
+    "show": ("claudemeter.commands", "cmd_show", "the full breakdown (what prefix+M shows)"),
+    "refresh": ("claudemeter.commands", "cmd_refresh",
+                "fetch now from every configured source (single-flight)"),
+    "ingest": ("claudemeter.commands", "cmd_ingest",
+               "store snapshot JSON from FILE or stdin, as the bridge would"),
+    "doctor": ("claudemeter.doctor", "main", "check each source, the store, tmux, the bridge"),
+}
+
+DESCRIPTION = """\
+Show the Claude account's own usage buckets (5-hour, 7-day, ...) as the server
+counts them, folded into one row per account from every source.
+
+With no command: a summary of every account (exit 1 when no source works).
+"""
+
+EPILOG = """\
+environment: CLAUDEMETER_STATE_DIR, CLAUDEMETER_CONFIG_DIR, CLAUDEMETER_BRIDGE,
+CLAUDEMETER_ANTHROPIC_BASE, CLAUDEMETER_CLAUDE_AI_BASE, CLAUDE_CONFIG_DIR,
+CLAUDEMETER_CLAUDE_CONFIG_DIRS. See the README for each.
+"""
+
+
+def build_parser(wanted: str | None = None) -> argparse.ArgumentParser:
+    """The parser; only ``wanted``'s module is imported for its own options."""
+    parser = argparse.ArgumentParser(
+        prog="claude-meter", description=DESCRIPTION, epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--json", action="store_true",
+                        help="print the deduped snapshots as a JSON list, nothing else")
+    parser.add_argument("--cached", action="store_true",
+                        help="never fetch: print what the store holds, however old")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, _func, help_text) in COMMANDS.items():
+        command = sub.add_parser(name, help=help_text, description=help_text)
+        if name == wanted:
+            adder = getattr(importlib.import_module(module), "add_arguments", None)
+            if adder is not None:
+                adder(name, command)
+    return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("claudemeter")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _run(argv: Sequence[str] | None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # The status line runs `claude-meter status` every redraw: skip argparse's imports.
+    if argv == ["status"]:
+        from .commands import cmd_status
+
+        return cmd_status(argparse.Namespace(command="status"))
+    wanted = next((arg for arg in argv if arg in COMMANDS), None)
+    args = build_parser(wanted).parse_args(argv)
+    if args.command is None:
+        from .commands import cmd_default
+
+        return cmd_default(args)
+    module, func, _help = COMMANDS[args.command]
+    handler: Callable[[argparse.Namespace], int] = getattr(importlib.import_module(module), func)
+    return handler(args)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _run(argv)
+    except StoreError as exc:
+        print(f"claude-meter: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+def print_json(value: object) -> None:
+    json.dump(value, sys.stdout, indent=2, ensure_ascii=False)
+    sys.stdout.write("\n")

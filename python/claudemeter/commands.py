@@ -1,0 +1,129 @@
+"""The store-facing subcommands: the summary, ``--json``, ``status``, ``show``,
+``refresh`` and ``ingest``. Each returns its exit status."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from . import render
+from .model import Snapshot, ValidationError, parse_many, utcnow
+from .store import State, Store, warn
+
+NO_DATA_HINT = (
+    "no usage data yet: log in to Claude Code (run `claude`), or install the browser"
+    " extension and run `claude-meter pair`; `claude-meter demo` shows it working"
+)
+
+
+def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
+    if name == "ingest":
+        parser.add_argument("file", nargs="?", default="-", metavar="FILE|-",
+                            help="JSON file with one snapshot or a list (default: stdin)")
+
+
+def _fresh_state(args: argparse.Namespace) -> State:
+    """The store, refreshed first (single-flight) when no account has fresh data."""
+    store = Store()
+    state = store.read()
+    if state.problem:
+        warn(state.problem)
+    if getattr(args, "cached", False):
+        return state
+    now = utcnow()
+    rows = state.accounts(now)
+    if not rows or all(row.stale or row.usage is None for row in rows):
+        from .refresh import refresh
+
+        refresh(store)
+        state = store.read()
+    return state
+
+
+def cmd_default(args: argparse.Namespace) -> int:
+    state = _fresh_state(args)
+    now = utcnow()
+    rows = state.accounts(now)
+    if args.json:
+        from .cli import print_json
+
+        print_json([row.to_json() for row in rows])
+        if not rows:
+            warn(NO_DATA_HINT)
+        return 0
+    if not any(row.usage is not None for row in rows):
+        reasons = [b.get("error") for b in state.sources.values() if b.get("error")]
+        reason = reasons[0] if reasons else _login_reason() or NO_DATA_HINT
+        print(f"claude-meter: {reason}", file=sys.stderr)
+        if rows:
+            print(render.summary(rows, now))
+        return 1
+    print(render.summary(rows, now))
+    return 0
+
+
+def _login_reason() -> str | None:
+    from .refresh import configured_logins
+
+    for _dir, login in configured_logins():
+        if isinstance(login, Exception):
+            return f"{login}; `claude-meter demo` shows it working without a login"
+    return None
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from .status import segment
+
+    print(segment(Store().read(), utcnow()))
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    state = Store().read()
+    rows = state.accounts(utcnow())
+    print(render.summary(rows, utcnow()) if rows else f"claude-meter: {NO_DATA_HINT}")
+    return 0
+
+
+def cmd_refresh(args: argparse.Namespace) -> int:
+    from .refresh import MIN_SPACING, refresh
+
+    results = refresh(Store(), min_age=MIN_SPACING)
+    for result in results:
+        mark = "ok " if result.ok else "FAIL"
+        print(f"{mark} {result.key}: {result.message}", file=sys.stderr)
+    return 0 if any(r.ok for r in results) else 1
+
+
+def read_input(source: str) -> str:
+    if source == "-":
+        return sys.stdin.read()
+    with open(source, encoding="utf-8") as handle:
+        return handle.read()
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    try:
+        text = read_input(args.file)
+    except OSError as exc:
+        print(f"claude-meter ingest: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+        return 1
+    except UnicodeDecodeError:
+        print(f"claude-meter ingest: {args.file} is not UTF-8 text", file=sys.stderr)
+        return 1
+    if not text.strip():
+        print("claude-meter ingest: no input (give a JSON snapshot or a list)", file=sys.stderr)
+        return 1
+    try:
+        snapshots: list[Snapshot] = parse_many(json.loads(text))
+    except json.JSONDecodeError as exc:
+        print(f"claude-meter ingest: not JSON: {exc.msg} at line {exc.lineno} column"
+              f" {exc.colno}", file=sys.stderr)
+        return 1
+    except ValidationError as exc:
+        print(f"claude-meter ingest: invalid snapshot: {exc}", file=sys.stderr)
+        return 1
+    count = Store().put(snapshots)
+    print(f"stored {count} snapshot{'s' if count != 1 else ''}", file=sys.stderr)
+    return 0

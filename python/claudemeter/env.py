@@ -1,0 +1,106 @@
+"""Every environment variable claudemeter reads, in one place.
+
+Tests point each of these at temporary directories and loopback servers, so nothing
+else in the package may read ``os.environ`` for a path or a URL: a stray default here
+would let a test touch the user's real home.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import platformdirs
+
+APP = "claudemeter"
+DEFAULT_BRIDGE = "127.0.0.1:63762"
+DEFAULT_ANTHROPIC_BASE = "https://api.anthropic.com"
+DEFAULT_CLAUDE_AI_BASE = "https://claude.ai"
+
+
+def _get(name: str) -> str | None:
+    value = os.environ.get(name)
+    return value if value else None
+
+
+def state_dir() -> Path:
+    """Where the store, locks, the bridge token and guard registrations live."""
+    override = _get("CLAUDEMETER_STATE_DIR")
+    return Path(override) if override else Path(platformdirs.user_state_dir(APP))
+
+
+def config_dir() -> Path:
+    override = _get("CLAUDEMETER_CONFIG_DIR")
+    return Path(override) if override else Path(platformdirs.user_config_dir(APP))
+
+
+@dataclass(frozen=True)
+class HostPort:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+def parse_hostport(text: str) -> HostPort:
+    """``127.0.0.1:63762``, ``[::1]:63762`` or a bare port; raises ValueError otherwise."""
+    text = text.strip()
+    if text.isdigit():
+        return HostPort("127.0.0.1", int(text))
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ValueError(f"expected HOST:PORT, got {text!r}")
+    host = host.strip("[]") or "127.0.0.1"
+    number = int(port)
+    if not 0 <= number <= 65535:
+        raise ValueError(f"port out of range in {text!r}")
+    return HostPort(host, number)
+
+
+def bridge_address() -> HostPort:
+    return parse_hostport(_get("CLAUDEMETER_BRIDGE") or DEFAULT_BRIDGE)
+
+
+def anthropic_base() -> str:
+    return (_get("CLAUDEMETER_ANTHROPIC_BASE") or DEFAULT_ANTHROPIC_BASE).rstrip("/")
+
+
+def claude_ai_base() -> str:
+    return (_get("CLAUDEMETER_CLAUDE_AI_BASE") or DEFAULT_CLAUDE_AI_BASE).rstrip("/")
+
+
+def home() -> Path:
+    return Path(os.path.expanduser("~"))
+
+
+def default_claude_config_dir() -> Path:
+    """Claude Code's own config dir: ``$CLAUDE_CONFIG_DIR`` or ``~/.claude``."""
+    override = _get("CLAUDE_CONFIG_DIR")
+    return Path(override).expanduser() if override else home() / ".claude"
+
+
+def claude_config_dirs() -> list[Path]:
+    """Every Claude Code login to read; one account row each."""
+    listed = _get("CLAUDEMETER_CLAUDE_CONFIG_DIRS")
+    if listed:
+        dirs = [Path(p).expanduser() for p in listed.split(":") if p.strip()]
+        if dirs:
+            return dirs
+    return [default_claude_config_dir()]
+
+
+def claude_json_path(config_dir: Path) -> Path:
+    """Claude Code keeps ``.claude.json`` in ``$HOME`` for the default dir, inside it otherwise.
+
+    Newer releases also write it inside the default dir; prefer that when it exists.
+    """
+    inside = config_dir / ".claude.json"
+    if inside.exists() or config_dir != home() / ".claude":
+        return inside
+    return home() / ".claude.json"
+
+
+def is_default_claude_dir(config_dir: Path) -> bool:
+    return config_dir.expanduser() == home() / ".claude"

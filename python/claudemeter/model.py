@@ -1,0 +1,304 @@
+"""The snapshot: one source's reading of one account's buckets (SPEC section 3).
+
+The server adds windows and fields over time, so ``usage``, ``overage`` and
+``subscription`` stay the dicts we received; the typed view (:class:`Window`) is derived
+on demand. Parsing is strict about types where a wrong type would mislead a reader
+(a string percent, a bool) and lenient about everything it does not know.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+JSON = dict[str, Any]
+
+#: Windows the status line and the guard know by name; any other window the server
+#: sends is still kept and shown in the breakdown.
+KNOWN_WINDOWS = (
+    "five_hour",
+    "seven_day",
+    "seven_day_oauth_apps",
+    "seven_day_opus",
+    "seven_day_sonnet",
+)
+
+#: ``browser`` names our own sources use; anything else is a browser via the bridge.
+SOURCE_OAUTH = "Claude Code"
+SOURCE_STATUSLINE = "statusline"
+SOURCE_DEMO = "demo"
+
+#: How old a reading may be before it is marked stale, by source. The OAuth poller
+#: runs every 180 s and browsers every 60 s; a few missed rounds is the limit.
+FRESHNESS_SECONDS = {SOURCE_OAUTH: 600.0, SOURCE_STATUSLINE: 900.0, SOURCE_DEMO: 120.0}
+BROWSER_FRESHNESS_SECONDS = 300.0
+
+MAX_ERRORS = 20
+MAX_ERROR_LEN = 300
+MAX_BROWSER_LEN = 200
+
+_TIME_RE = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?"
+    r"(?:([Zz])|([+-])(\d{2}):?(\d{2}))$"
+)
+
+# Anything shaped like a credential is cut out of every message we keep or print.
+_SECRET_RE = re.compile(
+    r"(sk-ant-[A-Za-z0-9_\-]+|Bearer\s+\S+|sessionKey=[^;\s]+|"
+    r"(?i:(?:access|refresh)_?token)[\"']?\s*[:=]\s*[\"']?[^\s\"',}]+)"
+)
+
+
+class ValidationError(ValueError):
+    """A snapshot that does not fit SPEC section 3; ``field`` names the culprit."""
+
+    def __init__(self, field_name: str, message: str) -> None:
+        super().__init__(f"{field_name}: {message}")
+        self.field = field_name
+
+
+def redact(text: str) -> str:
+    """Remove anything that looks like a token; used on every error we store or print."""
+    return _SECRET_RE.sub("[redacted]", text)
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def parse_time(text: str) -> datetime:
+    """RFC 3339 with ``Z`` or an offset, with no, milli-, micro- or nanosecond fractions."""
+    match = _TIME_RE.match(text.strip())
+    if not match:
+        raise ValueError(f"not an RFC 3339 time: {text[:40]!r}")
+    year, month, day, hour, minute, second, frac, zulu, sign, oh, om = match.groups()
+    micro = int((frac or "0")[:6].ljust(6, "0"))
+    offset = timedelta(0)
+    if not zulu:
+        offset = timedelta(hours=int(oh), minutes=int(om))
+        if sign == "-":
+            offset = -offset
+    value = datetime(
+        int(year), int(month), int(day), int(hour), int(minute), min(int(second), 59), micro,
+        tzinfo=timezone(offset),
+    )
+    return value.astimezone(timezone.utc)
+
+
+def format_time(value: datetime) -> str:
+    """``2026-11-25T12:00:00.000Z``: the form ClaudeMeter wrote, milliseconds and ``Z``."""
+    value = value.astimezone(timezone.utc)
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+@dataclass(frozen=True)
+class Window:
+    """One bucket, typed: ``utilization`` None means unknown, never zero."""
+
+    name: str
+    utilization: float | None
+    resets_at: datetime | None
+
+    def has_reset(self, now: datetime) -> bool:
+        """The server's reading predates the reset, so the number no longer holds."""
+        return self.resets_at is not None and self.resets_at <= now
+
+
+def _window_from(name: str, body: Any) -> Window | None:
+    if not isinstance(body, Mapping):
+        return None
+    util = body.get("utilization")
+    utilization = (
+        float(util)
+        if isinstance(util, (int, float)) and not isinstance(util, bool) and math.isfinite(util)
+        else None
+    )
+    resets = body.get("resets_at")
+    resets_at: datetime | None = None
+    if isinstance(resets, str):
+        try:
+            resets_at = parse_time(resets)
+        except ValueError:
+            resets_at = None
+    if utilization is None and resets_at is None:
+        return None
+    return Window(name, utilization, resets_at)
+
+
+def windows(usage: Mapping[str, Any] | None) -> dict[str, Window]:
+    """Every bucket-shaped entry of a usage body, known names first, then server order."""
+    if not usage:
+        return {}
+    found: dict[str, Window] = {}
+    names = [n for n in KNOWN_WINDOWS if n in usage] + [
+        n for n in usage if n not in KNOWN_WINDOWS and n != "extra_usage"
+    ]
+    for name in names:
+        window = _window_from(name, usage.get(name))
+        if window is not None:
+            found[name] = window
+    return found
+
+
+@dataclass
+class Snapshot:
+    """One reading. ``extra`` keeps top-level keys we do not know, so they round-trip."""
+
+    org_uuid: str
+    browser: str
+    account_email: str | None
+    fetched_at: datetime
+    usage: JSON | None = None
+    overage: JSON | None = None
+    subscription: JSON | None = None
+    errors: list[str] = field(default_factory=list)
+    stale: bool = False
+    extra: JSON = field(default_factory=dict)
+
+    @property
+    def account_key(self) -> str:
+        """What identifies the quota: the org, else (a failed look-up) the email."""
+        return self.org_uuid or f"email:{(self.account_email or '').lower()}"
+
+    def windows(self) -> dict[str, Window]:
+        return windows(self.usage)
+
+    def window(self, name: str) -> Window | None:
+        return self.windows().get(name)
+
+    def freshness_limit(self) -> float:
+        return FRESHNESS_SECONDS.get(self.browser, BROWSER_FRESHNESS_SECONDS)
+
+    def age(self, now: datetime | None = None) -> float:
+        return ((now or utcnow()) - self.fetched_at).total_seconds()
+
+    def is_stale(self, now: datetime | None = None) -> bool:
+        return self.age(now) > self.freshness_limit()
+
+    def with_staleness(self, now: datetime | None = None) -> Snapshot:
+        """A copy whose ``stale`` reflects its age now (a stale row never turns fresh)."""
+        copy = Snapshot(**{**self.__dict__})
+        copy.stale = self.stale or self.is_stale(now)
+        return copy
+
+    def to_json(self) -> JSON:
+        body: JSON = dict(self.extra)
+        body.update(
+            {
+                "org_uuid": self.org_uuid,
+                "browser": self.browser,
+                "account_email": self.account_email,
+                "fetched_at": format_time(self.fetched_at),
+                "usage": self.usage,
+                "overage": self.overage,
+                "subscription": self.subscription,
+                "errors": list(self.errors),
+                "stale": self.stale,
+            }
+        )
+        return body
+
+    @classmethod
+    def from_json(cls, body: Any) -> Snapshot:
+        """Validate and parse one snapshot; raises :class:`ValidationError` naming the field."""
+        if not isinstance(body, Mapping):
+            raise ValidationError("snapshot", "expected a JSON object")
+        org = body.get("org_uuid", "")
+        if org is None:
+            org = ""
+        if not isinstance(org, str) or len(org) > 100:
+            raise ValidationError("org_uuid", "expected a string")
+        email = body.get("account_email")
+        if email is not None and (not isinstance(email, str) or len(email) > 320):
+            raise ValidationError("account_email", "expected a string or null")
+        if not org and not email:
+            raise ValidationError("org_uuid", "empty, and no account_email to fold by")
+        browser = body.get("browser")
+        if not isinstance(browser, str) or not browser.strip() or len(browser) > MAX_BROWSER_LEN:
+            raise ValidationError("browser", "expected a non-empty string")
+        fetched = body.get("fetched_at")
+        if not isinstance(fetched, str):
+            raise ValidationError("fetched_at", "expected an RFC 3339 string")
+        try:
+            fetched_at = parse_time(fetched)
+        except ValueError as exc:
+            raise ValidationError("fetched_at", str(exc)) from None
+        usage = _optional_object(body, "usage")
+        if usage is not None:
+            _check_usage(usage)
+        overage = _optional_object(body, "overage")
+        subscription = _optional_object(body, "subscription")
+        errors_raw = body.get("errors", [])
+        if errors_raw is None:
+            errors_raw = []
+        if not isinstance(errors_raw, list) or not all(isinstance(e, str) for e in errors_raw):
+            raise ValidationError("errors", "expected a list of strings")
+        stale = body.get("stale", False)
+        if not isinstance(stale, bool):
+            raise ValidationError("stale", "expected true or false")
+        known = {
+            "org_uuid", "browser", "account_email", "fetched_at", "usage",
+            "overage", "subscription", "errors", "stale",
+        }
+        return cls(
+            org_uuid=org,
+            browser=browser.strip(),
+            account_email=email,
+            fetched_at=fetched_at,
+            usage=usage,
+            overage=overage,
+            subscription=subscription,
+            errors=[redact(e)[:MAX_ERROR_LEN] for e in errors_raw[:MAX_ERRORS]],
+            stale=stale,
+            extra={k: v for k, v in body.items() if k not in known},
+        )
+
+
+def _optional_object(body: Mapping[str, Any], name: str) -> JSON | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ValidationError(name, "expected an object or null")
+    return value
+
+
+def _check_usage(usage: JSON) -> None:
+    """Bucket entries must carry a numeric percent and a time, or null; others pass as is."""
+    for name, body in usage.items():
+        if not isinstance(body, dict) or "utilization" not in body:
+            continue
+        util = body["utilization"]
+        if util is not None and (
+            isinstance(util, bool)
+            or not isinstance(util, (int, float))
+            or not math.isfinite(util)
+            or util < 0
+        ):
+            raise ValidationError(f"usage.{name}.utilization", "expected a number 0–100 or null")
+        resets = body.get("resets_at")
+        if resets is not None:
+            if not isinstance(resets, str):
+                raise ValidationError(f"usage.{name}.resets_at", "expected an RFC 3339 string")
+            try:
+                parse_time(resets)
+            except ValueError as exc:
+                raise ValidationError(f"usage.{name}.resets_at", str(exc)) from None
+
+
+def parse_many(body: Any) -> list[Snapshot]:
+    """One snapshot or a list of them, as ``ingest`` and the bridge accept."""
+    items = body if isinstance(body, list) else [body]
+    snapshots = []
+    for index, item in enumerate(items):
+        try:
+            snapshots.append(Snapshot.from_json(item))
+        except ValidationError as exc:
+            if isinstance(body, list):
+                raise ValidationError(f"[{index}].{exc.field}", str(exc).split(": ", 1)[1]) from None
+            raise
+    return snapshots

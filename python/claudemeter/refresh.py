@@ -1,0 +1,98 @@
+"""Single-flight refresh: at most one upstream request per interval per machine.
+
+Every pane's status line, every guard and every ``claude-meter refresh`` may ask at
+once. One process takes ``refresh.lock`` and fetches; the others wait for it and then
+find the attempt already booked in the store, so they fetch nothing. The booking (last
+attempt, back-off) lives in the store, so it holds across processes and restarts.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+from . import env
+from .sources import oauth
+from .store import Store, ensure_private_dir
+
+REFRESH_LOCK = "refresh.lock"
+#: Automatic readers (the bridge's poller, a guard) refresh OAuth this often.
+OAUTH_INTERVAL = 180.0
+#: An explicit ``claude-meter refresh`` still never asks more often than this.
+MIN_SPACING = 30.0
+#: How long a second asker waits for the first one's result.
+WAIT_FOR_PEER = 20.0
+
+
+@dataclass
+class Result:
+    """One line per configured login: what happened to it this time."""
+
+    key: str
+    ok: bool
+    message: str
+    fetched: bool = False
+
+
+def configured_logins() -> list[tuple[Path, oauth.Login | oauth.LoginError]]:
+    logins: list[tuple[Path, oauth.Login | oauth.LoginError]] = []
+    for config_dir in env.claude_config_dirs():
+        try:
+            logins.append((config_dir, oauth.read_login(config_dir)))
+        except oauth.LoginError as exc:
+            logins.append((config_dir, exc))
+    return logins
+
+
+def refresh(store: Store | None = None, min_age: float = OAUTH_INTERVAL,
+            wait: float = WAIT_FOR_PEER) -> list[Result]:
+    """Fetch every login whose last attempt is older than ``min_age`` (and not backing
+    off), holding the machine-wide refresh lock so concurrent callers fetch once."""
+    store = store or Store()
+    ensure_private_dir(store.directory)
+    lock = FileLock(str(store.directory / REFRESH_LOCK), timeout=wait, mode=0o600)
+    try:
+        with lock:
+            return _refresh_locked(store, min_age)
+    except Timeout:
+        return [Result("refresh", True, "another process is refreshing; using the cached data")]
+
+
+def _refresh_locked(store: Store, min_age: float) -> list[Result]:
+    results: list[Result] = []
+    for config_dir, login in configured_logins():
+        if isinstance(login, oauth.LoginError):
+            results.append(Result(f"oauth:{config_dir}", False, str(login)))
+            continue
+        book = store.read().sources.get(login.key, {})
+        now = time.time()
+        last = float(book.get("last_attempt", 0))
+        next_allowed = float(book.get("next_allowed", 0))
+        if now < next_allowed:
+            wait = int(next_allowed - now)
+            results.append(Result(login.key, book.get("status") == oauth.STATUS_OK,
+                                  f"backing off for {wait}s after: {book.get('error')}"))
+            continue
+        if now - last < min_age and not _login_changed(login, book):
+            results.append(Result(login.key, book.get("status") == oauth.STATUS_OK,
+                                  f"fresh: fetched {int(now - last)}s ago"))
+            continue
+        outcome = oauth.fetch(login, book)
+        with store.update() as state:
+            if outcome.snapshot is not None:
+                state.put(outcome.snapshot)
+            state.sources[login.key] = outcome.book
+        ok = outcome.book.get("status") == oauth.STATUS_OK
+        results.append(Result(login.key, ok, str(outcome.book.get("error") or "updated"), True))
+    return results
+
+
+def _login_changed(login: oauth.Login, book: dict[str, object]) -> bool:
+    """A rejected login that the user has since renewed (``claude`` rewrote the token's
+    expiry) is worth asking about at once instead of after the interval."""
+    return book.get("status") == oauth.STATUS_LOGIN and book.get(
+        "login_expires"
+    ) != oauth.login_fingerprint(login)

@@ -1,0 +1,1 @@
+"""Where readings come from: each module turns one upstream into snapshots."""

@@ -1,0 +1,282 @@
+"""The state file: every source's latest snapshot per account, a short history, and
+each source's bookkeeping (last attempt, back-off), in one JSON file.
+
+Writers serialise on a ``flock`` (python-filelock) and replace the file atomically and
+durably; readers never lock, because ``os.replace`` means they see the old file or the
+new one, never half of either. That keeps the status line's read path lock-free.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock, Timeout
+
+from . import env
+from .dedupe import dedupe_by_account
+from .model import JSON, Snapshot, ValidationError, utcnow
+
+STATE_FILE = "state.json"
+LOCK_FILE = "state.lock"
+FORMAT_VERSION = 1
+
+#: Pace needs a few hours of readings; more is dead weight on every read.
+HISTORY_SECONDS = 6 * 3600
+HISTORY_MAX_POINTS = 720
+#: Readings closer together than this replace each other (five agents' statuslines).
+HISTORY_MIN_SPACING = 20.0
+#: How long a writer waits for another writer before giving up with a clear error.
+WRITE_LOCK_TIMEOUT = 10.0
+
+
+class StoreError(RuntimeError):
+    """A state file we cannot write: the message is one line a user can act on."""
+
+
+@dataclass
+class HistoryPoint:
+    t: float
+    used: dict[str, float]
+    resets: dict[str, float]
+
+    def to_json(self) -> JSON:
+        return {"t": self.t, "u": self.used, "r": self.resets}
+
+    @classmethod
+    def from_json(cls, body: Any) -> HistoryPoint | None:
+        if not isinstance(body, dict) or not isinstance(body.get("t"), (int, float)):
+            return None
+        used = body.get("u") if isinstance(body.get("u"), dict) else {}
+        resets = body.get("r") if isinstance(body.get("r"), dict) else {}
+        return cls(
+            float(body["t"]),
+            {k: float(v) for k, v in used.items() if isinstance(v, (int, float))},
+            {k: float(v) for k, v in resets.items() if isinstance(v, (int, float))},
+        )
+
+
+@dataclass
+class State:
+    """What the file holds. ``sources`` is free-form bookkeeping owned by each source."""
+
+    rows: list[Snapshot] = field(default_factory=list)
+    history: dict[str, list[HistoryPoint]] = field(default_factory=dict)
+    sources: dict[str, JSON] = field(default_factory=dict)
+    problem: str | None = None  # set when the file on disk could not be read
+
+    def accounts(self, now: datetime | None = None) -> list[Snapshot]:
+        """The deduped rows, one per account: what every reader shows."""
+        return dedupe_by_account(self.rows, now)
+
+    def put(self, snapshot: Snapshot) -> None:
+        """Keep the newest reading per (account, source); a failed fetch keeps the last
+        good numbers (they go stale on their own) and records what failed."""
+        for index, old in enumerate(self.rows):
+            if old.account_key == snapshot.account_key and old.browser == snapshot.browser:
+                if snapshot.fetched_at < old.fetched_at and snapshot.usage is not None:
+                    return  # an out-of-order delivery never overwrites newer data
+                if snapshot.usage is None and old.usage is not None:
+                    kept = Snapshot(**{**old.__dict__})
+                    kept.errors = list(snapshot.errors)
+                    kept.account_email = snapshot.account_email or old.account_email
+                    kept.overage = snapshot.overage or old.overage
+                    kept.subscription = snapshot.subscription or old.subscription
+                    self.rows[index] = kept
+                else:
+                    if snapshot.account_email is None:
+                        snapshot.account_email = old.account_email
+                    self.rows[index] = snapshot
+                break
+        else:
+            self.rows.append(snapshot)
+        self._record_history(snapshot)
+
+    def _record_history(self, snapshot: Snapshot) -> None:
+        used = {
+            name: w.utilization
+            for name, w in snapshot.windows().items()
+            if w.utilization is not None
+        }
+        if not used:
+            return
+        resets = {
+            name: w.resets_at.timestamp()
+            for name, w in snapshot.windows().items()
+            if w.resets_at is not None
+        }
+        point = HistoryPoint(snapshot.fetched_at.timestamp(), used, resets)
+        points = self.history.setdefault(snapshot.account_key, [])
+        if points and points[-1].t > point.t:
+            return  # history is append-only in time; late readings add nothing to pace
+        if points and point.t - points[-1].t < HISTORY_MIN_SPACING:
+            merged = dict(points[-1].used, **point.used)
+            points[-1] = HistoryPoint(point.t, merged, {**points[-1].resets, **point.resets})
+        else:
+            points.append(point)
+        horizon = time.time() - HISTORY_SECONDS
+        self.history[snapshot.account_key] = [p for p in points if p.t >= horizon][
+            -HISTORY_MAX_POINTS:
+        ]
+
+    def to_json(self) -> JSON:
+        return {
+            "version": FORMAT_VERSION,
+            "rows": [row.to_json() for row in self.rows],
+            "history": {k: [p.to_json() for p in v] for k, v in self.history.items()},
+            "sources": self.sources,
+        }
+
+    @classmethod
+    def from_json(cls, body: Any) -> State:
+        if not isinstance(body, dict) or not isinstance(body.get("rows", []), list):
+            raise ValueError("not a claudemeter state file")
+        rows = []
+        for item in body.get("rows", []):
+            with contextlib.suppress(ValidationError):
+                rows.append(Snapshot.from_json(item))
+        history: dict[str, list[HistoryPoint]] = {}
+        raw_history = body.get("history")
+        if isinstance(raw_history, dict):
+            for key, raw_points in raw_history.items():
+                if isinstance(raw_points, list):
+                    points = [HistoryPoint.from_json(p) for p in raw_points]
+                    history[key] = [p for p in points if p is not None]
+        sources = body.get("sources")
+        return cls(rows, history, sources if isinstance(sources, dict) else {})
+
+
+def ensure_private_dir(path: Path) -> Path:
+    """Create ``path`` 0700 (tightening it if we own it and it is looser)."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = path.stat()
+    if info.st_uid == os.getuid() and info.st_mode & 0o077:
+        path.chmod(0o700)
+    return path
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Atomic, durable replace: temp file beside it, fsync, rename, fsync the directory."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def warn(message: str) -> None:
+    print(f"claudemeter: {message}", file=sys.stderr)
+
+
+class Store:
+    """The state file in one directory. Cheap to construct; touches disk only when used."""
+
+    def __init__(self, directory: Path | None = None) -> None:
+        self.directory = directory or env.state_dir()
+        self.path = self.directory / STATE_FILE
+
+    def read(self) -> State:
+        """Lock-free read. A missing file is an empty state; a bad one says why in
+        ``problem`` (the next write moves it aside)."""
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            return State()
+        except OSError as exc:
+            return State(problem=f"cannot read {self.path}: {exc.strerror or exc}")
+        try:
+            return State.from_json(json.loads(raw))
+        except (ValueError, UnicodeDecodeError) as exc:
+            return State(problem=f"state file {self.path} is corrupt ({_short(exc)})")
+
+    def lock(self, timeout: float = WRITE_LOCK_TIMEOUT) -> FileLock:
+        ensure_private_dir(self.directory)
+        return FileLock(str(self.directory / LOCK_FILE), timeout=timeout, mode=0o600)
+
+    @contextlib.contextmanager
+    def update(self) -> Iterator[State]:
+        """Read-modify-write under the writer lock; the file changes only if the block
+        finishes without an exception. Keep network calls out of the block: the lock
+        serialises every writer on the machine."""
+        try:
+            lock = self.lock()
+            lock.acquire()
+        except Timeout:
+            raise StoreError(
+                f"another claudemeter process holds {self.directory / LOCK_FILE}; try again"
+            ) from None
+        except OSError as exc:
+            raise self._write_error(exc) from None
+        try:
+            state = self.read()
+            if state.problem:
+                self._move_aside(state.problem)
+                state = State()
+            yield state
+            self._cleanup_temp_files()
+            try:
+                write_private(self.path, json.dumps(state.to_json(), indent=1).encode())
+            except OSError as exc:
+                raise self._write_error(exc) from None
+        finally:
+            lock.release()
+
+    def _write_error(self, exc: OSError) -> StoreError:
+        hint = " (fix its owner/permissions or set CLAUDEMETER_STATE_DIR)"
+        return StoreError(
+            f"cannot write the state in {self.directory}: {exc.strerror or exc}{hint}"
+        )
+
+    def put(self, snapshots: Iterable[Snapshot]) -> int:
+        """Store snapshots exactly as the bridge and ``ingest`` do; returns how many."""
+        snapshots = list(snapshots)
+        with self.update() as state:
+            for snapshot in snapshots:
+                state.put(snapshot)
+        return len(snapshots)
+
+    def accounts(self, now: datetime | None = None) -> list[Snapshot]:
+        return self.read().accounts(now or utcnow())
+
+    def _move_aside(self, problem: str) -> None:
+        aside = self.path.with_name(f"{STATE_FILE}.corrupt-{int(time.time())}")
+        try:
+            os.replace(self.path, aside)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise self._write_error(exc) from None
+        warn(f"{problem}; moved it aside to {aside.name} and started clean")
+
+    def _cleanup_temp_files(self) -> None:
+        """Temp files of a writer killed mid-write; only old ones, never a live writer's."""
+        cutoff = time.time() - 60
+        for tmp in self.directory.glob(f".{STATE_FILE}.tmp-*"):
+            with contextlib.suppress(OSError):
+                if tmp.stat().st_mtime < cutoff:
+                    tmp.unlink()
+
+
+def _short(exc: BaseException) -> str:
+    return str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__

@@ -1,0 +1,65 @@
+"""Every test runs in a temporary HOME with every claudemeter path and URL pointed at
+temporary or loopback places: nothing here may touch the user's real files, tmux
+server or the internet."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.upstream import FIXTURES, FakeUpstream
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fake home: state, config and Claude Code dirs all inside ``tmp_path``."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_STATE_HOME", str(home / ".local/state"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    monkeypatch.setenv("CLAUDEMETER_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("CLAUDEMETER_CONFIG_DIR", str(tmp_path / "config"))
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(home / ".claude"))
+    monkeypatch.delenv("CLAUDEMETER_CLAUDE_CONFIG_DIRS", raising=False)
+    # Nothing listens here: a test that forgets its fake upstream fails fast, offline.
+    monkeypatch.setenv("CLAUDEMETER_ANTHROPIC_BASE", "http://127.0.0.1:9")
+    monkeypatch.setenv("CLAUDEMETER_CLAUDE_AI_BASE", "http://127.0.0.1:9")
+    monkeypatch.setenv("CLAUDEMETER_BRIDGE", "127.0.0.1:9")
+    monkeypatch.delenv("TMUX", raising=False)
+    monkeypatch.delenv("TMUX_PANE", raising=False)
+    monkeypatch.setenv("LC_ALL", "C.UTF-8")
+    return home
+
+
+@pytest.fixture
+def state_dir(tmp_path: Path) -> Path:
+    return tmp_path / "state"
+
+
+@pytest.fixture
+def claude_dir(isolated: Path) -> Path:
+    """A Claude Code config dir logged in as the fixture account."""
+    directory = isolated / ".claude"
+    directory.mkdir(exist_ok=True)
+    shutil.copy(FIXTURES / "claude_code_credentials.json", directory / ".credentials.json")
+    shutil.copy(FIXTURES / "claude_json_oauth_account.json", isolated / ".claude.json")
+    return directory
+
+
+@pytest.fixture
+def upstream(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeUpstream]:
+    """A fake api.anthropic.com and claude.ai on loopback, serving the fixtures."""
+    from tests.upstream import Reply, fixture
+
+    server = FakeUpstream()
+    server.routes["/api/oauth/usage"] = Reply(200, fixture("oauth_usage_basic.json"))
+    server.routes["/api/oauth/profile"] = Reply(200, fixture("oauth_profile.json"))
+    server.start()
+    monkeypatch.setenv("CLAUDEMETER_ANTHROPIC_BASE", server.url)
+    monkeypatch.setenv("CLAUDEMETER_CLAUDE_AI_BASE", server.url)
+    yield server
+    server.stop()
