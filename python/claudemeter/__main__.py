@@ -1,0 +1,7 @@
+"""``python -m claudemeter``: the same as ``claude-meter``."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
