@@ -72,7 +72,7 @@ def claude_ai_base() -> str:
 
 
 def home() -> Path:
-    return Path(os.path.expanduser("~"))
+    return Path("~").expanduser()
 
 
 def default_claude_config_dir() -> Path:

@@ -299,6 +299,7 @@ def parse_many(body: Any) -> list[Snapshot]:
             snapshots.append(Snapshot.from_json(item))
         except ValidationError as exc:
             if isinstance(body, list):
-                raise ValidationError(f"[{index}].{exc.field}", str(exc).split(": ", 1)[1]) from None
+                detail = str(exc).split(": ", 1)[1]
+                raise ValidationError(f"[{index}].{exc.field}", detail) from None
             raise
     return snapshots

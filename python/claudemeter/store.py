@@ -56,8 +56,8 @@ class HistoryPoint:
     def from_json(cls, body: Any) -> HistoryPoint | None:
         if not isinstance(body, dict) or not isinstance(body.get("t"), (int, float)):
             return None
-        used = body.get("u") if isinstance(body.get("u"), dict) else {}
-        resets = body.get("r") if isinstance(body.get("r"), dict) else {}
+        used = body["u"] if isinstance(body.get("u"), dict) else {}
+        resets = body["r"] if isinstance(body.get("r"), dict) else {}
         return cls(
             float(body["t"]),
             {k: float(v) for k, v in used.items() if isinstance(v, (int, float))},
@@ -173,7 +173,7 @@ def write_private(path: Path, data: bytes) -> None:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        tmp.replace(path)
     except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink()
@@ -262,7 +262,7 @@ class Store:
     def _move_aside(self, problem: str) -> None:
         aside = self.path.with_name(f"{STATE_FILE}.corrupt-{int(time.time())}")
         try:
-            os.replace(self.path, aside)
+            self.path.replace(aside)
         except FileNotFoundError:
             return
         except OSError as exc:

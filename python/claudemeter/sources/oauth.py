@@ -23,7 +23,7 @@ from typing import Any
 import requests
 
 from .. import env
-from ..model import SOURCE_OAUTH, JSON, Snapshot, redact, utcnow
+from ..model import JSON, SOURCE_OAUTH, Snapshot, redact, utcnow
 
 USAGE_PATH = "/api/oauth/usage"
 PROFILE_PATH = "/api/oauth/profile"
@@ -237,11 +237,11 @@ def _get_json(session: requests.Session, url: str, token: str, what: str) -> Any
 
 
 def _backoff(book: JSON, retry: float | None) -> float:
-    failures = int(book.get("failures", 0)) + 1
+    failures: int = int(book.get("failures", 0)) + 1
     book["failures"] = failures
     if retry is not None:
         return max(retry, MIN_RETRY)
-    return min(BACKOFF_BASE * 2 ** (failures - 1), BACKOFF_MAX)
+    return float(min(BACKOFF_BASE * 2.0 ** (failures - 1), BACKOFF_MAX))
 
 
 def fetch(login: Login, previous: JSON | None = None,
@@ -293,14 +293,18 @@ def fetch(login: Login, previous: JSON | None = None,
 def _account_from_profile(profile: Any) -> Account | None:
     if not isinstance(profile, dict):
         return None
-    org = profile.get("organization") if isinstance(profile.get("organization"), dict) else {}
-    acct = profile.get("account") if isinstance(profile.get("account"), dict) else {}
-    uuid = org.get("uuid") if isinstance(org.get("uuid"), str) else ""
-    email = acct.get("email") if isinstance(acct.get("email"), str) else None
-    if not uuid and not email:
+    org = _strings(profile.get("organization"))
+    acct = _strings(profile.get("account"))
+    if not org.get("uuid") and not acct.get("email"):
         return None
-    name = org.get("name") if isinstance(org.get("name"), str) else None
-    return Account(uuid, email, name)
+    return Account(org.get("uuid", ""), acct.get("email"), org.get("name"))
+
+
+def _strings(body: Any) -> dict[str, str]:
+    """The string-valued keys of a JSON object (anything else is not ours to trust)."""
+    if not isinstance(body, dict):
+        return {}
+    return {k: v for k, v in body.items() if isinstance(v, str)}
 
 
 def _snapshot(account: Account | None, usage: JSON | None, errors: list[str],

@@ -1,0 +1,145 @@
+"""``claude-meter doctor``: one line per part, each with the fix when it is not right.
+
+A check that finds something optional missing (no bridge, no tmux) warns; only what
+leaves the user with no numbers at all fails, so exit 1 means "you will see nothing".
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from . import env
+from .model import utcnow
+from .render import duration
+from .store import State, Store
+
+OK, WARN, FAIL = "ok", "warn", "FAIL"
+
+
+@dataclass
+class Check:
+    level: str
+    part: str
+    message: str
+
+    def line(self) -> str:
+        return f"{self.level:<4}  {self.part:<10} {self.message}"
+
+
+def check_store(store: Store, state: State) -> list[Check]:
+    directory = store.directory
+    if state.problem:
+        return [Check(FAIL, "store", f"{state.problem}; the next refresh moves it aside")]
+    if not store.path.exists():
+        return [Check(WARN, "store", f"{store.path} not written yet (nothing fetched so far)")]
+    mode = directory.stat().st_mode & 0o777
+    file_mode = store.path.stat().st_mode & 0o777
+    if mode & 0o077 or file_mode & 0o077:
+        return [Check(FAIL, "store", f"{directory} is {mode:o} / state.json {file_mode:o}:"
+                                      f" run `chmod 700 {directory}; chmod 600 {store.path}`")]
+    age = duration(time.time() - store.path.stat().st_mtime)
+    rows = state.accounts(utcnow())
+    return [Check(OK, "store", f"{store.path}, {len(rows)} account(s), written {age} ago")]
+
+
+def check_logins(state: State) -> list[Check]:
+    from .refresh import configured_logins
+    from .sources import oauth
+
+    checks = []
+    for config_dir, login in configured_logins():
+        if isinstance(login, oauth.LoginError):
+            checks.append(Check(WARN, "oauth", str(login)))
+            continue
+        who = login.account.email if login.account and login.account.email else str(config_dir)
+        if login.expired(utcnow()):
+            checks.append(Check(FAIL, "oauth", f"{who}: login expired: {oauth.RELOGIN_HINT}"))
+            continue
+        book = state.sources.get(login.key, {})
+        status = book.get("status")
+        if status is None:
+            checks.append(Check(OK, "oauth", f"{who}: logged in; not fetched yet"
+                                             " (run `claude-meter refresh`)"))
+        elif status == oauth.STATUS_OK:
+            age = duration(time.time() - float(book.get("last_ok", 0)))
+            checks.append(Check(OK, "oauth", f"{who}: usage fetched {age} ago"))
+        else:
+            level = FAIL if status == oauth.STATUS_LOGIN else WARN
+            checks.append(Check(level, "oauth", f"{who}: {book.get('error')}"))
+    return checks
+
+
+def check_sources(state: State) -> list[Check]:
+    rows = state.accounts(utcnow())
+    if any(row.usage is not None and not row.stale for row in rows):
+        return []
+    if rows:
+        return [Check(WARN, "data", "every reading is stale: start `claude-meter serve`"
+                                    " (the tmux plugin does) or run `claude-meter refresh`")]
+    return [Check(FAIL, "data", "no usage data from any source: log in to Claude Code (`claude`)"
+                                " or install the browser extension; `claude-meter demo` shows it")]
+
+
+def check_bridge() -> list[Check]:
+    address = env.bridge_address()
+    connection = http.client.HTTPConnection(address.host, address.port, timeout=1.0)
+    try:
+        connection.request("GET", "/healthz", headers={"Host": str(address)})
+        response = connection.getresponse()
+        ok = response.status == 200 and json.loads(response.read() or b"{}").get("ok") is True
+    except (OSError, ValueError):
+        return [Check(WARN, "bridge", f"not running on {address}: start `claude-meter serve`"
+                                      " (the tmux plugin starts it) for the browser extension")]
+    finally:
+        connection.close()
+    if not ok:
+        return [Check(WARN, "bridge", f"something else answers on {address}:"
+                                      " set CLAUDEMETER_BRIDGE to a free port")]
+    return [Check(OK, "bridge", f"running on {address}")]
+
+
+def check_tmux() -> list[Check]:
+    if shutil.which("tmux") is None:
+        return [Check(WARN, "tmux", "tmux not found: install it for the status line and popup")]
+    try:
+        version = subprocess.run(["tmux", "-V"], capture_output=True, text=True, timeout=5,
+                                 check=False).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return [Check(WARN, "tmux", "tmux -V did not answer")]
+    number = version.split(" ")[-1] if version else "?"
+    try:
+        popup = float("".join(c for c in number if c.isdigit() or c == ".") or 0) >= 3.2
+    except ValueError:
+        popup = True  # "next-3.5" and friends: a development build, new enough
+    note = "" if popup else " (popup needs 3.2+; prefix+M falls back to a split)"
+    return [Check(OK, "tmux", f"{version}{note}")]
+
+
+def run_checks() -> list[Check]:
+    store = Store()
+    state = store.read()
+    parts: list[Callable[[], list[Check]]] = [
+        lambda: check_store(store, state),
+        lambda: check_logins(state),
+        lambda: check_sources(state),
+        check_bridge,
+        check_tmux,
+    ]
+    checks: list[Check] = []
+    for part in parts:
+        checks.extend(part())
+    return checks
+
+
+def main(args: argparse.Namespace) -> int:
+    checks = run_checks()
+    for check in checks:
+        print(check.line())
+    return 1 if any(check.level == FAIL for check in checks) else 0
