@@ -171,7 +171,12 @@ class Snapshot:
         return self.windows().get(name)
 
     def freshness_limit(self) -> float:
-        return FRESHNESS_SECONDS.get(self.browser, BROWSER_FRESHNESS_SECONDS)
+        """A merged row (``"Chrome, Claude Code"``) lasts as long as its most lenient
+        source would, so folding a folded row again does not change its staleness."""
+        return max(
+            FRESHNESS_SECONDS.get(name.strip(), BROWSER_FRESHNESS_SECONDS)
+            for name in self.browser.split(",")
+        )
 
     def age(self, now: datetime | None = None) -> float:
         return ((now or utcnow()) - self.fetched_at).total_seconds()

@@ -1,0 +1,184 @@
+"""The snapshot model: every fixture parses, odd-but-valid input is tolerated, and
+invalid input is refused naming the field."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+import pytest
+
+from claudemeter.model import (
+    Snapshot,
+    ValidationError,
+    format_time,
+    parse_many,
+    parse_time,
+    redact,
+    windows,
+)
+from tests.upstream import FIXTURES, fixture
+
+USAGE_FIXTURES = ("oauth_usage_basic.json", "oauth_usage_idle.json", "oauth_usage_2026_shape.json")
+
+
+def snapshot_with(usage: object, /, **overrides: object) -> dict[str, object]:
+    body: dict[str, object] = {
+        "org_uuid": "org-1", "browser": "Chrome", "account_email": "a@example.com",
+        "fetched_at": "2026-11-25T12:00:00.000Z", "usage": usage,
+    }
+    body.update(overrides)
+    return body
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in FIXTURES.glob("*.json")))
+def test_every_fixture_is_valid_json(name: str) -> None:
+    json.loads((FIXTURES / name).read_text())
+
+
+@pytest.mark.parametrize("name", USAGE_FIXTURES)
+def test_usage_fixtures_parse_into_windows(name: str) -> None:
+    snap = Snapshot.from_json(snapshot_with(fixture(name)))
+    assert snap.windows(), name
+    assert snap.to_json()["usage"] == fixture(name)  # kept exactly as received
+
+
+def test_basic_usage_windows() -> None:
+    wins = windows(fixture("oauth_usage_basic.json"))  # type: ignore[arg-type]
+    assert list(wins) == ["five_hour", "seven_day", "seven_day_oauth_apps", "seven_day_sonnet"]
+    assert wins["five_hour"].utilization == 61.0
+    assert wins["five_hour"].resets_at == datetime(2026, 11, 25, 16, 59, 59, 571404,
+                                                   tzinfo=timezone.utc)
+
+
+def test_idle_window_has_no_reset_but_a_value() -> None:
+    wins = windows(fixture("oauth_usage_idle.json"))  # type: ignore[arg-type]
+    assert wins["five_hour"].utilization == 0.0
+    assert wins["five_hour"].resets_at is None
+    assert wins["seven_day"].utilization == 100.0
+
+
+def test_new_shape_keeps_unknown_keys_and_skips_null_codenames() -> None:
+    body = fixture("oauth_usage_2026_shape.json")
+    snap = Snapshot.from_json(snapshot_with(body))
+    assert set(snap.windows()) == {"five_hour", "seven_day"}
+    out = snap.to_json()["usage"]
+    assert out["limits"][2]["scope"]["model"]["display_name"] == "Opus"
+    assert out["spend"]["limit"]["amount_minor"] == 4000
+    assert "nimbus_quill" in out and out["nimbus_quill"] is None
+
+
+def test_null_utilization_is_unknown_not_zero_and_breaks_nothing() -> None:
+    usage = {"five_hour": {"utilization": None, "resets_at": "2026-11-25T16:00:00Z"},
+             "seven_day": {"utilization": 40, "resets_at": None},
+             "brand_new_window": {"utilization": 7.5, "resets_at": None}}
+    wins = Snapshot.from_json(snapshot_with(usage)).windows()
+    assert wins["five_hour"].utilization is None
+    assert wins["seven_day"].utilization == 40.0
+    assert wins["brand_new_window"].utilization == 7.5
+
+
+def test_utilization_above_100_is_kept() -> None:
+    wins = Snapshot.from_json(snapshot_with({"five_hour": {"utilization": 104.2}})).windows()
+    assert wins["five_hour"].utilization == 104.2
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026-11-25T12:00:00Z", datetime(2026, 11, 25, 12, tzinfo=timezone.utc)),
+        ("2026-11-25T12:00:00.000Z", datetime(2026, 11, 25, 12, tzinfo=timezone.utc)),
+        ("2026-11-25T12:00:00.123456+00:00",
+         datetime(2026, 11, 25, 12, 0, 0, 123456, tzinfo=timezone.utc)),
+        ("2026-11-25T12:00:00.123456789Z",
+         datetime(2026, 11, 25, 12, 0, 0, 123456, tzinfo=timezone.utc)),
+        ("2026-11-25T13:30:00+01:30", datetime(2026, 11, 25, 12, tzinfo=timezone.utc)),
+        ("2026-11-25T07:00:00-05:00", datetime(2026, 11, 25, 12, tzinfo=timezone.utc)),
+    ],
+)
+def test_parse_time_variants(text: str, expected: datetime) -> None:
+    assert parse_time(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "yesterday", "2026-11-25", "2026-11-25T12:00:00",
+                                  "2026-13-45T12:00:00Z"])
+def test_parse_time_rejects(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_time(text)
+
+
+def test_format_time_is_milliseconds_and_z() -> None:
+    value = datetime(2026, 11, 25, 12, 0, 0, 987654, tzinfo=timezone.utc)
+    assert format_time(value) == "2026-11-25T12:00:00.987Z"
+    assert parse_time(format_time(value)) == value.replace(microsecond=987000)
+
+
+def test_round_trip_of_the_bridge_fixture() -> None:
+    raw = fixture("snapshots_two_browsers_two_accounts.json")
+    parsed = parse_many(raw)
+    assert len(parsed) == 4
+    for original, snap in zip(raw, parsed):  # type: ignore[call-overload]
+        out = snap.to_json()
+        for key in ("org_uuid", "browser", "account_email", "fetched_at", "usage", "overage",
+                    "subscription", "errors"):
+            assert out[key] == original[key], key
+        assert out["stale"] is False
+
+
+def test_unknown_top_level_keys_round_trip() -> None:
+    snap = Snapshot.from_json(snapshot_with(None, pace={"five_hour": {"rate_per_hour": 3}}))
+    assert snap.to_json()["pace"] == {"five_hour": {"rate_per_hour": 3}}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"org_uuid": 5}, "org_uuid"),
+        ({"org_uuid": "", "account_email": None}, "org_uuid"),
+        ({"browser": ""}, "browser"),
+        ({"browser": None}, "browser"),
+        ({"fetched_at": "soon"}, "fetched_at"),
+        ({"fetched_at": 1764072000}, "fetched_at"),
+        ({"account_email": 7}, "account_email"),
+        ({"usage": [1, 2]}, "usage"),
+        ({"usage": {"five_hour": {"utilization": "61"}}}, "usage.five_hour.utilization"),
+        ({"usage": {"five_hour": {"utilization": True}}}, "usage.five_hour.utilization"),
+        ({"usage": {"five_hour": {"utilization": -3}}}, "usage.five_hour.utilization"),
+        ({"usage": {"five_hour": {"utilization": 5, "resets_at": 17}}},
+         "usage.five_hour.resets_at"),
+        ({"overage": "lots"}, "overage"),
+        ({"errors": "boom"}, "errors"),
+        ({"errors": [1]}, "errors"),
+        ({"stale": "no"}, "stale"),
+    ],
+)
+def test_validation_names_the_field(overrides: dict[str, object], field: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        Snapshot.from_json(snapshot_with(None, **overrides))
+    assert caught.value.field == field
+    assert str(caught.value).startswith(field + ": ")
+
+
+def test_validation_in_a_list_names_the_index() -> None:
+    good = snapshot_with(None)
+    with pytest.raises(ValidationError) as caught:
+        parse_many([good, snapshot_with(None, browser="")])
+    assert caught.value.field == "[1].browser"
+
+
+def test_not_an_object() -> None:
+    with pytest.raises(ValidationError):
+        parse_many([42])
+
+
+def test_empty_org_with_email_is_valid() -> None:
+    snap = Snapshot.from_json(snapshot_with(None, org_uuid="", account_email="x@example.com"))
+    assert snap.account_key == "email:x@example.com"
+
+
+def test_secrets_are_redacted_from_errors() -> None:
+    snap = Snapshot.from_json(snapshot_with(None, errors=[
+        "usage: HTTP 401 with Bearer sk-ant-oat01-SECRET", "cookie sessionKey=abc123; x"]))
+    joined = " ".join(snap.errors)
+    assert "SECRET" not in joined and "abc123" not in joined
+    assert redact("access_token: abc") == "[redacted]"
