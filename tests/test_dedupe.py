@@ -116,7 +116,7 @@ def test_errors_of_the_winner_are_kept() -> None:
 
 def test_merge_of_merged_rows_is_stable() -> None:
     first = dedupe_by_account([row("o1", "Chrome", "a@x", 30), row("o1", "Arc", "a@x", 20)], NOW)
-    again = dedupe_by_account(first + [row("o1", "Arc", "a@x", 5), row("o1", "Edge", "a@x", 1)],
+    again = dedupe_by_account([*first, row("o1", "Arc", "a@x", 5), row("o1", "Edge", "a@x", 1)],
                               NOW)
     assert again[0].browser == "Chrome, Arc, Edge"
 

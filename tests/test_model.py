@@ -117,7 +117,7 @@ def test_round_trip_of_the_bridge_fixture() -> None:
     raw = fixture("snapshots_two_browsers_two_accounts.json")
     parsed = parse_many(raw)
     assert len(parsed) == 4
-    for original, snap in zip(raw, parsed):  # type: ignore[call-overload]
+    for original, snap in zip(raw, parsed, strict=True):  # type: ignore[call-overload]
         out = snap.to_json()
         for key in ("org_uuid", "browser", "account_email", "fetched_at", "usage", "overage",
                     "subscription", "errors"):
