@@ -61,7 +61,9 @@ def test_idle_window_has_no_reset_but_a_value() -> None:
 def test_new_shape_keeps_unknown_keys_and_skips_null_codenames() -> None:
     body = fixture("oauth_usage_2026_shape.json")
     snap = Snapshot.from_json(snapshot_with(body))
-    assert set(snap.windows()) == {"five_hour", "seven_day"}
+    wins = snap.windows()
+    assert set(wins) == {"five_hour", "seven_day", "seven_day_opus"}
+    assert wins["seven_day_opus"].utilization == 32  # only in limits[]: shown all the same
     out = snap.to_json()["usage"]
     assert out["limits"][2]["scope"]["model"]["display_name"] == "Opus"
     assert out["spend"]["limit"]["amount_minor"] == 4000

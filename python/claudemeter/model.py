@@ -141,6 +141,29 @@ def windows(usage: Mapping[str, Any] | None) -> dict[str, Window]:
         window = _window_from(name, usage.get(name))
         if window is not None:
             found[name] = window
+    for window in _scoped_limits(usage.get("limits")):
+        if found.get(window.name) is None or found[window.name].utilization is None:
+            found[window.name] = window
+    return found
+
+
+def _scoped_limits(limits: Any) -> list[Window]:
+    """Newer bodies may carry a per-model weekly limit only in ``limits[]``; show it
+    under the name the older bodies used (``seven_day_opus``)."""
+    found = []
+    for item in limits if isinstance(limits, list) else []:
+        if not isinstance(item, Mapping) or item.get("kind") != "weekly_scoped":
+            continue
+        scope = item.get("scope")
+        model = scope.get("model") if isinstance(scope, Mapping) else None
+        display = model.get("display_name") if isinstance(model, Mapping) else None
+        if not isinstance(display, str) or not display.strip():
+            continue
+        name = "seven_day_" + re.sub(r"[^a-z0-9]+", "_", display.lower()).strip("_")
+        window = _window_from(name, {"utilization": item.get("percent"),
+                                     "resets_at": item.get("resets_at")})
+        if window is not None:
+            found.append(window)
     return found
 
 

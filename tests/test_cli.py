@@ -1,0 +1,162 @@
+"""``claude-meter`` as a user and a script see it: exit codes, stdout kept clean for
+``--json``, golden summaries, and ``ingest`` refusing bad input without touching the store."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from claudemeter import render
+from claudemeter.dedupe import dedupe_by_account
+from claudemeter.model import parse_many
+from claudemeter.store import Store
+from tests.upstream import FIXTURES, FakeUpstream, fixture
+
+GOLDEN = Path(__file__).parent / "golden"
+BRIDGE_FIXTURE = FIXTURES / "snapshots_two_browsers_two_accounts.json"
+
+
+def cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "claudemeter", *args], input=stdin,
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
+@pytest.fixture
+def utc(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+
+
+def check_golden(name: str, text: str) -> None:
+    path = GOLDEN / name
+    assert text == path.read_text(), f"golden {name} differs; got:\n{text}"
+
+
+def test_summary_golden(utc: None) -> None:
+    now = datetime(2026, 11, 25, 12, 1, tzinfo=timezone.utc)
+    rows = dedupe_by_account(parse_many(fixture("snapshots_two_browsers_two_accounts.json")), now)
+    check_golden("summary_two_accounts.txt", render.summary(rows, now) + "\n")
+
+
+def test_summary_golden_oauth_shapes(utc: None) -> None:
+    now = datetime(2026, 11, 25, 12, 1, tzinfo=timezone.utc)
+    rows = []
+    for name in ("oauth_usage_basic.json", "oauth_usage_idle.json", "oauth_usage_2026_shape.json"):
+        rows.extend(parse_many({"org_uuid": name, "browser": "Claude Code",
+                                "account_email": name.removesuffix(".json") + "@example.com",
+                                "fetched_at": "2026-11-25T12:00:00Z", "usage": fixture(name)}))
+    check_golden("summary_oauth_shapes.txt", render.summary(rows, now) + "\n")
+
+
+def test_json_is_only_json_and_jq_shaped() -> None:
+    assert cli("ingest", str(BRIDGE_FIXTURE)).returncode == 0
+    done = cli("--json", "--cached")
+    assert done.returncode == 0
+    rows = json.loads(done.stdout)  # stdout is exactly the JSON document
+    assert [r["browser"] for r in rows] == ["Chrome, Arc, Brave", "Chrome"]
+    assert rows[0]["usage"]["five_hour"]["utilization"] == 63.0
+    for row in rows:
+        assert set(row) >= {"org_uuid", "browser", "account_email", "fetched_at", "usage",
+                            "overage", "subscription", "errors", "stale"}
+        assert row["fetched_at"].endswith("Z")
+
+
+def test_json_with_no_data_is_an_empty_list_and_a_hint() -> None:
+    done = cli("--json")
+    assert done.returncode == 0
+    assert json.loads(done.stdout) == []
+    assert "claude-meter demo" in done.stderr
+
+
+def test_json_refreshes_through_the_oauth_source(claude_dir: Path,
+                                                 upstream: FakeUpstream) -> None:
+    done = cli("--json")
+    rows = json.loads(done.stdout)
+    assert rows[0]["browser"] == "Claude Code" and rows[0]["stale"] is False
+    assert cli("--json").stdout == done.stdout or len(upstream.hits("/api/oauth/usage")) == 1
+
+
+def test_no_source_is_exit_1_with_one_line() -> None:
+    done = cli()
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert "log in" in done.stderr and "claude-meter demo" in done.stderr
+
+
+def test_summary_shows_stored_rows() -> None:
+    cli("ingest", str(BRIDGE_FIXTURE))
+    done = cli("--cached")
+    assert done.returncode == 0
+    assert "ada@example.com  (Chrome, Arc, Brave" in done.stdout
+    assert "STALE" in done.stdout  # the fixture's readings are old by now
+
+
+def test_ingest_from_stdin() -> None:
+    body = json.dumps(fixture("snapshots_two_browsers_two_accounts.json")[0])  # type: ignore[index]
+    done = cli("ingest", "-", stdin=body)
+    assert done.returncode == 0 and "stored 1 snapshot" in done.stderr
+    assert len(Store().read().rows) == 1
+
+
+@pytest.mark.parametrize(
+    ("stdin", "message"),
+    [
+        ("", "no input"),
+        ("{oops", "not JSON"),
+        ('{"org_uuid": "o", "browser": "Chrome", "fetched_at": "later"}', "fetched_at"),
+        ('[{"org_uuid": "o", "browser": "Chrome", "account_email": null,'
+         ' "fetched_at": "2026-11-25T12:00:00Z"}, {"org_uuid": 1}]', "[1].org_uuid"),
+        ('"just a string"', "expected a JSON object"),
+    ],
+    ids=["empty", "garbage", "bad-time", "bad-second-item", "string"],
+)
+def test_ingest_refuses_bad_input_and_stores_nothing(stdin: str, message: str,
+                                                     state_dir: Path) -> None:
+    cli("ingest", str(BRIDGE_FIXTURE))
+    before = (state_dir / "state.json").read_bytes()
+    done = cli("ingest", "-", stdin=stdin)
+    assert done.returncode == 1
+    assert message in done.stderr and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert (state_dir / "state.json").read_bytes() == before
+
+
+def test_ingest_missing_file() -> None:
+    done = cli("ingest", "/nonexistent/snapshots.json")
+    assert done.returncode == 1 and "cannot read" in done.stderr
+
+
+def test_corrupt_state_is_a_warning_not_a_crash(state_dir: Path) -> None:
+    state_dir.mkdir(mode=0o700)
+    (state_dir / "state.json").write_text('{"rows": [')
+    done = cli("--json", "--cached")
+    assert done.returncode == 0 and json.loads(done.stdout) == []
+    assert "corrupt" in done.stderr and "Traceback" not in done.stderr
+    assert cli("ingest", str(BRIDGE_FIXTURE)).returncode == 0
+    assert len(json.loads(cli("--json", "--cached").stdout)) == 2
+
+
+@pytest.mark.parametrize("command", ["", "status", "show", "refresh", "ingest", "doctor"])
+def test_every_command_has_help(command: str) -> None:
+    done = cli(*([command] if command else []), "--help")
+    assert done.returncode == 0 and "usage: claude-meter" in done.stdout
+
+
+def test_doctor_fails_with_no_source_and_names_the_fix() -> None:
+    done = cli("doctor")
+    assert done.returncode == 1
+    assert "FAIL  data" in done.stdout and "claude-meter demo" in done.stdout
+
+
+def test_doctor_passes_with_a_working_login(claude_dir: Path, upstream: FakeUpstream) -> None:
+    assert cli("refresh").returncode == 0
+    done = cli("doctor")
+    assert done.returncode == 0, done.stdout
+    assert "ok    oauth      ada@example.com: usage fetched" in done.stdout
