@@ -274,3 +274,15 @@ def test_retry_after_parsing() -> None:
     assert oauth.retry_after_seconds("soon", now) is None
     date = oauth.retry_after_seconds(formatdate(now + 90, usegmt=True), now)
     assert date is not None and 85 < date <= 90
+
+
+def test_a_booking_from_the_future_does_not_block_refresh(claude_dir: Path,
+                                                          upstream: FakeUpstream) -> None:
+    store = Store()
+    refresh(store)
+    with store.update() as state:  # the clock went back by a day since that attempt
+        book = next(iter(state.sources.values()))
+        book["last_attempt"] = time.time() + 86400
+        book["next_allowed"] = time.time() + 86400
+    results = refresh(store)
+    assert results[0].fetched and len(upstream.hits(USAGE)) == 2

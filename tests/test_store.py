@@ -238,3 +238,25 @@ def test_timestamps_are_utc_on_disk(state_dir: Path) -> None:
         timedelta(hours=1))))])
     assert json.loads((state_dir / "state.json").read_text())["rows"][0]["fetched_at"] == (
         "2026-11-25T12:00:00.000Z")
+
+
+def test_a_reading_from_the_future_is_clamped(state_dir: Path) -> None:
+    store = Store(state_dir)
+    store.put([snap("o1", 10, utcnow() + timedelta(days=2), browser="Arc")])
+    store.put([snap("o1", 30, utcnow(), browser="Chrome")])
+    rows = store.read().rows
+    assert all(r.fetched_at <= utcnow() + timedelta(seconds=1) for r in rows)
+    # The honest, current reading wins the fold; the future one does not stay on top.
+    folded = store.accounts()[0]
+    assert folded.window("five_hour").utilization == 30  # type: ignore[union-attr]
+
+
+def test_history_recovers_after_the_clock_went_back(state_dir: Path) -> None:
+    store = Store(state_dir)
+    with store.update() as state:
+        state.history["o1"] = []
+        state.put(snap("o1", 10, utcnow()))
+        state.history["o1"][0].t += 3 * 3600  # as if written while the clock ran ahead
+        state.put(snap("o1", 20, utcnow()))
+    points = store.read().history["o1"]
+    assert [p.used["five_hour"] for p in points] == [20]

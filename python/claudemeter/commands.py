@@ -60,6 +60,9 @@ def cmd_default(args: argparse.Namespace) -> int:
             print(render.summary(rows, now))
         return 1
     print(render.summary(rows, now))
+    for book in state.sources.values():
+        if book.get("status") not in (None, "ok") and book.get("error"):
+            warn(f"note: {book['error']}")  # e.g. the login expired while a browser works
     return 0
 
 

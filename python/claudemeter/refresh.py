@@ -23,6 +23,9 @@ REFRESH_LOCK = "refresh.lock"
 OAUTH_INTERVAL = 180.0
 #: An explicit ``claude-meter refresh`` still never asks more often than this.
 MIN_SPACING = 30.0
+#: No back-off is longer than this; a booking further ahead is a clock jump.
+MAX_WAIT = 2 * 3600.0
+CLOCK_SLACK = 60.0
 #: How long a second asker waits for the first one's result.
 WAIT_FOR_PEER = 20.0
 
@@ -71,6 +74,8 @@ def _refresh_locked(store: Store, min_age: float) -> list[Result]:
         now = time.time()
         last = float(book.get("last_attempt", 0))
         next_allowed = float(book.get("next_allowed", 0))
+        if last > now + CLOCK_SLACK or next_allowed > now + MAX_WAIT:
+            last = next_allowed = 0.0  # booked in the future: the clock went back
         if now < next_allowed:
             wait = int(next_allowed - now)
             results.append(Result(login.key, book.get("status") == oauth.STATUS_OK,

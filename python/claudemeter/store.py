@@ -16,7 +16,7 @@ import sys
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,8 @@ HISTORY_SECONDS = 6 * 3600
 HISTORY_MAX_POINTS = 720
 #: Readings closer together than this replace each other (five agents' statuslines).
 HISTORY_MIN_SPACING = 20.0
+#: How far ahead of our clock a reading may be before we call it a clock jump.
+CLOCK_SKEW = timedelta(seconds=60)
 #: How long a writer waits for another writer before giving up with a clear error.
 WRITE_LOCK_TIMEOUT = 10.0
 
@@ -80,7 +82,16 @@ class State:
 
     def put(self, snapshot: Snapshot) -> None:
         """Keep the newest reading per (account, source); a failed fetch keeps the last
-        good numbers (they go stale on their own) and records what failed."""
+        good numbers (they go stale on their own) and records what failed.
+
+        A reading from the future (a clock that jumped, or a remote machine's) is
+        clamped to now: left alone it would win every fold and never go stale."""
+        now = utcnow()
+        if snapshot.fetched_at > now + CLOCK_SKEW:
+            snapshot.fetched_at = now
+        for old in self.rows:
+            if old.fetched_at > now + CLOCK_SKEW:
+                old.fetched_at = now - CLOCK_SKEW  # written before the clock went back
         for index, old in enumerate(self.rows):
             if old.account_key == snapshot.account_key and old.browser == snapshot.browser:
                 if snapshot.fetched_at < old.fetched_at and snapshot.usage is not None:
@@ -115,7 +126,8 @@ class State:
             if w.resets_at is not None
         }
         point = HistoryPoint(snapshot.fetched_at.timestamp(), used, resets)
-        points = self.history.setdefault(snapshot.account_key, [])
+        points = [p for p in self.history.get(snapshot.account_key, [])
+                  if p.t <= time.time() + CLOCK_SKEW.total_seconds()]
         if points and points[-1].t > point.t:
             return  # history is append-only in time; late readings add nothing to pace
         if points and point.t - points[-1].t < HISTORY_MIN_SPACING:
