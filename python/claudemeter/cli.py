@@ -24,6 +24,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "ingest": ("claudemeter.commands", "cmd_ingest",
                "store snapshot JSON from FILE or stdin, as the bridge would"),
     "doctor": ("claudemeter.doctor", "main", "check each source, the store, tmux, the bridge"),
+    "serve": ("claudemeter.bridge", "cmd_serve",
+              "run the loopback bridge for the browser extension (and the OAuth poller)"
+              " in the foreground"),
+    "pair": ("claudemeter.bridge", "cmd_pair",
+             "print the bridge token to paste into the browser extension"),
 }
 
 DESCRIPTION = """\

@@ -1,0 +1,589 @@
+"""The loopback bridge (SPEC section 6): ``claude-meter serve`` and ``claude-meter pair``.
+
+The browser extension cannot write files, so it posts what claude.ai said to this
+small HTTP server, which stores it exactly as ``claude-meter ingest`` would. Anything on
+the machine can reach a loopback port, a web page included, so every request must pass
+four gates before it touches the store: a loopback ``Host`` (a DNS-rebinding page sends
+its own name), an ``Origin`` that is absent (curl, scripts) or a browser extension's (a
+web page's never is), a bearer token only ``claude-meter pair`` hands out, and a small
+JSON body that validates. A refusal stores nothing.
+
+The server is the standard library's threading HTTP server, with the limits it lacks:
+a bounded number of connections, a per-read timeout and a hard per-connection deadline
+(so a slow client cannot pin it), and HTTP/1.0 one-request connections. While it runs
+it also keeps the OAuth source fresh, so the status line never has to fetch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hmac
+import ipaddress
+import json
+import os
+import re
+import secrets
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import FrameType
+from typing import Any
+from urllib.parse import urlsplit
+
+from filelock import FileLock, Timeout
+
+from . import env
+from .model import ValidationError, parse_many, redact, utcnow
+from .store import Store, StoreError, ensure_private_dir, write_private
+
+TOKEN_FILE = "bridge.token"  # noqa: S105 (a file name, not a secret)
+INSTANCE_LOCK = "bridge.lock"
+MAX_BODY = 256 * 1024
+#: A loopback client sends its request at once; a read idle this long is a stuck client.
+READ_TIMEOUT = 5.0
+#: No connection lives longer than this, however slowly it trickles bytes in.
+CONNECTION_DEADLINE = 15.0
+#: Concurrent connections; one more is answered 503 at once instead of queueing a thread.
+MAX_CONNECTIONS = 32
+#: How often the poller asks ``refresh``; it decides itself whether a fetch is due.
+REFRESH_EVERY = 30.0
+#: On SIGTERM, requests already inside get this long to finish their store write.
+DRAIN_SECONDS = 5.0
+#: At most one refusal line per this many seconds, so a flood cannot flood the log.
+REFUSAL_LOG_EVERY = 10.0
+
+EXTENSION_SCHEMES = frozenset(
+    {"chrome-extension", "moz-extension", "safari-web-extension", "extension"}
+)
+ROUTES: dict[str, tuple[str, ...]] = {"/snapshots": ("GET", "POST"), "/healthz": ("GET",)}
+_TOKEN_RE = re.compile(r"^[A-Za-z0-9_\-]{20,200}$")
+
+
+# --- the token -------------------------------------------------------------------------
+
+
+def token_path(directory: Path | None = None) -> Path:
+    return (directory or env.state_dir()) / TOKEN_FILE
+
+
+def _read_token(path: Path) -> str | None:
+    try:
+        text = path.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError):
+        return ""
+    return text
+
+
+def _tighten(path: Path) -> None:
+    """A token another user can read is a token a web page's accomplice can use."""
+    with contextlib.suppress(OSError):
+        info = path.stat()
+        if info.st_uid == os.getuid() and info.st_mode & 0o077:
+            path.chmod(0o600)
+
+
+def new_token(directory: Path) -> str:
+    """Replace the token (``pair --new``): every paired browser must be given the new one."""
+    ensure_private_dir(directory)
+    token = secrets.token_urlsafe(32)
+    write_private(token_path(directory), (token + "\n").encode())
+    return token
+
+
+def ensure_token(directory: Path) -> str:
+    """The token, created 0600 on first use. Creation links a finished temp file into
+    place, so two first runs racing agree on one token and nobody reads half of it."""
+    ensure_private_dir(directory)
+    path = token_path(directory)
+    current = _read_token(path)
+    if current and _TOKEN_RE.match(current):
+        _tighten(path)
+        return current
+    if current is not None:
+        return new_token(directory)  # unreadable or mangled: a fresh one beats none
+    tmp = path.with_name(f".{TOKEN_FILE}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as handle:
+            handle.write(secrets.token_urlsafe(32) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        with contextlib.suppress(FileExistsError):
+            os.link(tmp, path)
+    finally:
+        tmp.unlink()
+    return ensure_token(directory)
+
+
+class TokenFile:
+    """The token as the running bridge sees it: re-read when the file changes, so
+    ``pair --new`` takes effect without a restart."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._lock = threading.Lock()
+        self._key: tuple[int, int] | None = None
+        self._value = ""
+
+    def current(self) -> str:
+        path = token_path(self.directory)
+        with self._lock:
+            try:
+                info = path.stat()
+                key: tuple[int, int] | None = (info.st_ino, info.st_mtime_ns)
+            except OSError:
+                key = None
+            if key is None or key != self._key:
+                self._value = ensure_token(self.directory)
+                info = path.stat()
+                self._key = (info.st_ino, info.st_mtime_ns)
+            return self._value
+
+    def matches(self, offered: str) -> bool:
+        return hmac.compare_digest(
+            offered.encode("utf-8", "surrogateescape"), self.current().encode("ascii")
+        )
+
+
+# --- addresses -------------------------------------------------------------------------
+
+
+def is_loopback_host(name: str) -> bool:
+    name = name.strip("[]").lower().rstrip(".")
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def _host_name(header: str) -> str:
+    """``Host`` without its port: ``127.0.0.1:63762`` → ``127.0.0.1``, ``[::1]:1`` → ``::1``."""
+    header = header.strip()
+    if header.startswith("["):
+        return header[1:].split("]", 1)[0]
+    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
+
+
+# --- the HTTP side ---------------------------------------------------------------------
+
+
+class Refusal(Exception):
+    """A request we answer with ``{"ok": false, "error": …}`` and store nothing for."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.headers = headers or {}
+
+
+@dataclass
+class RefusalLog:
+    """Counts refusals and says so at most once per ``REFUSAL_LOG_EVERY`` seconds."""
+
+    say: Callable[[str], None]
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _suppressed: int = 0
+    _last: float = 0.0
+
+    def note(self, status: int, message: str) -> None:
+        with self._lock:
+            now = time.monotonic()
+            if now - self._last < REFUSAL_LOG_EVERY:
+                self._suppressed += 1
+                return
+            extra = f" (and {self._suppressed} more since)" if self._suppressed else ""
+            self._last, self._suppressed = now, 0
+        self.say(f"refused {status}: {message}{extra}")
+
+
+@dataclass
+class Bridge:
+    """What every request handler shares: the store, the token, the log."""
+
+    store: Store
+    token: TokenFile
+    say: Callable[[str], None]
+    refusals: RefusalLog
+    #: Handler threads queue here instead of polling the store's file lock.
+    write_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def store_snapshots(self, body: Any) -> int:
+        if isinstance(body, list) and not body:
+            raise Refusal(422, "snapshots: expected a snapshot or a non-empty list")
+        try:
+            snapshots = parse_many(body)
+        except ValidationError as exc:
+            raise Refusal(422, f"invalid snapshot: {exc}") from None
+        try:
+            with self.write_lock:
+                count = self.store.put(snapshots)
+        except StoreError as exc:
+            raise Refusal(503, str(exc)) from None
+        browsers = ", ".join(sorted({s.browser for s in snapshots}))
+        self.say(f"stored {count} snapshot{'s' if count != 1 else ''} from {browsers}")
+        return count
+
+    def snapshots(self) -> list[Any]:
+        return [row.to_json() for row in self.store.read().accounts(utcnow())]
+
+
+class Handler(BaseHTTPRequestHandler):
+    """One request per connection (HTTP/1.0): nothing lingers between requests."""
+
+    server: BridgeServer
+    timeout = READ_TIMEOUT
+    server_version = "claudemeter-bridge"
+    sys_version = ""
+
+    def _dispatch(self) -> None:
+        try:
+            self._handle()
+        except Refusal as refusal:
+            self._refuse(refusal.status, str(refusal), refusal.headers)
+        except (OSError, ValueError):
+            self.close_connection = True  # the client went away or stalled mid-body
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _dispatch
+
+    def _handle(self) -> None:
+        self._check_host()
+        self._check_origin()
+        path = urlsplit(self.path).path
+        methods = ROUTES.get(path)
+        if methods is None:
+            raise Refusal(404, f"no such endpoint {path[:80]}: use /snapshots or /healthz")
+        if self.command not in methods:
+            allowed = ", ".join(methods)
+            raise Refusal(405, f"{self.command} is not allowed on {path}; use {allowed}",
+                          {"Allow": allowed})
+        if path == "/healthz":
+            self._reply(200, {"ok": True})
+            return
+        self._check_token()
+        if self.command == "GET":
+            self._reply(200, self.server.bridge.snapshots())
+            return
+        count = self.server.bridge.store_snapshots(self._read_json())
+        self._reply(200, {"ok": True, "accepted": count})
+
+    def _check_host(self) -> None:
+        hosts = self.headers.get_all("Host") or []
+        if len(hosts) != 1 or not is_loopback_host(_host_name(hosts[0])):
+            shown = hosts[0][:80] if hosts else "none"
+            raise Refusal(403, f"Host {shown!r} is not the loopback address"
+                               " (use http://127.0.0.1:PORT)")
+
+    def _check_origin(self) -> None:
+        origin = self.headers.get("Origin")
+        if origin is None:
+            return
+        scheme = origin.split("://", 1)[0].lower() if "://" in origin else ""
+        if scheme not in EXTENSION_SCHEMES:
+            raise Refusal(403, f"Origin {origin[:80]!r} is not a browser extension;"
+                               " web pages may not use the bridge")
+
+    def _check_token(self) -> None:
+        scheme, _, offered = (self.headers.get("Authorization") or "").partition(" ")
+        offered = offered.strip()
+        hint = "run `claude-meter pair` and paste its token into the extension"
+        if scheme.lower() != "bearer" or not offered:
+            raise Refusal(401, f"missing bearer token: {hint}",
+                          {"WWW-Authenticate": 'Bearer realm="claudemeter"'})
+        if not self.server.bridge.token.matches(offered):
+            raise Refusal(401, f"wrong token: {hint}",
+                          {"WWW-Authenticate": 'Bearer realm="claudemeter", error="invalid_token"'})
+
+    def _read_json(self) -> Any:
+        ctype = (self.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
+        if ctype != "application/json":
+            raise Refusal(415, f"Content-Type {ctype or 'missing'}: send application/json")
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            raise Refusal(411, "chunked bodies are not accepted: send a Content-Length")
+        lengths = self.headers.get_all("Content-Length") or []
+        if not lengths:
+            raise Refusal(411, "missing Content-Length")
+        if len(set(lengths)) != 1 or not lengths[0].strip().isdigit():
+            raise Refusal(400, "bad Content-Length")
+        length = int(lengths[0])
+        if length > MAX_BODY:
+            raise Refusal(413, f"body of {length} bytes is over the {MAX_BODY // 1024} KiB cap")
+        data = self.rfile.read(length)
+        if len(data) < length:
+            raise Refusal(400, "body shorter than its Content-Length")
+        try:
+            return json.loads(data.decode("utf-8"), parse_constant=_no_constants)
+        except UnicodeDecodeError:
+            raise Refusal(400, "bad JSON: the body is not UTF-8") from None
+        except json.JSONDecodeError as exc:
+            raise Refusal(400, f"bad JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+                          ) from None
+        except (ValueError, RecursionError) as exc:
+            raise Refusal(400, f"bad JSON: {str(exc)[:80] or 'nested too deeply'}") from None
+
+    def _reply(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+        data = json.dumps(body, ensure_ascii=False).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("X-Content-Type-Options", "nosniff")
+        self.send_header("Connection", "close")
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    def _refuse(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        self.close_connection = True
+        message = redact(message)
+        self.server.bridge.refusals.note(status, message)
+        with contextlib.suppress(OSError):
+            self._reply(status, {"ok": False, "error": message}, headers)
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None
+                   ) -> None:
+        """http.server's own refusals (bad request line, oversized headers, unknown
+        method) speak the same JSON as ours; a method we have never heard of is as
+        not-allowed as one we know."""
+        if code == HTTPStatus.NOT_IMPLEMENTED:
+            code, message = 405, f"{self.command} is not allowed; use GET or POST"
+        self._refuse(code, message or HTTPStatus(code).phrase)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silent: request lines are noise, and a careless client may put a secret in one."""
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+class BridgeServer(ThreadingHTTPServer):
+    """ThreadingHTTPServer with a connection cap and a deadline per connection."""
+
+    daemon_threads = True
+    request_queue_size = 64
+
+    def __init__(self, address: env.HostPort, bridge: Bridge) -> None:
+        self.bridge = bridge
+        self.address_family = (
+            socket.AF_INET6 if ":" in address.host else socket.AF_INET
+        )
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        self._live: dict[socket.socket, float] = {}
+        self._live_lock = threading.Lock()
+        self._closing = threading.Event()
+        super().__init__((address.host, address.port), Handler)
+        self._reaper = threading.Thread(target=self._reap, name="reaper", daemon=True)
+        self._reaper.start()
+
+    @property
+    def url(self) -> str:
+        host, port = str(self.server_address[0]), self.server_address[1]
+        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            _busy(request)
+            self.shutdown_request(request)
+            return
+        with self._live_lock:
+            self._live[request] = time.monotonic() + CONNECTION_DEADLINE
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._forget(request)
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._forget(request)
+
+    def _forget(self, request: socket.socket) -> None:
+        with self._live_lock:
+            if self._live.pop(request, None) is not None:
+                self._slots.release()
+
+    def _reap(self) -> None:
+        """Cut connections past their deadline: the handler's read fails and it ends."""
+        while not self._closing.wait(1.0):
+            now = time.monotonic()
+            with self._live_lock:
+                late = [sock for sock, deadline in self._live.items() if deadline < now]
+            for sock in late:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+    def drain(self, seconds: float) -> None:
+        """Give requests already inside (a store write, say) a moment to finish."""
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            with self._live_lock:
+                if not self._live:
+                    break
+            time.sleep(0.05)
+        self._closing.set()
+
+
+def _busy(request: socket.socket) -> None:
+    body = json.dumps({"ok": False, "error": "the bridge is busy; try again"}).encode()
+    head = (f"HTTP/1.0 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
+    with contextlib.suppress(OSError):
+        request.settimeout(1.0)
+        request.sendall(head + body)
+
+
+# --- the commands ----------------------------------------------------------------------
+
+
+def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
+    if name == "serve":
+        parser.add_argument(
+            "--port", type=int, metavar="PORT",
+            help="listen on this port instead of CLAUDEMETER_BRIDGE's (default 63762);"
+                 " 0 picks a free one and prints it",
+        )
+    elif name == "pair":
+        parser.add_argument(
+            "--new", action="store_true",
+            help="replace the token (every paired browser then needs the new one)",
+        )
+
+
+def _say(message: str, stream: Any = None) -> None:
+    print(f"claude-meter serve: {message}", file=stream or sys.stderr, flush=True)
+
+
+def _log(message: str) -> None:
+    _say(f"{time.strftime('%H:%M:%S')} {message}")
+
+
+def cmd_pair(args: argparse.Namespace) -> int:
+    directory = env.state_dir()
+    try:
+        token = new_token(directory) if args.new else ensure_token(directory)
+    except OSError as exc:
+        print(f"claude-meter pair: cannot keep the token in {directory}: {exc.strerror or exc}"
+              " (fix its permissions or set CLAUDEMETER_STATE_DIR)", file=sys.stderr)
+        return 1
+    print(token, flush=True)
+    if sys.stderr.isatty() or args.new:
+        note = "the old token no longer works; " if args.new else ""
+        print(f"{note}paste this into the claudemeter extension's popup"
+              f" (kept 0600 in {token_path(directory)})", file=sys.stderr)
+    return 0
+
+
+def _address(args: argparse.Namespace) -> env.HostPort:
+    address = env.bridge_address()
+    if args.port is not None:
+        if not 0 <= args.port <= 65535:
+            raise ValueError(f"--port {args.port} is out of range")
+        address = env.HostPort(address.host, args.port)
+    if not is_loopback_host(address.host):
+        raise ValueError(
+            f"refusing to listen on {address.host}: the bridge is loopback only"
+            " (reach it from another machine through an SSH tunnel, see the README)"
+        )
+    if address.host.lower() == "localhost":
+        address = env.HostPort("127.0.0.1", address.port)
+    return address
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        address = _address(args)
+    except ValueError as exc:
+        _say(f"bad CLAUDEMETER_BRIDGE/--port: {exc}")
+        return 1
+    directory = env.state_dir()
+    try:
+        ensure_private_dir(directory)
+        lock = FileLock(str(directory / INSTANCE_LOCK), timeout=0, mode=0o600)
+        lock.acquire()
+    except Timeout:
+        _say(f"a bridge is already running for {directory}")
+        return 1
+    except OSError as exc:
+        _say(f"cannot use the state dir {directory}: {exc.strerror or exc}")
+        return 1
+    try:
+        return _serve(address, directory)
+    finally:
+        lock.release()
+
+
+def _serve(address: env.HostPort, directory: Path) -> int:
+    token = TokenFile(directory)
+    try:
+        token.current()
+    except OSError as exc:
+        _say(f"cannot create the token in {directory}: {exc.strerror or exc}")
+        return 1
+    store = Store(directory)
+    bridge = Bridge(store, token, _log, RefusalLog(_log))
+    try:
+        server = BridgeServer(address, bridge)
+    except OSError as exc:
+        _say(f"cannot listen on {address}: {exc.strerror or exc}"
+             " (is another program using it? try --port or CLAUDEMETER_BRIDGE)")
+        return 1
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    serving = threading.Thread(target=server.serve_forever, name="bridge", daemon=True)
+    poller = threading.Thread(target=_keep_fresh, args=(store, stop), name="poller",
+                              daemon=True)
+    try:
+        serving.start()
+        poller.start()
+        _say(f"listening on {server.url} (state in {directory}); Ctrl-C to stop",
+             sys.stdout)
+        while not stop.wait(1.0):
+            pass
+    finally:
+        server.shutdown()
+        server.drain(DRAIN_SECONDS)
+        server.server_close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    _say("stopped", sys.stdout)
+    return 0
+
+
+def _keep_fresh(store: Store, stop: threading.Event) -> None:
+    """The OAuth poller: ``refresh`` is single-flight and books its own interval, so
+    asking it often costs nothing and a fetch happens only when one is due."""
+    from .refresh import refresh
+
+    said: dict[str, str] = {}
+    while True:
+        try:
+            results = refresh(store)
+        except Exception as exc:  # a poller that dies silently is worse than one that says why
+            _log(f"refresh failed: {redact(str(exc))[:200]}")
+        else:
+            for result in results:
+                if result.fetched or (not result.ok and said.get(result.key) != result.message):
+                    _log(f"{'ok' if result.ok else 'FAIL'} {result.key}: {result.message}")
+                said[result.key] = result.message
+        if stop.wait(REFRESH_EVERY):
+            return
