@@ -50,7 +50,7 @@ MAX_BODY = 256 * 1024
 #: A loopback client sends its request at once; a read idle this long is a stuck client.
 READ_TIMEOUT = 5.0
 #: No connection lives longer than this, however slowly it trickles bytes in.
-CONNECTION_DEADLINE = 15.0
+CONNECTION_DEADLINE = 10.0
 #: Concurrent connections; one more is answered 503 at once instead of queueing a thread.
 MAX_CONNECTIONS = 32
 #: How often the poller asks ``refresh``; it decides itself whether a fetch is due.

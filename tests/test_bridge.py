@@ -1,0 +1,505 @@
+"""The bridge as users and attackers meet it: the real ``claude-meter serve`` process on a
+loopback port, spoken to with raw http.client requests (so a test can send a bad Host,
+a web page's Origin or no length at all)."""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import os
+import re
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from claudemeter.bridge import MAX_BODY, MAX_CONNECTIONS
+from tests.upstream import FakeUpstream, fixture
+
+ORG = "0f6c3b2a-0000-4000-8000-00000000b001"
+T = TypeVar("T")
+
+
+def wait_for(check: Callable[[], T | None], seconds: float = 20.0, what: str = "it") -> T:
+    """Poll until ``check`` returns something truthy; fail saying what never happened."""
+    end = time.monotonic() + seconds
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > end:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def stamp(offset: float = 0.0) -> str:
+    moment = datetime.now(timezone.utc) + timedelta(seconds=offset)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def snapshot(browser: str = "Chrome", util: float = 62.0, offset: float = 0.0,
+             **fields: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "org_uuid": ORG, "browser": browser, "account_email": "ada@example.com",
+        "fetched_at": stamp(offset),
+        "usage": {"five_hour": {"utilization": util,
+                                "resets_at": "2026-11-25T16:59:59.571404+00:00"}},
+        "overage": None, "subscription": None, "errors": [],
+    }
+    body.update(fields)
+    return body
+
+
+@dataclass
+class Reply:
+    status: int
+    body: Any
+    headers: http.client.HTTPMessage
+
+
+@dataclass
+class Bridge:
+    proc: subprocess.Popen[bytes]
+    port: int
+    out: Path
+    err: Path
+    state_dir: Path
+
+    @property
+    def token(self) -> str:
+        return (self.state_dir / "bridge.token").read_text().strip()
+
+    def output(self) -> str:
+        return self.out.read_text() + self.err.read_text()
+
+    def call(self, method: str, path: str, body: bytes | None = None, *,
+             token: str | None = "", host: str | None = "", length: bool = True,
+             headers: dict[str, str] | None = None) -> Reply:
+        """One raw request. ``token=""`` sends the real token, None sends none; ``host=""``
+        sends the loopback Host, None sends none."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        try:
+            conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
+            if host is not None:
+                conn.putheader("Host", host or f"127.0.0.1:{self.port}")
+            if token is not None:
+                conn.putheader("Authorization", f"Bearer {token or self.token}")
+            for key, value in (headers or {}).items():
+                conn.putheader(key, value)
+            if body is not None and length:
+                conn.putheader("Content-Length", str(len(body)))
+            conn.endheaders(body if length else None)
+            response = conn.getresponse()
+            data = response.read()
+            return Reply(response.status, json.loads(data) if data else None, response.headers)
+        finally:
+            conn.close()
+
+    def post(self, body: Any, **kwargs: Any) -> Reply:
+        headers = {"Content-Type": "application/json", **kwargs.pop("headers", {})}
+        return self.call("POST", "/snapshots", json.dumps(body).encode(), headers=headers,
+                         **kwargs)
+
+    def rss_kib(self) -> int:
+        status = Path(f"/proc/{self.proc.pid}/status").read_text()
+        return int(re.search(r"VmRSS:\s+(\d+)", status).group(1))  # type: ignore[union-attr]
+
+    def threads(self) -> int:
+        status = Path(f"/proc/{self.proc.pid}/status").read_text()
+        return int(re.search(r"Threads:\s+(\d+)", status).group(1))  # type: ignore[union-attr]
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        return self.proc.wait(timeout=30)
+
+
+def start_bridge(tmp_path: Path, *args: str, name: str = "serve") -> Bridge:
+    out, err = tmp_path / f"{name}.out", tmp_path / f"{name}.err"
+    with open(out, "wb") as stdout, open(err, "wb") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "claudemeter", "serve", "--port", "0", *args],
+            stdout=stdout, stderr=stderr, stdin=subprocess.DEVNULL,
+        )
+
+    def listening() -> int | None:
+        found = re.search(r"listening on http://127\.0\.0\.1:(\d+)", out.read_text())
+        if found:
+            return int(found.group(1))
+        if proc.poll() is not None:
+            pytest.fail(f"serve exited {proc.returncode}: {err.read_text()}")
+        return None
+
+    port = wait_for(listening, what="the bridge to listen")
+    return Bridge(proc, port, out, err, Path(os.environ["CLAUDEMETER_STATE_DIR"]))
+
+
+@pytest.fixture
+def bridge(tmp_path: Path) -> Iterator[Bridge]:
+    running = start_bridge(tmp_path)
+    yield running
+    if running.proc.poll() is None:
+        running.proc.kill()
+        running.proc.wait()
+
+
+def cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["claude-meter", *args], capture_output=True, text=True,
+                          input=stdin, timeout=60, check=False)
+
+
+def cached_rows() -> list[dict[str, Any]]:
+    done = cli("--json", "--cached")
+    assert done.returncode == 0, done.stderr
+    rows: list[dict[str, Any]] = json.loads(done.stdout)
+    return rows
+
+
+# --- the API ---------------------------------------------------------------------------
+
+
+def test_health_needs_no_token_and_a_post_lands(bridge: Bridge) -> None:
+    assert bridge.call("GET", "/healthz", token=None).body == {"ok": True}
+    posted = fixture("snapshots_two_browsers_two_accounts.json")
+    assert isinstance(posted, list)
+    for item in posted:
+        item["fetched_at"] = stamp()
+    reply = bridge.post(posted)
+    assert (reply.status, reply.body) == (200, {"ok": True, "accepted": 4})
+    assert reply.headers["Content-Type"].startswith("application/json")
+    rows = cached_rows()
+    assert [(r["org_uuid"], r["browser"]) for r in rows] == [
+        (ORG, "Chrome, Arc, Brave"), ("9a8b7c6d-0000-4000-8000-00000000c002", "Chrome"),
+    ]
+    served = bridge.call("GET", "/snapshots")
+    assert served.status == 200
+    assert [(r["org_uuid"], r["browser"], r["usage"]) for r in served.body] == [
+        (r["org_uuid"], r["browser"], r["usage"]) for r in rows
+    ]
+
+
+def test_one_snapshot_object_is_accepted_too(bridge: Bridge) -> None:
+    reply = bridge.post(snapshot(util=12.5))
+    assert reply.body == {"ok": True, "accepted": 1}
+    assert cached_rows()[0]["usage"]["five_hour"]["utilization"] == 12.5
+
+
+JSON_CT = {"Content-Type": "application/json"}
+GOOD = json.dumps(snapshot()).encode()
+
+# (name, method, path, body, call options, status, words the error must contain)
+REFUSALS: list[tuple[str, str, str, bytes | None, dict[str, Any], int, str]] = [
+    ("truncated JSON", "POST", "/snapshots", b'{"org_uuid": ', {"headers": JSON_CT}, 400,
+     "bad JSON"),
+    ("not UTF-8", "POST", "/snapshots", b"\xff\xfe{}", {"headers": JSON_CT}, 400, "UTF-8"),
+    ("NaN", "POST", "/snapshots", b"NaN", {"headers": JSON_CT}, 400, "bad JSON"),
+    ("nested too deep", "POST", "/snapshots", b"[" * 200_000, {"headers": JSON_CT}, 400,
+     "bad JSON"),
+    ("bad Content-Length", "POST", "/snapshots", None,
+     {"headers": {**JSON_CT, "Content-Length": "-5"}}, 400, "Content-Length"),
+    ("no token", "POST", "/snapshots", GOOD, {"headers": JSON_CT, "token": None}, 401,
+     "missing bearer token"),
+    ("wrong token", "POST", "/snapshots", GOOD,
+     {"headers": JSON_CT, "token": "x" * 43}, 401, "wrong token"),
+    ("basic auth", "POST", "/snapshots", GOOD,
+     {"headers": {**JSON_CT, "Authorization": "Basic eDp5"}, "token": None}, 401,
+     "missing bearer token"),
+    ("read without token", "GET", "/snapshots", None, {"token": None}, 401, "pair"),
+    ("rebinding Host", "POST", "/snapshots", GOOD,
+     {"headers": JSON_CT, "host": "evil.example:63762"}, 403, "loopback"),
+    ("look-alike Host", "GET", "/healthz", None, {"host": "127.0.0.1.evil.example"}, 403,
+     "loopback"),
+    ("no Host", "POST", "/snapshots", GOOD, {"headers": JSON_CT, "host": None}, 403,
+     "loopback"),
+    ("web page Origin", "POST", "/snapshots", GOOD,
+     {"headers": {**JSON_CT, "Origin": "https://claude.ai"}}, 403, "not a browser extension"),
+    ("null Origin", "POST", "/snapshots", GOOD,
+     {"headers": {**JSON_CT, "Origin": "null"}}, 403, "not a browser extension"),
+    ("unknown path", "GET", "/nope", None, {}, 404, "/snapshots"),
+    ("path below", "POST", "/snapshots/1", GOOD, {"headers": JSON_CT}, 404, "no such"),
+    ("PUT", "PUT", "/snapshots", GOOD, {"headers": JSON_CT}, 405, "GET, POST"),
+    ("DELETE", "DELETE", "/snapshots", None, {}, 405, "not allowed"),
+    ("POST health", "POST", "/healthz", GOOD, {"headers": JSON_CT}, 405, "GET"),
+    ("unknown method", "BREW", "/snapshots", None, {}, 405, "not allowed"),
+    ("no length", "POST", "/snapshots", GOOD, {"headers": JSON_CT, "length": False}, 411,
+     "Content-Length"),
+    ("chunked", "POST", "/snapshots", None,
+     {"headers": {**JSON_CT, "Transfer-Encoding": "chunked"}}, 411, "Content-Length"),
+    ("too big", "POST", "/snapshots", None,
+     {"headers": {**JSON_CT, "Content-Length": str(MAX_BODY + 1)}}, 413, "256 KiB"),
+    ("text/plain", "POST", "/snapshots", GOOD, {"headers": {"Content-Type": "text/plain"}},
+     415, "application/json"),
+    ("no Content-Type", "POST", "/snapshots", GOOD, {}, 415, "application/json"),
+    ("string percent", "POST", "/snapshots",
+     json.dumps(snapshot(usage={"five_hour": {"utilization": "62"}})).encode(),
+     {"headers": JSON_CT}, 422, "usage.five_hour.utilization"),
+    ("second item without browser", "POST", "/snapshots",
+     json.dumps([snapshot(), {**snapshot(), "browser": ""}]).encode(),
+     {"headers": JSON_CT}, 422, "[1].browser"),
+    ("bad time", "POST", "/snapshots", json.dumps(snapshot(fetched_at="noon")).encode(),
+     {"headers": JSON_CT}, 422, "fetched_at"),
+    ("empty list", "POST", "/snapshots", b"[]", {"headers": JSON_CT}, 422, "snapshots"),
+]
+
+
+def test_every_refusal_is_json_and_stores_nothing(bridge: Bridge) -> None:
+    for name, method, path, body, options, status, words in REFUSALS:
+        reply = bridge.call(method, path, body, **options)
+        assert reply.status == status, f"{name}: got {reply.status} {reply.body}"
+        assert reply.headers["Content-Type"].startswith("application/json"), name
+        assert reply.body["ok"] is False, name
+        assert words in reply.body["error"], f"{name}: {reply.body['error']!r}"
+    assert not (bridge.state_dir / "state.json").exists(), "a refusal wrote the store"
+    assert cached_rows() == []
+    assert bridge.proc.poll() is None
+
+
+def test_extension_origins_and_plain_clients_are_allowed(bridge: Bridge) -> None:
+    for origin, browser in [("chrome-extension://abcdefghijklmnop", "Chrome"),
+                            ("moz-extension://0b1c2d3e-aaaa", "Firefox")]:
+        reply = bridge.post(snapshot(browser), headers={"Origin": origin})
+        assert reply.status == 200, reply.body
+    assert bridge.call("GET", "/healthz", token=None, host="localhost").status == 200
+    assert cached_rows()[0]["browser"] == "Chrome, Firefox"
+
+
+def test_two_browsers_posting_at_once_fold_into_one_row(bridge: Bridge) -> None:
+    assert bridge.post(snapshot("Chrome", util=1.0, offset=-60)).status == 200
+    statuses: list[int] = []
+    rounds = 15
+
+    def browse(name: str, start: float) -> None:
+        for i in range(rounds):
+            util = start + i
+            reply = bridge.post(snapshot(name, util=util, offset=-30 + util / 10))
+            statuses.append(reply.status)
+
+    workers = [threading.Thread(target=browse, args=("Chrome", 10.0)),
+               threading.Thread(target=browse, args=("Arc", 50.0))]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert statuses == [200] * (2 * rounds)
+    rows = cached_rows()
+    assert len(rows) == 1
+    assert rows[0]["browser"] == "Chrome, Arc"
+    # The newest reading wins: Arc's last one (50 + 14), nothing lost to a race.
+    assert rows[0]["usage"]["five_hour"]["utilization"] == 64.0
+    state = json.loads((bridge.state_dir / "state.json").read_text())
+    by_browser = {row["browser"]: row["usage"]["five_hour"]["utilization"]
+                  for row in state["rows"]}
+    assert by_browser == {"Chrome": 24.0, "Arc": 64.0}
+
+
+# --- floods and slow clients -----------------------------------------------------------
+
+
+def test_a_flood_of_bad_requests_then_a_good_post_lands(bridge: Bridge) -> None:
+    assert bridge.call("GET", "/healthz", token=None).status == 200
+    rss_before = bridge.rss_kib()
+    bad = [
+        lambda: bridge.post(snapshot(), token="y" * 43),
+        lambda: bridge.call("POST", "/snapshots", b"{nope", headers=JSON_CT),
+        lambda: bridge.call("GET", "/healthz", host="attacker.example"),
+        lambda: bridge.call("POST", "/snapshots", None,
+                            headers={**JSON_CT, "Content-Length": str(10 * MAX_BODY)}),
+        lambda: bridge.call("GET", "/nothing-here"),
+    ]
+    seen: list[int] = []
+
+    def flood(offset: int) -> None:
+        for i in range(250):
+            seen.append(bad[(i + offset) % len(bad)]().status)
+
+    workers = [threading.Thread(target=flood, args=(n,)) for n in range(8)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert len(seen) == 2000
+    assert set(seen) <= {401, 400, 403, 413, 404, 503}, set(seen)
+    assert bridge.post(snapshot(util=33.0)).status == 200
+    assert cached_rows()[0]["usage"]["five_hour"]["utilization"] == 33.0
+    assert bridge.rss_kib() - rss_before < 32 * 1024, "memory grew with rejected requests"
+    assert bridge.threads() <= MAX_CONNECTIONS + 8
+    refusal_lines = [line for line in bridge.output().splitlines() if "refused" in line]
+    assert 1 <= len(refusal_lines) <= 10, "refusals are logged, but not one line each"
+
+
+def test_slow_clients_cannot_pin_it(bridge: Bridge) -> None:
+    idle = []
+    for _ in range(MAX_CONNECTIONS):
+        sock = socket.create_connection(("127.0.0.1", bridge.port), timeout=60)
+        sock.sendall(b"POST /snapshots HTTP/1.1\r\n")  # ...and nothing more
+        idle.append(sock)
+
+    def busy() -> bool:
+        reply = bridge.call("GET", "/healthz", token=None)
+        return reply.status == 503 and reply.body["ok"] is False
+
+    wait_for(busy, what="a full bridge to say 503 instead of queueing")
+    closed = threading.Event()
+
+    def trickle() -> None:
+        """A byte a second keeps every read alive; only the deadline ends it."""
+        try:
+            for byte in b"GET /healthz HTTP/1.1\r\nX-Slow: " + b"a" * 120:
+                trickler.sendall(bytes([byte]))
+                time.sleep(1.0)
+        except OSError:
+            closed.set()
+
+    # Stuck clients are cut after the read timeout; then the bridge serves again.
+    for sock in idle:
+        with contextlib.suppress(ConnectionResetError):  # cut: as good as a close
+            assert sock.recv(1024) == b"", "a stuck client got an answer instead of a close"
+        sock.close()
+    wait_for(lambda: bridge.call("GET", "/healthz", token=None).status == 200,
+             what="the bridge to serve again")
+    trickler = socket.create_connection(("127.0.0.1", bridge.port), timeout=60)
+    thread = threading.Thread(target=trickle, daemon=True)
+    thread.start()
+    assert bridge.post(snapshot(util=44.0)).status == 200
+    thread.join(timeout=60)
+    assert closed.is_set(), "a trickling client outlived the connection deadline"
+    trickler.close()
+    assert cached_rows()[0]["usage"]["five_hour"]["utilization"] == 44.0
+
+
+# --- the process -----------------------------------------------------------------------
+
+
+def test_a_second_bridge_on_the_same_state_dir_says_so(bridge: Bridge) -> None:
+    done = subprocess.run([sys.executable, "-m", "claudemeter", "serve", "--port", "0"],
+                          capture_output=True, text=True, timeout=30, check=False)
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert done.stderr.count("\n") == 1
+    assert "already running" in done.stderr
+    assert bridge.call("GET", "/healthz", token=None).status == 200
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signals_stop_it_cleanly(bridge: Bridge, tmp_path: Path, sig: int) -> None:
+    assert bridge.stop(sig) == 0
+    assert "stopped" in bridge.out.read_text()
+    assert "Traceback" not in bridge.output()
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", bridge.port), timeout=5).close()
+    again = start_bridge(tmp_path, name="again")  # the instance lock went with it
+    assert again.stop() == 0
+
+
+def test_kill_9_after_an_acknowledged_post_loses_nothing(bridge: Bridge,
+                                                         tmp_path: Path) -> None:
+    assert bridge.post(snapshot("Edge", util=71.5)).body == {"ok": True, "accepted": 1}
+    bridge.proc.kill()
+    bridge.proc.wait()
+    rows = cached_rows()
+    assert (rows[0]["browser"], rows[0]["usage"]["five_hour"]["utilization"]) == ("Edge", 71.5)
+    again = start_bridge(tmp_path, name="again")
+    try:
+        assert again.call("GET", "/snapshots").body[0]["browser"] == "Edge"
+    finally:
+        assert again.stop() == 0
+
+
+def test_non_loopback_and_bad_ports_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    for address in ("0.0.0.0:0", "192.168.1.10:63762", "example.com:63762"):
+        monkeypatch.setenv("CLAUDEMETER_BRIDGE", address)
+        done = cli("serve")
+        assert done.returncode == 1, address
+        assert "loopback only" in done.stderr and done.stderr.count("\n") == 1, done.stderr
+    monkeypatch.setenv("CLAUDEMETER_BRIDGE", "127.0.0.1:63762")
+    done = cli("serve", "--port", "70000")
+    assert done.returncode == 1 and "out of range" in done.stderr
+
+
+def test_claudemeter_bridge_moves_it_and_a_taken_port_is_explained(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        monkeypatch.setenv("CLAUDEMETER_BRIDGE", f"127.0.0.1:{port}")
+        done = cli("serve")
+        assert done.returncode == 1
+        assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
+    out = tmp_path / "moved.out"
+    with open(out, "wb") as stdout:
+        proc = subprocess.Popen(["claude-meter", "serve"], stdout=stdout,
+                                stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: f"127.0.0.1:{port}" in out.read_text(), what="the moved bridge")
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=30) == 0
+
+
+# --- the token -------------------------------------------------------------------------
+
+
+def test_the_token_is_private_stable_and_never_echoed(bridge: Bridge) -> None:
+    path = bridge.state_dir / "bridge.token"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(bridge.state_dir.stat().st_mode) == 0o700
+    first = cli("pair")
+    assert first.returncode == 0
+    assert first.stdout.strip() == bridge.token
+    assert cli("pair").stdout == first.stdout
+    old = bridge.token
+    leaky = snapshot(errors=[f"usage: HTTP 401 Authorization: Bearer {old}"])
+    assert bridge.post(leaky).status == 200
+    assert bridge.post(snapshot(), token="z" * 43).status == 401
+    renewed = cli("pair", "--new")
+    assert renewed.returncode == 0 and renewed.stdout.strip() != old
+    assert "no longer works" in renewed.stderr
+    assert bridge.post(snapshot(), token=old).status == 401
+    assert bridge.post(snapshot(), token=renewed.stdout.strip()).status == 200
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    for secret in (old, renewed.stdout.strip(), "z" * 43):
+        assert secret not in bridge.output()
+        assert secret not in (bridge.state_dir / "state.json").read_text()
+        assert secret not in cli("--json", "--cached").stdout
+
+
+def test_pair_before_serve_creates_the_token_once(state_dir: Path) -> None:
+    tokens = {cli("pair").stdout for _ in range(3)}
+    assert len(tokens) == 1
+    assert re.fullmatch(r"[A-Za-z0-9_\-]{40,}\n", tokens.pop())
+    assert stat.S_IMODE((state_dir / "bridge.token").stat().st_mode) == 0o600
+
+
+def test_help_for_both_commands() -> None:
+    for command in ("serve", "pair"):
+        done = cli(command, "--help")
+        assert done.returncode == 0 and "usage: claude-meter " + command in done.stdout
+
+
+# --- the poller ------------------------------------------------------------------------
+
+
+def test_while_it_runs_the_oauth_source_stays_fresh(
+        upstream: FakeUpstream, claude_dir: Path, tmp_path: Path) -> None:
+    running = start_bridge(tmp_path)
+    try:
+        rows = wait_for(
+            lambda: [r for r in cached_rows() if r["browser"] == "Claude Code"],
+            what="the bridge's poller to fetch the OAuth usage",
+        )
+        assert rows[0]["usage"]["five_hour"]["utilization"] == 61.0
+        assert len(upstream.hits("/api/oauth/usage")) == 1
+    finally:
+        assert running.stop() == 0
