@@ -1,0 +1,169 @@
+"""Bridge throughput, latency and memory, on loopback, in a throw-away state dir.
+
+Run by hand: ``python bench/bench_bridge.py [--posts N]``. Figures are printed next to a
+baseline measured in the same run against the same process (``GET /healthz``: the HTTP
+server without the store), so the ratios say what validation and a durable store write
+cost, whatever the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+
+ORG = "0f6c3b2a-0000-4000-8000-00000000b001"
+
+
+def isolated_env(root: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLAUDEMETER_")}
+    home = root / "home"
+    env.update(
+        HOME=str(home), XDG_STATE_HOME=str(home / ".local/state"),
+        XDG_CONFIG_HOME=str(home / ".config"), CLAUDEMETER_STATE_DIR=str(root / "state"),
+        CLAUDEMETER_CONFIG_DIR=str(root / "config"), CLAUDE_CONFIG_DIR=str(home / ".claude"),
+        CLAUDEMETER_ANTHROPIC_BASE="http://127.0.0.1:9",
+        CLAUDEMETER_CLAUDE_AI_BASE="http://127.0.0.1:9", CLAUDEMETER_BRIDGE="127.0.0.1:9",
+    )
+    return env
+
+
+def start(root: Path) -> tuple[subprocess.Popen[bytes], int, str]:
+    env = isolated_env(root)
+    out = root / "serve.out"
+    with open(out, "wb") as stdout:
+        proc = subprocess.Popen([sys.executable, "-m", "claudemeter", "serve", "--port", "0"],
+                                env=env, stdout=stdout, stderr=subprocess.DEVNULL)
+    for _ in range(1000):
+        found = re.search(r"127\.0\.0\.1:(\d+)", out.read_text())
+        if found:
+            break
+        time.sleep(0.01)
+    else:
+        proc.kill()
+        raise SystemExit("the bridge did not start")
+    token = subprocess.run([sys.executable, "-m", "claudemeter", "pair"], env=env,
+                           capture_output=True, text=True, check=True).stdout.strip()
+    return proc, int(found.group(1)), token
+
+
+def request(port: int, method: str, path: str, body: bytes | None,
+            headers: dict[str, str]) -> int:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request(method, path, body=body, headers=headers)
+        response = conn.getresponse()
+        response.read()
+        return response.status
+    finally:
+        conn.close()
+
+
+def timed(n: int, clients: int, one: Callable[[int], int], expect: int) -> tuple[float, float]:
+    """(requests per second, p99 seconds) for ``n`` calls spread over ``clients`` threads."""
+    latencies: list[float] = []
+    lock = threading.Lock()
+
+    def worker(offset: int) -> None:
+        mine = []
+        for i in range(offset, n, clients):
+            t0 = time.perf_counter()
+            status = one(i)
+            mine.append(time.perf_counter() - t0)
+            if status != expect:
+                raise SystemExit(f"unexpected HTTP {status}")
+        with lock:
+            latencies.extend(mine)
+
+    threads = [threading.Thread(target=worker, args=(c,)) for c in range(clients)]
+    t0 = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - t0
+    return n / elapsed, statistics.quantiles(latencies, n=100)[98]
+
+
+def rss_kib(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    found = re.search(r"VmRSS:\s+(\d+)", status)
+    return int(found.group(1)) if found else 0
+
+
+def snapshot_body(i: int, browser: str) -> bytes:
+    now = datetime.now(timezone.utc)
+    return json.dumps({
+        "org_uuid": ORG, "browser": browser, "account_email": "ada@example.com",
+        "fetched_at": now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z",
+        "usage": {"five_hour": {"utilization": float(i % 100), "resets_at": None}},
+        "errors": [],
+    }).encode()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--posts", type=int, default=1000, help="valid posts per run")
+    parser.add_argument("--rejected", type=int, default=10_000, help="rejected posts")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="claudemeter-bench-") as tmp:
+        proc, port, token = start(Path(tmp))
+        try:
+            auth = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+
+            def health(_i: int) -> int:
+                return request(port, "GET", "/healthz", None, {})
+
+            def post(i: int) -> int:
+                return request(port, "POST", "/snapshots", snapshot_body(i, f"B{i % 4}"), auth)
+
+            bad_body = snapshot_body(0, "Chrome")
+            bad_auth = {**auth, "Authorization": "Bearer " + "x" * 43}
+
+            def reject(i: int) -> int:
+                if i % 2:
+                    return request(port, "POST", "/snapshots", bad_body, bad_auth)
+                return request(port, "POST", "/snapshots", b"{not json", auth)
+
+            health(0)
+            post(0)
+            base_rate, base_p99 = timed(args.posts, 1, health, 200)
+            rate1, p99_1 = timed(args.posts, 1, post, 200)
+            rate4, p99_4 = timed(args.posts, 4, post, 200)
+            rss_start = rss_kib(proc.pid)
+            t0 = time.perf_counter()
+            for i in range(args.rejected):
+                status = reject(i)
+                if status not in (400, 401):
+                    raise SystemExit(f"unexpected HTTP {status} for a bad post")
+            reject_rate = args.rejected / (time.perf_counter() - t0)
+            rss_end = rss_kib(proc.pid)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    print(f"baseline GET /healthz, 1 client:  {base_rate:8.0f} req/s  "
+          f" p99 {base_p99 * 1e3:7.2f} ms")
+    print(f"valid POST /snapshots, 1 client:  {rate1:8.0f} posts/s p99 {p99_1 * 1e3:7.2f} ms"
+          f"   ({rate1 / base_rate:.2f}x the baseline rate, p99 {p99_1 / base_p99:.1f}x)")
+    print(f"valid POST /snapshots, 4 clients: {rate4:8.0f} posts/s p99 {p99_4 * 1e3:7.2f} ms"
+          f"   ({rate4 / base_rate:.2f}x the baseline rate, p99 {p99_4 / base_p99:.1f}x)")
+    print(f"rejected POST (400/401), 1 client: {reject_rate:7.0f} req/s"
+          f"   ({reject_rate / base_rate:.2f}x the baseline rate)")
+    print(f"RSS before {args.rejected} rejected posts: {rss_start / 1024:.1f} MiB, after:"
+          f" {rss_end / 1024:.1f} MiB ({rss_end / max(rss_start, 1):.3f}x)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
