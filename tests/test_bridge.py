@@ -503,3 +503,17 @@ def test_while_it_runs_the_oauth_source_stays_fresh(
         assert len(upstream.hits("/api/oauth/usage")) == 1
     finally:
         assert running.stop() == 0
+
+
+def test_a_remote_box_ingests_what_get_snapshots_serves(
+        bridge: Bridge, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's tunnel recipe: ``curl …/snapshots | claude-meter ingest -``."""
+    assert bridge.post([snapshot("Chrome", util=40.0), snapshot("Arc", util=41.0, offset=1)]
+                       ).status == 200
+    served = bridge.call("GET", "/snapshots")
+    monkeypatch.setenv("CLAUDEMETER_STATE_DIR", str(tmp_path / "remote-state"))
+    done = cli("ingest", "-", stdin=json.dumps(served.body))
+    assert done.returncode == 0, done.stderr
+    rows = cached_rows()
+    assert [(r["browser"], r["account_email"], r["usage"]["five_hour"]["utilization"])
+            for r in rows] == [("Chrome, Arc", "ada@example.com", 41.0)]
