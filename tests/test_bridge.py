@@ -208,6 +208,8 @@ REFUSALS: list[tuple[str, str, str, bytes | None, dict[str, Any], int, str]] = [
      "bad JSON"),
     ("bad Content-Length", "POST", "/snapshots", None,
      {"headers": {**JSON_CT, "Content-Length": "-5"}}, 400, "Content-Length"),
+    ("non-ASCII digit length", "POST", "/snapshots", None,
+     {"headers": {**JSON_CT, "Content-Length": "\u00b2"}}, 400, "Content-Length"),
     ("no token", "POST", "/snapshots", GOOD, {"headers": JSON_CT, "token": None}, 401,
      "missing bearer token"),
     ("wrong token", "POST", "/snapshots", GOOD,

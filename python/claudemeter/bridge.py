@@ -60,9 +60,7 @@ DRAIN_SECONDS = 5.0
 #: At most one refusal line per this many seconds, so a flood cannot flood the log.
 REFUSAL_LOG_EVERY = 10.0
 
-EXTENSION_SCHEMES = frozenset(
-    {"chrome-extension", "moz-extension", "safari-web-extension", "extension"}
-)
+EXTENSION_SCHEMES = frozenset({"chrome-extension", "moz-extension", "safari-web-extension"})
 ROUTES: dict[str, tuple[str, ...]] = {"/snapshots": ("GET", "POST"), "/healthz": ("GET",)}
 _TOKEN_RE = re.compile(r"^[A-Za-z0-9_\-]{20,200}$")
 
@@ -252,8 +250,12 @@ class Handler(BaseHTTPRequestHandler):
             self._handle()
         except Refusal as refusal:
             self._refuse(refusal.status, str(refusal), refusal.headers)
-        except (OSError, ValueError):
+        except OSError:
             self.close_connection = True  # the client went away or stalled mid-body
+        except Exception as exc:  # a bug of ours: say so in one line, answer 500, keep serving
+            self.server.bridge.say(f"internal error: {type(exc).__name__}: "
+                                   f"{redact(str(exc))[:200]}")
+            self._refuse(500, "internal error in the bridge; see its log")
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _dispatch
 
@@ -314,7 +316,7 @@ class Handler(BaseHTTPRequestHandler):
         lengths = self.headers.get_all("Content-Length") or []
         if not lengths:
             raise Refusal(411, "missing Content-Length")
-        if len(set(lengths)) != 1 or not lengths[0].strip().isdigit():
+        if len(set(lengths)) != 1 or not _is_number(lengths[0]):
             raise Refusal(400, "bad Content-Length")
         length = int(lengths[0])
         if length > MAX_BODY:
@@ -364,6 +366,11 @@ class Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         """Silent: request lines are noise, and a careless client may put a secret in one."""
+
+
+def _is_number(text: str) -> bool:
+    text = text.strip()
+    return text.isascii() and text.isdigit()
 
 
 def _no_constants(name: str) -> Any:
