@@ -229,7 +229,9 @@ class Bridge:
                 count = self.store.put(snapshots)
         except StoreError as exc:
             raise Refusal(503, str(exc)) from None
-        browsers = ", ".join(sorted({s.browser for s in snapshots}))
+        # A browser name is the client's text: keep it to one printable log line.
+        browsers = "".join(c if c.isprintable() else "?" for c in
+                           ", ".join(sorted({s.browser for s in snapshots})))[:200]
         self.say(f"stored {count} snapshot{'s' if count != 1 else ''} from {browsers}")
         return count
 
