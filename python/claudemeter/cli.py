@@ -29,6 +29,12 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
               " in the foreground"),
     "pair": ("claudemeter.bridge", "cmd_pair",
              "print the bridge token to paste into the browser extension"),
+    "statusline": ("claudemeter.sources.statusline", "main",
+                   "Claude Code statusLine command: store its rate limits (no network),"
+                   " print a line"),
+    "install-statusline": ("claudemeter.install_statusline", "main",
+                           "make `claude-meter statusline` Claude Code's statusLine"
+                           " (--uninstall restores the previous one)"),
 }
 
 DESCRIPTION = """\
@@ -82,6 +88,11 @@ def _run(argv: Sequence[str] | None) -> int:
         from .commands import cmd_status
 
         return cmd_status(argparse.Namespace(command="status"))
+    # Claude Code runs `claude-meter statusline` on every refresh of every agent: likewise.
+    if argv == ["statusline"]:
+        from .sources.statusline import main as statusline
+
+        return statusline(argparse.Namespace(command="statusline", chain=None, no_chain=False))
     wanted = next((arg for arg in argv if arg in COMMANDS), None)
     args = build_parser(wanted).parse_args(argv)
     if args.command is None:

@@ -104,3 +104,12 @@ def claude_json_path(config_dir: Path) -> Path:
 
 def is_default_claude_dir(config_dir: Path) -> bool:
     return config_dir.expanduser() == home() / ".claude"
+
+
+#: Set for a statusLine command we chain to, so a chain that points back at us stops.
+STATUSLINE_CHAINED = "CLAUDEMETER_STATUSLINE_CHAINED"
+
+
+def statusline_chained() -> bool:
+    """True inside a chained statusLine command: it must not chain again."""
+    return _get(STATUSLINE_CHAINED) is not None

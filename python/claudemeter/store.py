@@ -177,11 +177,18 @@ def ensure_private_dir(path: Path) -> Path:
 
 
 def write_private(path: Path, data: bytes) -> None:
-    """Atomic, durable replace: temp file beside it, fsync, rename, fsync the directory."""
+    """Atomic, durable replace of one of our own files, readable by the user alone."""
+    write_atomic(path, data, 0o600)
+
+
+def write_atomic(path: Path, data: bytes, mode: int) -> None:
+    """Atomic, durable replace: temp file beside it, fsync, rename, fsync the directory.
+    ``mode`` lets a file that is not ours (Claude Code's settings) keep its permissions."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
         with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), mode)  # exactly this mode, whatever the umask
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())

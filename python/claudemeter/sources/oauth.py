@@ -24,6 +24,8 @@ import requests
 
 from .. import env
 from ..model import JSON, SOURCE_OAUTH, Snapshot, redact, utcnow
+from .claude_account import Account as Account
+from .claude_account import read_account as read_account
 
 USAGE_PATH = "/api/oauth/usage"
 PROFILE_PATH = "/api/oauth/profile"
@@ -54,13 +56,6 @@ class LoginError(Exception):
         self.status = status
 
 
-@dataclass(frozen=True)
-class Account:
-    org_uuid: str
-    email: str | None
-    org_name: str | None = None
-
-
 @dataclass
 class Login:
     """One Claude Code login. The token never leaves this object (not even in repr)."""
@@ -82,28 +77,6 @@ class Login:
 
 def source_key(config_dir: Path, account: Account | None) -> str:
     return f"oauth:{account.org_uuid}" if account and account.org_uuid else f"oauth:{config_dir}"
-
-
-def read_account(config_dir: Path) -> Account | None:
-    """The account Claude Code is logged in as, from its ``.claude.json``; no request."""
-    try:
-        body = json.loads(env.claude_json_path(config_dir).read_text())
-    except (OSError, ValueError):
-        return None
-    info = body.get("oauthAccount") if isinstance(body, dict) else None
-    if not isinstance(info, dict):
-        return None
-    org = info.get("organizationUuid")
-    email = info.get("emailAddress")
-    if not isinstance(org, str) or not org:
-        org = ""
-    if not org and not isinstance(email, str):
-        return None
-    return Account(
-        org,
-        email if isinstance(email, str) else None,
-        info.get("organizationName") if isinstance(info.get("organizationName"), str) else None,
-    )
 
 
 def keychain_service(config_dir: Path) -> str:

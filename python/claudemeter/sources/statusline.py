@@ -1,0 +1,307 @@
+"""Claude Code's ``statusLine`` JSON as a source: the server's numbers at no request.
+
+Claude Code runs its ``statusLine`` command after its own API responses and pipes it a
+JSON object; for subscribers that carries ``rate_limits.{five_hour,seven_day}`` with
+``used_percentage`` (0–100) and ``resets_at`` (epoch seconds). ``claude-meter
+statusline`` stores those readings as the logged-in account's row and prints a line for
+Claude Code's bar.
+
+It runs on every Claude Code refresh of every agent, so it must be cheap (no HTTP client
+is imported, no request is made) and it must never disturb the agent: whatever arrives on
+stdin, it prints a line and exits 0. Bad input stores nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import json
+import math
+import os
+import re
+import signal
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import IO, Any
+
+from .. import env
+from ..model import JSON, SOURCE_STATUSLINE, Snapshot, format_time, parse_time, utcnow
+from ..render import duration, percent
+from ..store import State, Store
+from .claude_account import Account, read_account
+
+#: Claude Code's JSON is a few KiB; anything past this is not it.
+MAX_INPUT = 1 << 20
+#: How long the chained (previous) statusLine command may take.
+CHAIN_TIMEOUT = 3.0
+#: What Claude Code's bar shows when there is nothing to say.
+NEUTRAL = "claude-meter: –"
+#: ``resets_at`` outside these epoch seconds (2020 … 2100) is not seconds: not guessed.
+EPOCH_RANGE = (1_577_836_800.0, 4_102_444_800.0)
+#: A percentage above this is not a percentage of a plan.
+MAX_PERCENT = 1000.0
+#: Two ``resets_at`` this close belong to the same window.
+SAME_RESET = 120.0
+MAX_WINDOWS = 16
+_WINDOW_NAME = re.compile(r"^[a-z0-9_]{1,64}$")
+#: Where install-statusline records what it replaced (the chain, the uninstall data).
+RECORD_DIR = "statusline"
+
+
+def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--chain", metavar="CMD",
+        help="run this statusLine command first (same stdin) and print its output before"
+             " ours; default: the one install-statusline --chain recorded",
+    )
+    parser.add_argument("--no-chain", action="store_true",
+                        help="do not run the recorded previous statusLine command")
+
+
+def record_path(claude_dir: Path | None = None) -> Path:
+    """install-statusline's record for one Claude Code config dir (several logins can
+    each have their own previous statusLine)."""
+    directory = (claude_dir or env.default_claude_config_dir()).expanduser().absolute()
+    digest = hashlib.sha256(str(directory).encode()).hexdigest()[:12]
+    return env.config_dir() / RECORD_DIR / f"{digest}.json"
+
+
+def recorded_chain(claude_dir: Path | None = None) -> str | None:
+    """The previous statusLine command install-statusline --chain kept, if any."""
+    try:
+        body = json.loads(record_path(claude_dir).read_text())
+    except (OSError, ValueError):
+        return None
+    chain = body.get("chain") if isinstance(body, dict) else None
+    return chain if isinstance(chain, str) and chain.strip() else None
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def _window(entry: Any, now: datetime) -> JSON | None:
+    """One ``rate_limits`` entry as a usage window, or None when it is not a reading we
+    can trust: a wrong type, an out-of-range time (milliseconds are not guessed), or a
+    reset already past (Claude Code's cached numbers from before it)."""
+    if not isinstance(entry, dict):
+        return None
+    used = _number(entry.get("used_percentage"))
+    if used is None or not 0.0 <= used <= MAX_PERCENT:
+        return None
+    resets_raw = entry.get("resets_at")
+    resets_at: str | None = None
+    if resets_raw is not None:
+        resets = _number(resets_raw)
+        if resets is None or not EPOCH_RANGE[0] <= resets <= EPOCH_RANGE[1]:
+            return None
+        when = datetime.fromtimestamp(resets, timezone.utc)
+        if when <= now:
+            return None
+        resets_at = format_time(when)
+    return {"utilization": used, "resets_at": resets_at}
+
+
+def usage_from(body: Any, now: datetime) -> JSON | None:
+    """The usage windows in Claude Code's statusLine JSON, or None when it has none.
+
+    ``used_percentage`` is already 0–100 and is stored as is; windows Claude Code adds
+    later keep their own names."""
+    limits = body.get("rate_limits") if isinstance(body, dict) else None
+    if not isinstance(limits, dict):
+        return None
+    usage: JSON = {}
+    for name, entry in list(limits.items())[:MAX_WINDOWS]:
+        if isinstance(name, str) and _WINDOW_NAME.match(name):
+            window = _window(entry, now)
+            if window is not None:
+                usage[name] = window
+    return usage or None
+
+
+def reading(body: Any, account: Account, now: datetime) -> Snapshot | None:
+    usage = usage_from(body, now)
+    if usage is None:
+        return None
+    return Snapshot(org_uuid=account.org_uuid, browser=SOURCE_STATUSLINE,
+                    account_email=account.email, fetched_at=now, usage=usage)
+
+
+def _resets(window: Any) -> float | None:
+    if not isinstance(window, dict) or not isinstance(window.get("resets_at"), str):
+        return None
+    try:
+        return parse_time(window["resets_at"]).timestamp()
+    except ValueError:
+        return None
+
+
+def merge(state: State, snapshot: Snapshot, now: datetime) -> Snapshot:
+    """The reading as it is stored, given what the store already holds for the account.
+
+    - Within one window the server's count only climbs, so a lower reading for the same
+      reset than a fresh one already stored is an idle agent's cached number: the higher
+      one is kept.
+    - Buckets Claude Code does not pass on (7-day OAuth apps, per-model, extra usage)
+      are carried over from the account's freshest other reading while that is fresh,
+      so this row winning the fold does not hide them.
+    """
+    usage = dict(snapshot.usage or {})
+    others = sorted(
+        (row for row in state.rows
+         if row.account_key == snapshot.account_key and row.usage is not None
+         and not row.with_staleness(now).stale),
+        key=lambda row: row.fetched_at, reverse=True,
+    )
+    for name, window in list(usage.items()):
+        mine = _resets(window)
+        for row in others:
+            theirs = (row.usage or {}).get(name)
+            other_resets = _resets(theirs)
+            if mine is None or other_resets is None or abs(mine - other_resets) > SAME_RESET:
+                continue
+            higher = _number(theirs.get("utilization")) if isinstance(theirs, dict) else None
+            if higher is not None and higher > window["utilization"]:
+                usage[name] = {**window, "utilization": higher}
+                window = usage[name]
+    donor = next((row for row in others if row.browser != SOURCE_STATUSLINE), None)
+    if donor is not None:
+        usage = {**{k: v for k, v in (donor.usage or {}).items() if k not in usage}, **usage}
+    merged = Snapshot(**{**snapshot.__dict__})
+    merged.usage = usage
+    return merged
+
+
+def line(usage: JSON | None, now: datetime, warning: str | None = None) -> str:
+    """``5h 57% ↻1h23m · 7d 33%`` for Claude Code's bar, plus a pace warning."""
+    parts = []
+    for name, short in (("five_hour", "5h"), ("seven_day", "7d")):
+        window = (usage or {}).get(name)
+        if not isinstance(window, dict):
+            continue
+        text = f"{short} {percent(_number(window.get('utilization')))}"
+        resets = _resets(window)
+        if name == "five_hour" and resets is not None:
+            text += f" ↻{duration(resets - now.timestamp())}"
+        parts.append(text)
+    if not parts:
+        return NEUTRAL
+    if warning:
+        parts.append(warning)
+    return " · ".join(parts)
+
+
+def _warning(state: State, account: Account, now: datetime) -> str | None:
+    from .. import pace
+
+    points = state.history.get(account.key, [])
+    return pace.status_warning(pace.paces(points, now).values(), now)
+
+
+def _from_store(account: Account, now: datetime) -> str:
+    """No reading in the input (before the session's first response): the account's
+    row as the store has it, if it is fresh."""
+    state = Store().read()
+    for row in state.accounts(now):
+        if row.account_key == account.key and not row.stale and row.usage is not None:
+            return line(row.usage, now, _warning(state, account, now))
+    return NEUTRAL
+
+
+def ours(data: bytes, now: datetime) -> str:
+    """Parse, store and describe one statusLine input; never raises for bad input."""
+    try:
+        body = json.loads(data)
+    except ValueError:
+        return NEUTRAL
+    account = read_account(env.default_claude_config_dir())
+    if account is None:
+        # API-key users and logins we cannot place: show the numbers, store nothing.
+        return line(usage_from(body, now), now)
+    snapshot = reading(body, account, now)
+    if snapshot is None:
+        return _from_store(account, now)
+    try:
+        with Store().update() as state:
+            stored = merge(state, snapshot, now)
+            state.put(stored)
+    except Exception:  # a full disk, a held lock or a bad state dir must not break the agent
+        return line(snapshot.usage, now) + " (not saved: run claude-meter doctor)"
+    return line(stored.usage, now, _warning(state, account, now))
+
+
+def _read_stdin(stream: IO[bytes]) -> bytes | None:
+    """Up to :data:`MAX_INPUT` bytes; None when there is more (the rest is drained, so
+    Claude Code never writes into a closed pipe)."""
+    data = stream.read(MAX_INPUT + 1)
+    if len(data) <= MAX_INPUT:
+        return data
+    while stream.read(1 << 16):
+        pass
+    return None
+
+
+def _start_chain(command: str) -> subprocess.Popen[bytes] | None:
+    child_env = dict(os.environ, **{env.STATUSLINE_CHAINED: "1"})
+    try:
+        # The user's own statusLine command line, run through the shell as Claude Code does.
+        return subprocess.Popen(  # noqa: S602
+            command, shell=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL, start_new_session=True, env=child_env,
+        )
+    except OSError:
+        return None
+
+
+def _finish_chain(child: subprocess.Popen[bytes], data: bytes) -> str:
+    """The chained command's output; on timeout its whole process group is ended."""
+    try:
+        out, _ = child.communicate(data, timeout=CHAIN_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(OSError):
+            os.killpg(child.pid, signal.SIGKILL)
+        try:
+            out, _ = child.communicate(timeout=1.0)
+        except subprocess.TimeoutExpired:  # something escaped the group and holds the pipe
+            out = b""
+    return out.decode("utf-8", "replace").rstrip("\n")
+
+
+def combine(theirs: str, mine: str) -> str:
+    """Their output first, ours after on the same (last) line."""
+    return f"{theirs} │ {mine}" if theirs.strip() else mine
+
+
+def main(args: argparse.Namespace) -> int:
+    """``claude-meter statusline``: always prints a line, always exits 0."""
+    if sys.stdin is None or sys.stdin.isatty():
+        print("claude-meter statusline reads Claude Code's statusLine JSON on stdin;"
+              " run `claude-meter install-statusline` to set it up", file=sys.stderr)
+        print(NEUTRAL)
+        return 0
+    try:
+        data = _read_stdin(sys.stdin.buffer)
+    except OSError:
+        data = None
+    chain = None
+    if data is not None and not getattr(args, "no_chain", False) and not env.statusline_chained():
+        chain = getattr(args, "chain", None) or recorded_chain()
+    child = _start_chain(chain) if chain else None
+    try:
+        mine = NEUTRAL if data is None else ours(data, utcnow())
+    except Exception:  # never fail the agent, not even over our own bug
+        mine = NEUTRAL
+    theirs = _finish_chain(child, data or b"") if child is not None else ""
+    try:
+        print(combine(theirs, mine), flush=True)
+    except OSError:
+        # Claude Code stopped listening; keep the exit-time flush from failing too.
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 0
