@@ -6,9 +6,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from datetime import datetime
 
 from . import render
-from .model import Snapshot, ValidationError, parse_many, utcnow
+from .model import JSON, Snapshot, ValidationError, parse_many, utcnow
 from .store import State, Store, warn
 
 NO_DATA_HINT = (
@@ -48,7 +49,7 @@ def cmd_default(args: argparse.Namespace) -> int:
     if args.json:
         from .cli import print_json
 
-        print_json([row.to_json() for row in rows])
+        print_json([json_row(state, row, now) for row in rows])
         if not rows:
             warn(NO_DATA_HINT)
         return 0
@@ -64,6 +65,19 @@ def cmd_default(args: argparse.Namespace) -> int:
         if book.get("status") not in (None, "ok") and book.get("error"):
             warn(f"note: {book['error']}")  # e.g. the login expired while a browser works
     return 0
+
+
+def json_row(state: State, row: Snapshot, now: datetime) -> JSON:
+    """A ClaudeMeter-shaped row, plus the optional ``pace`` field (README, "Pace") when
+    the history gives any bucket a pace; consumers that do not know it ignore it."""
+    from .pace import history_for, paces, to_json
+
+    body = row.to_json()
+    body.pop("pace", None)  # one that came in through ingest is someone else's, and old
+    found = paces(history_for(state, row), now)
+    if found:
+        body["pace"] = to_json(found)
+    return body
 
 
 def _login_reason() -> str | None:
@@ -92,7 +106,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_refresh(args: argparse.Namespace) -> int:
     from .refresh import MIN_SPACING, refresh
 
-    results = refresh(Store(), min_age=MIN_SPACING)
+    results = refresh(Store(), min_age=MIN_SPACING, explicit=True)
     for result in results:
         mark = "ok " if result.ok else "FAIL"
         print(f"{mark} {result.key}: {result.message}", file=sys.stderr)

@@ -62,6 +62,11 @@ def is_ours(status_line: Any) -> bool:
         and bool(_OURS.search(status_line["command"]))
 
 
+def _installed(status_line: Any, record: dict[str, Any]) -> bool:
+    """Ours by its command, or exactly what we installed (a custom ``--command``)."""
+    return is_ours(status_line) or status_line == record.get("installed", object())
+
+
 def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -142,8 +147,7 @@ def install(claude_dir: Path, command: str, chain: bool) -> str:
     raw, settings = _load(path)
     present = KEY in settings
     current = settings.get(KEY)
-    if is_ours(current) or (current and current == (_read_record(claude_dir) or {}).get(
-            "installed")):
+    if present and _installed(current, _read_record(claude_dir) or {}):
         return f"already installed in {path}"
     chain_command = None
     extras: dict[str, Any] = {}
@@ -215,7 +219,7 @@ def uninstall(claude_dir: Path) -> str:
     record = _read_record(claude_dir) or {}
     record_file = record_path(claude_dir)
     current = settings.get(KEY)
-    if not is_ours(current) and current != record.get("installed"):
+    if KEY not in settings or not _installed(current, record):
         with contextlib.suppress(OSError):
             record_file.unlink()
         return f"claude-meter's statusLine is not installed in {path}; nothing to do"

@@ -15,8 +15,9 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from . import env
+from .model import SOURCE_STATUSLINE
 from .sources import oauth
-from .store import Store, ensure_private_dir
+from .store import State, Store, ensure_private_dir
 
 REFRESH_LOCK = "refresh.lock"
 #: Automatic readers (the bridge's poller, a guard) refresh OAuth this often.
@@ -28,6 +29,11 @@ MAX_WAIT = 2 * 3600.0
 CLOCK_SLACK = 60.0
 #: How long a second asker waits for the first one's result.
 WAIT_FOR_PEER = 20.0
+#: While Claude Code's statusLine keeps an account's 5-hour and 7-day readings younger
+#: than OAUTH_INTERVAL, automatic OAuth fetches for it wait this long instead: the
+#: statusline costs no request, and this stays under the OAuth row's 600 s freshness so
+#: the buckets only OAuth sees (7-day OAuth apps, per model, extra usage) never go stale.
+OAUTH_INTERVAL_WITH_STATUSLINE = 540.0
 
 
 @dataclass
@@ -51,26 +57,31 @@ def configured_logins() -> list[tuple[Path, oauth.Login | oauth.LoginError]]:
 
 
 def refresh(store: Store | None = None, min_age: float = OAUTH_INTERVAL,
-            wait: float = WAIT_FOR_PEER) -> list[Result]:
+            wait: float = WAIT_FOR_PEER, explicit: bool = False) -> list[Result]:
     """Fetch every login whose last attempt is older than ``min_age`` (and not backing
-    off), holding the machine-wide refresh lock so concurrent callers fetch once."""
+    off), holding the machine-wide refresh lock so concurrent callers fetch once.
+
+    Automatic callers also leave alone an account that fresh statusline readings cover
+    (see :data:`OAUTH_INTERVAL_WITH_STATUSLINE`); an ``explicit`` refresh is the user
+    asking for the server's answer now, so it is held back only by ``min_age``."""
     store = store or Store()
     ensure_private_dir(store.directory)
     lock = FileLock(str(store.directory / REFRESH_LOCK), timeout=wait, mode=0o600)
     try:
         with lock:
-            return _refresh_locked(store, min_age)
+            return _refresh_locked(store, min_age, explicit)
     except Timeout:
         return [Result("refresh", True, "another process is refreshing; using the cached data")]
 
 
-def _refresh_locked(store: Store, min_age: float) -> list[Result]:
+def _refresh_locked(store: Store, min_age: float, explicit: bool) -> list[Result]:
     results: list[Result] = []
     for config_dir, login in configured_logins():
         if isinstance(login, oauth.LoginError):
             results.append(Result(f"oauth:{config_dir}", False, str(login)))
             continue
-        book = store.read().sources.get(login.key, {})
+        state = store.read()
+        book = state.sources.get(login.key, {})
         now = time.time()
         last = float(book.get("last_attempt", 0))
         next_allowed = float(book.get("next_allowed", 0))
@@ -85,6 +96,11 @@ def _refresh_locked(store: Store, min_age: float) -> list[Result]:
             results.append(Result(login.key, book.get("status") == oauth.STATUS_OK,
                                   f"fresh: fetched {int(now - last)}s ago"))
             continue
+        covered = _statusline_age(state, login)
+        if not explicit and covered is not None and now - last < OAUTH_INTERVAL_WITH_STATUSLINE:
+            results.append(Result(login.key, True, f"statusline readings are {int(covered)}s"
+                                                   " old: no request needed"))
+            continue
         outcome = oauth.fetch(login, book)
         with store.update() as state:
             if outcome.snapshot is not None:
@@ -93,6 +109,19 @@ def _refresh_locked(store: Store, min_age: float) -> list[Result]:
         ok = outcome.book.get("status") == oauth.STATUS_OK
         results.append(Result(login.key, ok, str(outcome.book.get("error") or "updated"), True))
     return results
+
+
+def _statusline_age(state: State, login: oauth.Login) -> float | None:
+    """Age of the account's statusline reading, when it is younger than the interval."""
+    if login.account is None:
+        return None
+    ages = [
+        row.age() for row in state.rows
+        if row.browser == SOURCE_STATUSLINE and row.account_key == login.account.key
+        and row.usage is not None
+    ]
+    youngest = min(ages, default=None)
+    return youngest if youngest is not None and youngest < OAUTH_INTERVAL else None
 
 
 def _login_changed(login: oauth.Login, book: dict[str, object]) -> bool:
