@@ -1,0 +1,105 @@
+"""The OAuth poll backs off while Claude Code's statusLine keeps the account fresh,
+counted in requests to a fake upstream on loopback."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from claudemeter import refresh as refresh_module
+from claudemeter.model import Snapshot
+from claudemeter.refresh import OAUTH_INTERVAL, OAUTH_INTERVAL_WITH_STATUSLINE, refresh
+from claudemeter.store import Store
+from tests.upstream import FakeUpstream
+
+ORG = "0f6c3b2a-0000-4000-8000-00000000b001"
+USAGE = "/api/oauth/usage"
+
+
+def statusline_reading(age: float) -> Snapshot:
+    when = datetime.now(timezone.utc) - timedelta(seconds=age)
+    usage = {"five_hour": {"utilization": 40.0,
+                           "resets_at": (when + timedelta(hours=2)).isoformat()}}
+    return Snapshot(org_uuid=ORG, browser="statusline", account_email="ada@example.com",
+                    fetched_at=when, usage=usage)
+
+
+def last_oauth_attempt(store: Store, seconds_ago: float) -> None:
+    """Pretend the booked OAuth attempt happened that long ago."""
+    with store.update() as state:
+        for book in state.sources.values():
+            book["last_attempt"] = time.time() - seconds_ago
+
+
+def test_fresh_statusline_readings_hold_back_automatic_fetches(
+    claude_dir: Path, upstream: FakeUpstream,
+) -> None:
+    store = Store()
+    refresh(store)
+    assert len(upstream.hits(USAGE)) == 1
+    last_oauth_attempt(store, OAUTH_INTERVAL + 20)
+    store.put([statusline_reading(age=5)])
+    results = refresh(store)
+    assert len(upstream.hits(USAGE)) == 1
+    assert results[0].ok and "statusline" in results[0].message
+
+
+def test_without_statusline_readings_the_interval_is_the_usual_one(
+    claude_dir: Path, upstream: FakeUpstream,
+) -> None:
+    store = Store()
+    refresh(store)
+    last_oauth_attempt(store, OAUTH_INTERVAL + 20)
+    refresh(store)
+    assert len(upstream.hits(USAGE)) == 2
+
+
+def test_old_statusline_readings_do_not_hold_it_back(
+    claude_dir: Path, upstream: FakeUpstream,
+) -> None:
+    store = Store()
+    refresh(store)
+    last_oauth_attempt(store, OAUTH_INTERVAL + 20)
+    store.put([statusline_reading(age=OAUTH_INTERVAL + 30)])
+    refresh(store)
+    assert len(upstream.hits(USAGE)) == 2
+
+
+def test_oauth_still_fetches_before_its_own_row_goes_stale(
+    claude_dir: Path, upstream: FakeUpstream,
+) -> None:
+    """The buckets only OAuth sees must not go stale behind busy agents."""
+    store = Store()
+    refresh(store)
+    last_oauth_attempt(store, OAUTH_INTERVAL_WITH_STATUSLINE + 5)
+    store.put([statusline_reading(age=1)])
+    refresh(store)
+    assert len(upstream.hits(USAGE)) == 2
+    [oauth_row] = [r for r in store.read().rows if r.browser == "Claude Code"]
+    assert not oauth_row.is_stale()
+
+
+def test_another_accounts_statusline_does_not_count(
+    claude_dir: Path, upstream: FakeUpstream,
+) -> None:
+    store = Store()
+    refresh(store)
+    last_oauth_attempt(store, OAUTH_INTERVAL + 20)
+    other = statusline_reading(age=1)
+    other.org_uuid = "some-other-org"
+    store.put([other])
+    refresh(store)
+    assert len(upstream.hits(USAGE)) == 2
+
+
+def test_explicit_refresh_asks_anyway(claude_dir: Path, upstream: FakeUpstream) -> None:
+    store = Store()
+    refresh(store)
+    last_oauth_attempt(store, refresh_module.MIN_SPACING + 5)
+    store.put([statusline_reading(age=1)])
+    done = subprocess.run(["claude-meter", "refresh"], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert len(upstream.hits(USAGE)) == 2
