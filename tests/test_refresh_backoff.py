@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import subprocess
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+
+import pytest
 
 from claudemeter import refresh as refresh_module
 from claudemeter.model import Snapshot
@@ -46,52 +49,34 @@ def test_fresh_statusline_readings_hold_back_automatic_fetches(
     assert results[0].ok and "statusline" in results[0].message
 
 
-def test_without_statusline_readings_the_interval_is_the_usual_one(
-    claude_dir: Path, upstream: FakeUpstream,
+def other_account(age: float) -> Snapshot:
+    reading = statusline_reading(age)
+    reading.org_uuid = "some-other-org"
+    return reading
+
+
+# Readings are made when the test runs (lambdas), so their ages are what they say.
+@pytest.mark.parametrize(("reading", "oauth_age"), [
+    (lambda: None, OAUTH_INTERVAL + 20),
+    (lambda: statusline_reading(age=OAUTH_INTERVAL + 30), OAUTH_INTERVAL + 20),
+    (lambda: other_account(age=1), OAUTH_INTERVAL + 20),
+    # The buckets only OAuth sees must not go stale behind busy agents.
+    (lambda: statusline_reading(age=1), OAUTH_INTERVAL_WITH_STATUSLINE + 5),
+], ids=["no statusline", "old statusline", "another account's", "oauth row nearly stale"])
+def test_automatic_fetch_goes_ahead(
+    claude_dir: Path, upstream: FakeUpstream, reading: Callable[[], Snapshot | None],
+    oauth_age: float,
 ) -> None:
     store = Store()
     refresh(store)
-    last_oauth_attempt(store, OAUTH_INTERVAL + 20)
-    refresh(store)
-    assert len(upstream.hits(USAGE)) == 2
-
-
-def test_old_statusline_readings_do_not_hold_it_back(
-    claude_dir: Path, upstream: FakeUpstream,
-) -> None:
-    store = Store()
-    refresh(store)
-    last_oauth_attempt(store, OAUTH_INTERVAL + 20)
-    store.put([statusline_reading(age=OAUTH_INTERVAL + 30)])
-    refresh(store)
-    assert len(upstream.hits(USAGE)) == 2
-
-
-def test_oauth_still_fetches_before_its_own_row_goes_stale(
-    claude_dir: Path, upstream: FakeUpstream,
-) -> None:
-    """The buckets only OAuth sees must not go stale behind busy agents."""
-    store = Store()
-    refresh(store)
-    last_oauth_attempt(store, OAUTH_INTERVAL_WITH_STATUSLINE + 5)
-    store.put([statusline_reading(age=1)])
+    last_oauth_attempt(store, oauth_age)
+    made = reading()
+    if made is not None:
+        store.put([made])
     refresh(store)
     assert len(upstream.hits(USAGE)) == 2
     [oauth_row] = [r for r in store.read().rows if r.browser == "Claude Code"]
     assert not oauth_row.is_stale()
-
-
-def test_another_accounts_statusline_does_not_count(
-    claude_dir: Path, upstream: FakeUpstream,
-) -> None:
-    store = Store()
-    refresh(store)
-    last_oauth_attempt(store, OAUTH_INTERVAL + 20)
-    other = statusline_reading(age=1)
-    other.org_uuid = "some-other-org"
-    store.put([other])
-    refresh(store)
-    assert len(upstream.hits(USAGE)) == 2
 
 
 def test_explicit_refresh_asks_anyway(claude_dir: Path, upstream: FakeUpstream) -> None:

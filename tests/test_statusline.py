@@ -4,6 +4,7 @@ stdin, with a temporary Claude Code config dir and state dir."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -100,6 +101,27 @@ def test_account_follows_the_claude_config_dir_in_effect(
     assert (row["org_uuid"], row["account_email"]) == ("org-work", "w@example.com")
 
 
+def test_a_new_login_is_noticed_and_an_unchanged_one_is_not_reparsed(
+    claude_dir: Path, isolated: Path, state_dir: Path,
+) -> None:
+    claude_json = isolated / ".claude.json"
+    assert run(encode(statusline_input())).returncode == 0
+    # Same size and time, unreadable content: the remembered account is used.
+    info = claude_json.stat()
+    claude_json.write_bytes(b"x" * info.st_size)
+    os.utime(claude_json, ns=(info.st_atime_ns, info.st_mtime_ns))
+    assert run(encode(statusline_input(five=58))).returncode == 0
+    assert [r["usage"]["five_hour"]["utilization"] for r in stored_rows(state_dir)] == [58.0]
+    # Logged in as someone else: a new file, a new row.
+    body = json.loads((FIXTURES / "claude_json_oauth_account.json").read_text())
+    body["oauthAccount"].update(organizationUuid="org-new", emailAddress="new@example.com")
+    claude_json.write_text(json.dumps(body))
+    assert run(encode(statusline_input(five=9))).returncode == 0
+    rows = {r["org_uuid"]: r for r in stored_rows(state_dir)}
+    assert rows["org-new"]["account_email"] == "new@example.com"
+    assert rows["org-new"]["usage"]["five_hour"]["utilization"] == 9.0
+
+
 def test_percentages_are_never_rescaled(claude_dir: Path, state_dir: Path) -> None:
     """A fraction-looking value is stored as the percentage it claims to be."""
     assert run(encode(statusline_input(five=0.57, seven=1.0))).returncode == 0
@@ -191,6 +213,15 @@ def test_unwritable_store_still_prints_the_line(
     out = done.stdout.decode()
     assert "5h 12%" in out and "not saved" in out
     assert b"Traceback" not in done.stderr
+
+
+def test_held_store_lock_does_not_hold_up_the_agent(claude_dir: Path, state_dir: Path) -> None:
+    lock = Store().lock()
+    with lock:
+        done = run(encode(statusline_input(five=13)))
+    assert done.returncode == 0
+    assert "5h 13%" in done.stdout.decode() and "not saved" in done.stdout.decode()
+    assert stored_rows(state_dir) == []
 
 
 def test_lower_reading_for_the_same_window_is_an_older_one(

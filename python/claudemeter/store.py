@@ -234,12 +234,12 @@ class Store:
         return FileLock(str(self.directory / LOCK_FILE), timeout=timeout, mode=0o600)
 
     @contextlib.contextmanager
-    def update(self) -> Iterator[State]:
+    def update(self, timeout: float = WRITE_LOCK_TIMEOUT) -> Iterator[State]:
         """Read-modify-write under the writer lock; the file changes only if the block
         finishes without an exception. Keep network calls out of the block: the lock
         serialises every writer on the machine."""
         try:
-            lock = self.lock()
+            lock = self.lock(timeout)
             lock.acquire()
         except Timeout:
             raise StoreError(

@@ -23,6 +23,7 @@ import re
 import signal
 import subprocess
 import sys
+from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
@@ -30,7 +31,7 @@ from typing import IO, Any
 from .. import env
 from ..model import JSON, SOURCE_STATUSLINE, Snapshot, format_time, parse_time, utcnow
 from ..render import duration, percent
-from ..store import State, Store
+from ..store import State, Store, ensure_private_dir, write_private
 from .claude_account import Account, read_account
 
 #: Claude Code's JSON is a few KiB; anything past this is not it.
@@ -43,10 +44,14 @@ NEUTRAL = "claude-meter: –"
 EPOCH_RANGE = (1_577_836_800.0, 4_102_444_800.0)
 #: A percentage above this is not a percentage of a plan.
 MAX_PERCENT = 1000.0
+#: Writers hold the store's lock for milliseconds; Claude Code's bar will not wait longer.
+LOCK_TIMEOUT = 2.0
 #: Two ``resets_at`` this close belong to the same window.
 SAME_RESET = 120.0
 MAX_WINDOWS = 16
 _WINDOW_NAME = re.compile(r"^[a-z0-9_]{1,64}$")
+#: The account per Claude Code config dir, remembered against .claude.json's size and time.
+ACCOUNT_CACHE = "statusline-accounts.json"
 #: Where install-statusline records what it replaced (the chain, the uninstall data).
 RECORD_DIR = "statusline"
 
@@ -77,6 +82,33 @@ def recorded_chain(claude_dir: Path | None = None) -> str | None:
         return None
     chain = body.get("chain") if isinstance(body, dict) else None
     return chain if isinstance(chain, str) and chain.strip() else None
+
+
+def account_for(claude_dir: Path) -> Account | None:
+    """``read_account``, remembered while ``.claude.json`` keeps its size and mtime:
+    that file grows to megabytes of project history, too much to parse on every call."""
+    path = env.claude_json_path(claude_dir)
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    stamp = [info.st_mtime_ns, info.st_size]
+    cache_file = env.state_dir() / ACCOUNT_CACHE
+    cache: dict[str, Any] = {}
+    with contextlib.suppress(OSError, ValueError):
+        loaded = json.loads(cache_file.read_text())
+        cache = loaded if isinstance(loaded, dict) else {}
+    entry = cache.get(str(path))
+    if isinstance(entry, dict) and entry.get("stamp") == stamp:
+        with contextlib.suppress(TypeError):
+            known = entry.get("account")
+            return Account(**known) if isinstance(known, dict) else None
+    account = read_account(claude_dir)
+    cache[str(path)] = {"stamp": stamp, "account": asdict(account) if account else None}
+    with contextlib.suppress(OSError):
+        ensure_private_dir(cache_file.parent)
+        write_private(cache_file, json.dumps(cache).encode())
+    return account
 
 
 def _number(value: Any) -> float | None:
@@ -220,7 +252,7 @@ def ours(data: bytes, now: datetime) -> str:
         body = json.loads(data)
     except ValueError:
         return NEUTRAL
-    account = read_account(env.default_claude_config_dir())
+    account = account_for(env.default_claude_config_dir())
     if account is None:
         # API-key users and logins we cannot place: show the numbers, store nothing.
         return line(usage_from(body, now), now)
@@ -228,7 +260,7 @@ def ours(data: bytes, now: datetime) -> str:
     if snapshot is None:
         return _from_store(account, now)
     try:
-        with Store().update() as state:
+        with Store().update(LOCK_TIMEOUT) as state:
             stored = merge(state, snapshot, now)
             state.put(stored)
     except Exception:  # a full disk, a held lock or a bad state dir must not break the agent
