@@ -18,13 +18,14 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
-
-from filelock import FileLock, Timeout
+from typing import TYPE_CHECKING, Any
 
 from . import env
 from .dedupe import dedupe_by_account
 from .model import JSON, Snapshot, ValidationError, utcnow
+
+if TYPE_CHECKING:
+    from filelock import FileLock
 
 STATE_FILE = "state.json"
 LOCK_FILE = "state.lock"
@@ -230,6 +231,10 @@ class Store:
             return State(problem=f"state file {self.path} is corrupt ({_short(exc)})")
 
     def lock(self, timeout: float = WRITE_LOCK_TIMEOUT) -> FileLock:
+        # Imported here: filelock costs ~30 ms of imports that lock-free readers (the
+        # status line on every redraw) never need.
+        from filelock import FileLock
+
         ensure_private_dir(self.directory)
         return FileLock(str(self.directory / LOCK_FILE), timeout=timeout, mode=0o600)
 
@@ -238,6 +243,8 @@ class Store:
         """Read-modify-write under the writer lock; the file changes only if the block
         finishes without an exception. Keep network calls out of the block: the lock
         serialises every writer on the machine."""
+        from filelock import Timeout
+
         try:
             lock = self.lock(timeout)
             lock.acquire()
