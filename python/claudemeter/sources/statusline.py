@@ -193,15 +193,16 @@ def merge(state: State, snapshot: Snapshot, now: datetime) -> Snapshot:
     )
     for name, window in list(usage.items()):
         mine = _resets(window)
-        for row in others:
-            theirs = (row.usage or {}).get(name)
-            other_resets = _resets(theirs)
-            if mine is None or other_resets is None or abs(mine - other_resets) > SAME_RESET:
-                continue
-            higher = _number(theirs.get("utilization")) if isinstance(theirs, dict) else None
-            if higher is not None and higher > window["utilization"]:
-                usage[name] = {**window, "utilization": higher}
-                window = usage[name]
+        if mine is None:
+            continue
+        same_window = [
+            _number(theirs.get("utilization"))
+            for row in others
+            if isinstance(theirs := (row.usage or {}).get(name), dict)
+            and (resets := _resets(theirs)) is not None and abs(resets - mine) <= SAME_RESET
+        ]
+        highest = max([window["utilization"], *(u for u in same_window if u is not None)])
+        usage[name] = {**window, "utilization": highest}
     donor = next((row for row in others if row.browser != SOURCE_STATUSLINE), None)
     if donor is not None:
         usage = {**{k: v for k, v in (donor.usage or {}).items() if k not in usage}, **usage}
@@ -217,9 +218,10 @@ def line(usage: JSON | None, now: datetime, warning: str | None = None) -> str:
         window = (usage or {}).get(name)
         if not isinstance(window, dict):
             continue
-        text = f"{short} {percent(_number(window.get('utilization')))}"
         resets = _resets(window)
-        if name == "five_hour" and resets is not None:
+        over = resets is not None and resets <= now.timestamp()  # a stored row's old window
+        text = f"{short} {percent(0.0 if over else _number(window.get('utilization')))}"
+        if name == "five_hour" and resets is not None and not over:
             text += f" ↻{duration(resets - now.timestamp())}"
         parts.append(text)
     if not parts:
