@@ -14,7 +14,7 @@ import pytest
 from claudemeter import pace
 from claudemeter.model import Snapshot, format_time
 from claudemeter.render import local_time
-from claudemeter.store import HistoryPoint, Store
+from claudemeter.store import HistoryPoint, State, Store
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
 T = NOW.timestamp()
@@ -209,3 +209,14 @@ def test_json_rows_without_history_have_no_pace(claude_dir: Path, state_dir: Pat
     done = subprocess.run(["claude-meter", "--json", "--cached"], capture_output=True,
                           text=True, check=True)
     assert "pace" not in json.loads(done.stdout)[0]
+
+
+def test_history_of_a_folded_row_includes_readings_kept_under_its_email() -> None:
+    """A browser whose org look-up failed filed its readings under the email."""
+    by_org = climb(T - 40 * 60, T - 20 * 60, 10, 6, resets=T + HOUR)
+    by_email = climb(T - 19 * 60, T, 12, 6, resets=T + HOUR)
+    state = State(history={"org-1": by_org, "email:a@example.com": by_email})
+    row = Snapshot(org_uuid="org-1", browser="Chrome", account_email="A@example.com",
+                   fetched_at=NOW)
+    merged = pace.history_for(state, row)
+    assert [p.t for p in merged] == sorted(p.t for p in by_org + by_email)
