@@ -338,3 +338,16 @@ def test_no_http_client_is_imported(claude_dir: Path) -> None:
     done = subprocess.run([sys.executable, "-c", probe], input=encode(statusline_input()),
                           capture_output=True, check=True)
     assert done.stderr.decode().strip() == "False"
+
+
+def test_run_by_hand_in_a_terminal_it_explains_instead_of_waiting() -> None:
+    primary, secondary = os.openpty()
+    try:
+        done = subprocess.run(["claude-meter", "statusline"], stdin=secondary,
+                              capture_output=True, text=True, timeout=30, check=False)
+    finally:
+        os.close(primary)
+        os.close(secondary)
+    assert done.returncode == 0
+    assert done.stdout.strip() == "claude-meter: –"
+    assert "install-statusline" in done.stderr
