@@ -220,3 +220,22 @@ def test_history_of_a_folded_row_includes_readings_kept_under_its_email() -> Non
                    fetched_at=NOW)
     merged = pace.history_for(state, row)
     assert [p.t for p in merged] == sorted(p.t for p in by_org + by_email)
+
+
+def test_a_steady_stream_of_readings_builds_a_history(state_dir: Path) -> None:
+    """Agents' statuslines every 10 s: readings fold into points, and the points add up
+    to a pace instead of one point sliding forward."""
+    now = datetime.now(timezone.utc)
+    resets = format_time(now + timedelta(hours=3))
+    store = Store()
+    with store.update() as state:
+        for second in range(30 * 60, -1, -10):
+            used = 20.0 + 8.0 * (30 * 60 - second) / HOUR
+            state.put(Snapshot(org_uuid="o", browser="statusline", account_email=None,
+                               fetched_at=now - timedelta(seconds=second),
+                               usage={"five_hour": {"utilization": used, "resets_at": resets}}))
+    points = store.read().history["o"]
+    assert len(points) >= 30 * 60 / 20 - 1
+    result = pace.compute(points, "five_hour", now)
+    assert result is not None
+    assert result.rate_per_hour == pytest.approx(8.0, rel=0.05)

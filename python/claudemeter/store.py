@@ -34,7 +34,7 @@ FORMAT_VERSION = 1
 #: Pace needs a few hours of readings; more is dead weight on every read.
 HISTORY_SECONDS = 6 * 3600
 HISTORY_MAX_POINTS = 720
-#: Readings closer together than this replace each other (five agents' statuslines).
+#: Readings within this long after a point are folded into it (five agents' statuslines).
 HISTORY_MIN_SPACING = 20.0
 #: How far ahead of our clock a reading may be before we call it a clock jump.
 CLOCK_SKEW = timedelta(seconds=60)
@@ -132,8 +132,11 @@ class State:
         if points and points[-1].t > point.t:
             return  # history is append-only in time; late readings add nothing to pace
         if points and point.t - points[-1].t < HISTORY_MIN_SPACING:
+            # The point keeps its time: moving it to each newer reading would let a
+            # steady stream (a statusline every few seconds) slide one point forever.
             merged = dict(points[-1].used, **point.used)
-            points[-1] = HistoryPoint(point.t, merged, {**points[-1].resets, **point.resets})
+            points[-1] = HistoryPoint(points[-1].t, merged,
+                                      {**points[-1].resets, **point.resets})
         else:
             points.append(point)
         horizon = time.time() - HISTORY_SECONDS
