@@ -160,3 +160,9 @@ def test_doctor_passes_with_a_working_login(claude_dir: Path, upstream: FakeUpst
     done = cli("doctor")
     assert done.returncode == 0, done.stdout
     assert "ok    oauth      ada@example.com: usage fetched" in done.stdout
+
+
+def test_doctor_sees_the_installed_statusline(isolated: Path) -> None:
+    assert "statusline not installed" in cli("doctor").stdout
+    assert cli("install-statusline").returncode == 0
+    assert "ok    statusline Claude Code's statusLine feeds claudemeter" in cli("doctor").stdout

@@ -105,6 +105,20 @@ def check_bridge() -> list[Check]:
     return [Check(OK, "bridge", f"running on {address}")]
 
 
+def check_statusline() -> list[Check]:
+    from .install_statusline import InstallError, is_ours, load_settings
+
+    settings = env.default_claude_config_dir() / "settings.json"
+    try:
+        _raw, body = load_settings(settings)
+    except InstallError as exc:
+        return [Check(WARN, "statusline", str(exc))]
+    if is_ours(body.get("statusLine")):
+        return [Check(OK, "statusline", f"Claude Code's statusLine feeds claudemeter ({settings})")]
+    return [Check(WARN, "statusline", "not installed: `claude-meter install-statusline` gives"
+                                      " free updates from every running agent")]
+
+
 def check_tmux() -> list[Check]:
     if shutil.which("tmux") is None:
         return [Check(WARN, "tmux", "tmux not found: install it for the status line and popup")]
@@ -130,6 +144,7 @@ def run_checks() -> list[Check]:
         lambda: check_logins(state),
         lambda: check_sources(state),
         check_bridge,
+        check_statusline,
         check_tmux,
     ]
     checks: list[Check] = []

@@ -71,7 +71,7 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _load(path: Path) -> tuple[bytes | None, dict[str, Any]]:
+def load_settings(path: Path) -> tuple[bytes | None, dict[str, Any]]:
     """The file's bytes (None when absent) and its object; InstallError when unusable."""
     try:
         raw = path.read_bytes()
@@ -144,7 +144,7 @@ def _chained(current: Any, path: Path) -> tuple[str, dict[str, Any]]:
 
 def install(claude_dir: Path, command: str, chain: bool) -> str:
     path = claude_dir / SETTINGS
-    raw, settings = _load(path)
+    raw, settings = load_settings(path)
     present = KEY in settings
     current = settings.get(KEY)
     if present and _installed(current, _read_record(claude_dir) or {}):
@@ -215,7 +215,7 @@ def _original_bytes(record: dict[str, Any]) -> bytes | None:
 
 def uninstall(claude_dir: Path) -> str:
     path = claude_dir / SETTINGS
-    raw, settings = _load(path)
+    raw, settings = load_settings(path)
     record = _read_record(claude_dir) or {}
     record_file = record_path(claude_dir)
     current = settings.get(KEY)
