@@ -250,7 +250,8 @@ class Guard:
         self.login: Account | None = (
             read_account(env.default_claude_config_dir()) if opts.account is None else None
         )
-        label = shlex.join(opts.command) if opts.command else "(cm-guard --wait)"
+        label = " ".join((shlex.join(opts.command) if opts.command else "(cm-guard --wait)")
+                         .split())
         self.label = label if len(label) <= 200 else label[:199] + "…"
         self.entry = registry.GuardEntry(
             pid=os.getpid(), command=self.label, account=opts.account, state=registry.HELD,
@@ -385,7 +386,7 @@ class Guard:
             say(f"{self.opts.command[0]}: {exc.strerror or exc}")
             return exec_failure_status(exc)
         self.told = ()
-        self.update(registry.RUNNING, None)
+        self.update(registry.RUNNING, self.verdict())
         try:
             return self.supervise(job)
         finally:
