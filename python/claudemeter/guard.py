@@ -396,11 +396,13 @@ class Guard:
         timeout = 0.0
         while True:
             self.wait(timeout)
-            while self.pending:
-                self.terminate(self.pending.pop(0))
+            # Changes first, in the order they happened: a stop that our own pause caused
+            # must be seen as ours before a signal below continues the command.
             events, self.events = self.events, []
             for event in events:
                 self.react(job, event)
+            while self.pending:
+                self.terminate(self.pending.pop(0))
             if job.status is not None:
                 return job.status
             timeout = self.opts.poll
