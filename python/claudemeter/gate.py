@@ -15,7 +15,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from .model import JSON, Snapshot, format_time
 from .sources.oauth import STATUS_LOGIN, Account
@@ -109,8 +108,7 @@ def select_row(rows: Sequence[Snapshot], buckets: Sequence[str], email: str | No
     return max(rows, key=lambda r: _peak(r, buckets), default=None)
 
 
-def _bucket(name: str, usage: Mapping[str, Any] | None, row: Snapshot, threshold: float,
-            grace: float, now: datetime) -> Bucket:
+def _bucket(name: str, row: Snapshot, threshold: float, grace: float, now: datetime) -> Bucket:
     window = row.window(name)
     if window is None:
         return Bucket(name, None, None, ABSENT)
@@ -151,7 +149,7 @@ def decide(rows: Sequence[Snapshot], sources: Mapping[str, JSON], now: datetime,
         who = f"account {email}" if email else "any account"
         return Verdict(UNKNOWN, threshold, f"no usage data for {who} in the store",
                        login_problem=login_problem(sources, None))
-    states = tuple(_bucket(name, row.usage, row, threshold, grace, now) for name in buckets)
+    states = tuple(_bucket(name, row, threshold, grace, now) for name in buckets)
     problem = login_problem(sources, row)
     over = [b for b in states if b.state == OVER]
     if over:
