@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import termios
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
@@ -504,3 +505,37 @@ def test_guard_killed_with_sigkill_leaves_no_stopped_command(
     # whoever adopted it; a container's init may leave a zombie, which is not stopped).
     until(lambda: proc_state(child) in (None, "Z"), "the orphaned command to end")
     assert entry_of(guard.pid) is None  # the dead guard's entry is dropped by readers
+
+
+RAW = """\
+import os, signal, sys, time, tty
+signal.signal(signal.SIGTSTP, signal.SIG_IGN)  # a program that will not stop politely
+tty.setraw(0)
+open(sys.argv[1], "w").write(str(os.getpid()))
+while True:
+    time.sleep(0.05)
+"""
+
+
+def test_sigstop_fallback_and_the_terminal_modes_in_a_tmux_pane(
+        server: Server, tmp_path: Path) -> None:
+    put(30)
+    program, pid_file = tmp_path / "raw.py", tmp_path / "pid"
+    program.write_text(RAW)
+    command = f"{guard_bin()} {' '.join(FAST)} {sys.executable} {program} {pid_file}"
+    session = server.new_session(session_name="raw", x=80, y=24, window_command=command)
+    pane = session.active_window.active_pane
+    assert pane is not None and pane.pane_tty
+    until(pid_file.exists, "the program to start")
+    pid = int(pid_file.read_text())
+
+    def canonical() -> bool:
+        with open(pane.pane_tty or "", "rb") as tty:
+            return bool(termios.tcgetattr(tty.fileno())[3] & termios.ICANON)
+
+    until(lambda: not canonical(), "the program's raw mode")
+    put(97, resets_in=3)
+    until(lambda: is_stopped(pid), "SIGSTOP after SIGTSTP was ignored")
+    until(canonical, "the pane's own modes back while paused")
+    until(lambda: is_running(pid), "the resume")
+    until(lambda: not canonical(), "the program's raw mode restored for it")

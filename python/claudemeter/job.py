@@ -19,8 +19,10 @@ import os
 import select
 import signal
 import subprocess
+import termios
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 #: What a shell resets for a job it starts; SIGHUP is left alone so ``nohup`` still works.
 DEFAULT_IN_CHILD = (
@@ -102,6 +104,21 @@ def _prepare_child(tty: int | None) -> None:
     signal.pthread_sigmask(signal.SIG_SETMASK, set())
 
 
+def _modes(tty: int | None) -> list[Any] | None:
+    if tty is None:
+        return None
+    try:
+        return termios.tcgetattr(tty)
+    except termios.error:
+        return None
+
+
+def _set_modes(tty: int | None, modes: list[Any] | None) -> None:
+    if tty is not None and modes is not None:
+        with contextlib.suppress(termios.error):
+            termios.tcsetattr(tty, termios.TCSADRAIN, modes)
+
+
 class SignalPipe:
     """Turns the given signals into bytes on a pipe; :meth:`wait` is the only place the
     guard blocks, so a signal, a child exiting or stopping, and the poll all wake it."""
@@ -146,11 +163,16 @@ class Job:
     stop_signal: int = 0
     status: int | None = None  # set once it has exited, in shell terms
     _proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    # Terminal modes, as a shell keeps them: the guard's own from the start, and the
+    # command's from when it last lost the terminal (raw, if SIGSTOP caught a TUI).
+    _our_modes: list[Any] | None = field(default=None, repr=False)
+    _its_modes: list[Any] | None = field(default=None, repr=False)
 
     def start(self) -> None:
         """Fork and exec; raises OSError when the command cannot be run."""
         foreground = foreground_group(self.tty) == os.getpgrp()
         tty = self.tty if foreground else None
+        self._our_modes = _modes(tty)
         self._proc = subprocess.Popen(
             self.argv, env=dict(self.env), preexec_fn=lambda: _prepare_child(tty),
         )
@@ -211,14 +233,18 @@ class Job:
 
     def take_terminal(self) -> None:
         """Give the terminal back to the guard's group (as a shell does when a job stops),
-        so a paused pane still answers Ctrl-C and Ctrl-Z."""
+        so a paused pane still answers Ctrl-C and Ctrl-Z, with the modes it had before the
+        command started (a TUI stopped by SIGSTOP leaves the terminal raw)."""
         if self.has_terminal():
+            self._its_modes = _modes(self.tty)
+            _set_modes(self.tty, self._our_modes)
             set_foreground(self.tty, os.getpgrp())
 
     def give_terminal(self) -> None:
-        """Hand the terminal to the command, but only if the guard has it: a guard sent
-        to the background (``bg``) must not steal it from the shell."""
+        """Hand the terminal, and its modes, back to the command, but only if the guard
+        has it: a guard sent to the background (``bg``) must not steal it from the shell."""
         if foreground_group(self.tty) in (os.getpgrp(), self.pid):
+            _set_modes(self.tty, self._its_modes)
             set_foreground(self.tty, self.pid)
 
     def stop(self, wait: Callable[[Callable[[], bool], float], None], grace: float) -> None:
