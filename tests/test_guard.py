@@ -539,3 +539,20 @@ def test_sigstop_fallback_and_the_terminal_modes_in_a_tmux_pane(
     until(canonical, "the pane's own modes back while paused")
     until(lambda: is_running(pid), "the resume")
     until(lambda: not canonical(), "the program's raw mode restored for it")
+
+
+def test_a_stop_with_no_job_control_shell_above_is_undone(
+        tmp_path: Path, guards: list[subprocess.Popen[str]]) -> None:
+    put(10)
+    out = tmp_path / "ticks"
+    guard = start(*FAST, sys.executable, "-c", TICKER, str(out))
+    guards.append(guard)
+    child = child_of(guard)
+    until(grows(out), "ticking")
+    os.kill(child, signal.SIGTSTP)  # as Ctrl-Z would, but nobody above could say `fg`
+    until(grows(out), "ticking again")
+    entry = entry_of(guard.pid)
+    assert entry is not None and entry.state == "running"
+    guard.send_signal(signal.SIGTERM)
+    _, err = guard.communicate(timeout=10)
+    assert "no job-control shell" in err
