@@ -139,7 +139,8 @@ def main() -> None:
         put(store, 10, 3600)
         flags = ["--poll", str(args.poll), "--grace", str(args.grace)]
         guards = [subprocess.Popen([*guard_command(), *flags, "sleep", "100000"],
-                                   stdin=subprocess.DEVNULL, start_new_session=True)
+                                   stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                   start_new_session=True)
                   for _ in range(args.guards)]
         try:
             children = children_of(guards)

@@ -172,7 +172,7 @@ class Job:
         """Fork and exec; raises OSError when the command cannot be run."""
         foreground = foreground_group(self.tty) == os.getpgrp()
         tty = self.tty if foreground else None
-        self._our_modes = _modes(tty)
+        self._our_modes = _modes(self.tty)  # readable from the background too
         self._proc = subprocess.Popen(
             self.argv, env=dict(self.env), preexec_fn=lambda: _prepare_child(tty),
         )
