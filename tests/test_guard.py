@@ -97,6 +97,14 @@ def start(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str
                             start_new_session=True, env=env)
 
 
+def start_ticker(out: Path, guards: list[subprocess.Popen[str]]
+                 ) -> tuple[subprocess.Popen[str], int]:
+    """A guard over a child that appends to ``out`` every 20 ms; the guard and the child."""
+    guard = start(*FAST, sys.executable, "-c", TICKER, str(out))
+    guards.append(guard)
+    return guard, child_of(guard)
+
+
 def run(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
     return subprocess.run([guard_bin(), *args], stdin=subprocess.DEVNULL, capture_output=True,
                           text=True, timeout=timeout, check=False, start_new_session=True)
@@ -132,9 +140,7 @@ def test_pauses_when_the_store_crosses_and_resumes_after_reset_plus_grace(
     monkeypatch.setenv("TMUX_PANE", "%7")
     put(40)
     out = tmp_path / "ticks"
-    guard = start(*FAST, sys.executable, "-c", TICKER, str(out))
-    guards.append(guard)
-    child = child_of(guard)
+    guard, child = start_ticker(out, guards)
     until(grows(out), "the child to tick")
     entry = entry_of(guard.pid)
     assert entry is not None
@@ -494,9 +500,7 @@ def test_curses_program_in_a_tmux_pane_survives_pause_resume_ctrl_z_and_ctrl_c(
 def test_guard_killed_with_sigkill_leaves_no_stopped_command(
         tmp_path: Path, guards: list[subprocess.Popen[str]]) -> None:
     put(10)
-    guard = start(*FAST, sys.executable, "-c", TICKER, str(tmp_path / "ticks"))
-    guards.append(guard)
-    child = child_of(guard)
+    guard, child = start_ticker(tmp_path / "ticks", guards)
     put(97, resets_in=600)
     until(lambda: is_stopped(child), "the command to be paused")
     guard.kill()  # no chance to clean up: the kernel's orphaned-group rule must
@@ -545,9 +549,7 @@ def test_a_stop_with_no_job_control_shell_above_is_undone(
         tmp_path: Path, guards: list[subprocess.Popen[str]]) -> None:
     put(10)
     out = tmp_path / "ticks"
-    guard = start(*FAST, sys.executable, "-c", TICKER, str(out))
-    guards.append(guard)
-    child = child_of(guard)
+    guard, child = start_ticker(out, guards)
     until(grows(out), "ticking")
     os.kill(child, signal.SIGTSTP)  # as Ctrl-Z would, but nobody above could say `fg`
     until(grows(out), "ticking again")
