@@ -429,6 +429,7 @@ TUI = """\
 import curses, os, signal, sys
 log = open(sys.argv[1], "a", buffering=1)
 signal.signal(signal.SIGINT, lambda *_: sys.exit(5))
+signal.signal(signal.SIGHUP, lambda *_: sys.exit(6))  # handled: runs only once continued
 log.write(f"pid {os.getpid()}\\n")
 def main(screen):
     screen.timeout(100)  # an event loop: Python runs its SIGINT handler between reads
@@ -509,6 +510,28 @@ def test_guard_killed_with_sigkill_leaves_no_stopped_command(
     # whoever adopted it; a container's init may leave a zombie, which is not stopped).
     until(lambda: proc_state(child) in (None, "Z"), "the orphaned command to end")
     assert entry_of(guard.pid) is None  # the dead guard's entry is dropped by readers
+
+
+def test_closing_the_pane_while_paused_ends_the_command(server: Server, tmp_path: Path
+                                                         ) -> None:
+    put(30)
+    program, log = tmp_path / "tui.py", tmp_path / "tui.log"
+    program.write_text(TUI)
+    session = server.new_session(session_name="close", x=80, y=24,
+                                 window_command="bash --norc --noprofile -i")
+    session.new_window(window_name="keeps-the-server", attach=False, window_shell="sleep 600")
+    pane = session.windows[0].active_pane
+    assert pane is not None
+    until(lambda: "#" in "".join(pane.capture_pane() or []) or
+          "$" in "".join(pane.capture_pane() or []), "the shell prompt")
+    pane.send_keys(f"{guard_bin()} {' '.join(FAST)} {sys.executable} {program} {log}")
+    until(lambda: log.exists() and log.read_text().startswith("pid"), "the program")
+    pid = int(log.read_text().split()[1])
+    put(98, resets_in=600)
+    until(lambda: is_stopped(pid), "the program to be paused")
+    pane.kill()  # SIGHUP all round, as when a user closes the pane
+    until(lambda: proc_state(pid) is None, "the paused program to be continued and ended")
+    until(lambda: registry.active() == [], "the guard to unregister")
 
 
 RAW = """\
