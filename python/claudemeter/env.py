@@ -113,3 +113,23 @@ STATUSLINE_CHAINED = "CLAUDEMETER_STATUSLINE_CHAINED"
 def statusline_chained() -> bool:
     """True inside a chained statusLine command: it must not chain again."""
     return _get(STATUSLINE_CHAINED) is not None
+
+
+def guard_threshold() -> str | None:
+    """``CLAUDEMETER_THRESHOLD``: cm-guard's default threshold, so the tmux option
+    ``@claude_meter_threshold`` can reach every pane through tmux's environment."""
+    return _get("CLAUDEMETER_THRESHOLD")
+
+
+#: Set by cm-guard for its command (the guard's pid): an inner ``cm-guard CMD`` under
+#: it (``alias claude='cm-guard claude'``) runs CMD directly instead of nesting.
+GUARD_MARKER = "CM_GUARD_ACTIVE"
+
+
+def guard_marker() -> str | None:
+    return _get(GUARD_MARKER)
+
+
+def tmux_pane() -> str | None:
+    """The pane a process runs in (``%3``), for the guard registry."""
+    return _get("TMUX_PANE")

@@ -18,14 +18,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import Any
-
-import requests
+from typing import TYPE_CHECKING, Any
 
 from .. import env
 from ..model import JSON, SOURCE_OAUTH, Snapshot, redact, utcnow
 from .claude_account import Account as Account
 from .claude_account import read_account as read_account
+
+if TYPE_CHECKING:
+    import requests
 
 USAGE_PATH = "/api/oauth/usage"
 PROFILE_PATH = "/api/oauth/profile"
@@ -172,6 +173,7 @@ class _HttpProblem(Exception):
 
 
 def _get_json(session: requests.Session, url: str, token: str, what: str) -> Any:
+    import requests  # here, not at the top: cm-guard reads accounts without loading it
     headers = {
         "Authorization": f"Bearer {token}",
         "anthropic-beta": BETA_HEADER,
@@ -233,7 +235,10 @@ def fetch(login: Login, previous: JSON | None = None,
         message = f"login expired at {login.expires_at:%Y-%m-%d %H:%M} UTC: {RELOGIN_HINT}"
         book.update(status=STATUS_LOGIN, error=message, next_allowed=now)
         return Outcome(_snapshot(account, None, [message], now_dt), book)
-    session = session or requests.Session()
+    if session is None:
+        import requests
+
+        session = requests.Session()
     base = env.anthropic_base()
     usage: Any = None
     try:

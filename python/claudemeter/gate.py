@@ -1,0 +1,174 @@
+"""The guard's decision: is this account over the threshold, and until when?
+
+Pure functions of the store's state and the clock, so every guard on one account
+reaches the same answer from the same row: the resume time is the row's ``resets_at``
+plus the grace, never "when this guard noticed", which is what keeps five panes
+pausing and resuming together.
+
+Two facts shape the rules. Utilization only grows within a window, so an old reading
+that says "over" still holds until its ``resets_at``; an old reading that says "under"
+proves nothing. And a bucket whose utilization is unknown is unknown, not 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from .model import JSON, Snapshot, format_time
+from .sources.oauth import STATUS_LOGIN, Account
+
+DEFAULT_BUCKETS = ("five_hour", "seven_day", "seven_day_oauth_apps")
+
+UNDER = "under"
+OVER = "over"
+UNKNOWN = "unknown"
+#: Bucket states beyond the three verdicts: past its resets_at (+ grace), or not sent.
+RESET = "reset"
+ABSENT = "absent"
+
+
+@dataclass(frozen=True)
+class Bucket:
+    name: str
+    utilization: float | None
+    resets_at: datetime | None
+    state: str
+
+    def to_json(self) -> JSON:
+        return {
+            "utilization": self.utilization,
+            "resets_at": format_time(self.resets_at) if self.resets_at else None,
+            "state": self.state,
+        }
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What a guard does now: run (under), hold (over) or decide by policy (unknown)."""
+
+    state: str
+    threshold: float
+    reason: str
+    row: Snapshot | None = None
+    buckets: tuple[Bucket, ...] = ()
+    resume_at: datetime | None = None  # set when over and a reset time is known
+    login_problem: str | None = None
+
+    @property
+    def account(self) -> str | None:
+        if self.row is None:
+            return None
+        return self.row.account_email or self.row.org_uuid or None
+
+    def holds(self, fail_closed: bool) -> bool:
+        return self.state == OVER or (self.state == UNKNOWN and fail_closed)
+
+    def to_json(self) -> JSON:
+        """What ``cm-guard --check`` prints: enough for a script to decide and to say why."""
+        row = self.row
+        return {
+            "state": self.state,
+            "account": row.account_email if row else None,
+            "org_uuid": row.org_uuid if row else None,
+            "threshold": self.threshold,
+            "resume_at": format_time(self.resume_at) if self.resume_at else None,
+            "reason": self.reason,
+            "buckets": {b.name: b.to_json() for b in self.buckets},
+            "fetched_at": format_time(row.fetched_at) if row else None,
+            "stale": row.stale if row else None,
+            "login": self.login_problem,
+        }
+
+
+def _peak(row: Snapshot, buckets: Sequence[str]) -> float:
+    levels = [w.utilization for name, w in row.windows().items()
+              if name in buckets and w.utilization is not None]
+    return max(levels, default=-1.0)
+
+
+def select_row(rows: Sequence[Snapshot], buckets: Sequence[str], email: str | None,
+               login: Account | None) -> Snapshot | None:
+    """``--account`` if given (and nothing else), else the Claude Code login's account,
+    else the only account, else the one closest to its limit (the safe guess)."""
+    if email is not None:
+        wanted = email.lower()
+        return next((r for r in rows if (r.account_email or "").lower() == wanted), None)
+    if login is not None:
+        for row in rows:
+            if login.org_uuid and row.org_uuid == login.org_uuid:
+                return row
+        if login.email:
+            same = [r for r in rows if (r.account_email or "").lower() == login.email.lower()]
+            if len(same) == 1:
+                return same[0]
+    if len(rows) == 1:
+        return rows[0]
+    return max(rows, key=lambda r: _peak(r, buckets), default=None)
+
+
+def _bucket(name: str, row: Snapshot, threshold: float, grace: float, now: datetime) -> Bucket:
+    window = row.window(name)
+    if window is None:
+        return Bucket(name, None, None, ABSENT)
+    until = window.resets_at + timedelta(seconds=grace) if window.resets_at else None
+    if window.utilization is None:
+        state = RESET if window.has_reset(now) else UNKNOWN
+    elif window.utilization >= threshold:
+        state = RESET if until is not None and until <= now else OVER
+    else:
+        state = RESET if window.has_reset(now) else UNDER
+    return Bucket(name, window.utilization, window.resets_at, state)
+
+
+def login_problem(sources: Mapping[str, JSON], row: Snapshot | None) -> str | None:
+    """The OAuth source's own words when the login behind this account was rejected."""
+    org = row.org_uuid if row else ""
+    for key, book in sources.items():
+        if not key.startswith("oauth:") or book.get("status") != STATUS_LOGIN:
+            continue
+        owner = book.get("account_key")
+        if key == f"oauth:{org}" or owner in (None, f"oauth:{org}"):
+            error = book.get("error")
+            return str(error) if error else "the Claude Code login was rejected"
+    return None
+
+
+def _pct(value: float) -> str:
+    return f"{value:.0f}%"
+
+
+def decide(rows: Sequence[Snapshot], sources: Mapping[str, JSON], now: datetime, *,
+           threshold: float, buckets: Sequence[str] = DEFAULT_BUCKETS,
+           email: str | None = None, login: Account | None = None,
+           grace: float = 30.0) -> Verdict:
+    """The verdict for the selected account's row at ``now``."""
+    row = select_row(rows, buckets, email, login)
+    if row is None:
+        who = f"account {email}" if email else "any account"
+        return Verdict(UNKNOWN, threshold, f"no usage data for {who} in the store",
+                       login_problem=login_problem(sources, None))
+    states = tuple(_bucket(name, row, threshold, grace, now) for name in buckets)
+    problem = login_problem(sources, row)
+    over = [b for b in states if b.state == OVER]
+    if over:
+        worst = max(over, key=lambda b: b.utilization or 0.0)
+        ends = [b.resets_at for b in over]
+        resume_at = (max(e for e in ends if e is not None) + timedelta(seconds=grace)
+                     if all(e is not None for e in ends) else None)
+        reason = (f"{worst.name} at {_pct(worst.utilization or 0.0)}"
+                  f" (threshold {_pct(threshold)})")
+        return Verdict(OVER, threshold, reason, row, states, resume_at, problem)
+    if row.usage is None:
+        return Verdict(UNKNOWN, threshold, "the store holds no usage numbers for the account",
+                       row, states, None, problem)
+    if row.stale:
+        minutes = max(1, int(row.age(now) // 60))
+        return Verdict(UNKNOWN, threshold, f"usage data is {minutes} min old", row, states,
+                       None, problem)
+    if not any(b.state in (UNDER, RESET) for b in states):
+        names = ", ".join(buckets)
+        return Verdict(UNKNOWN, threshold, f"the server reports no utilization for {names}",
+                       row, states, None, problem)
+    return Verdict(UNDER, threshold, "under the threshold", row, states, None, problem)

@@ -1,0 +1,570 @@
+"""``cm-guard``: run a command only while the account is under the threshold (SPEC 4).
+
+Before the command starts, the guard holds while the watched buckets are at or over
+the threshold. While it runs, the guard re-reads the store every ``--poll`` seconds (no
+network on that path) and, when a bucket crosses the threshold, pauses the command with
+a job-control stop and resumes it at the row's ``resets_at`` plus ``--grace``. Every
+guard on the account reads the same row and so reaches the same resume time.
+
+Messages go to stderr only: ``cm-guard claude -p … | jq`` must stay clean.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from . import env, registry
+from .gate import DEFAULT_BUCKETS, UNKNOWN, Verdict, decide
+from .job import (
+    CONTINUED,
+    JOB_CONTROL_STOPS,
+    STOPPED,
+    Job,
+    SignalPipe,
+    controlling_terminal,
+    exec_failure_status,
+    has_job_control_parent,
+)
+from .model import Snapshot, utcnow
+from .sources.oauth import Account, read_account
+from .store import State, Store
+
+PROG = "cm-guard"
+EXIT_OVER = 75
+EXIT_FAILED = 125
+DEFAULT_THRESHOLD = 90.0
+#: How long a full-screen program gets to restore the terminal before SIGSTOP.
+STOP_GRACE = 1.0
+#: The OAuth source's interval (refresh.OAUTH_INTERVAL). A guard asks for a refresh
+#: only when its row is older than this and nobody has tried for as long; the refresh
+#: itself is single-flight and interval-limited, so twenty guards cost one request.
+REFRESH_AFTER = 180.0
+#: A guard about to decide on missing data first waits this long for a refresh in flight.
+REFRESH_WAIT = 15.0
+#: Signals that end the guard: each is passed on to the command (continued first).
+TERMINATING = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT, signal.SIGQUIT)
+#: Runs in a child process so that a slow upstream never stalls the poll loop, and no
+#: thread shares the guard with the fork that starts the command.
+REFRESH_CODE = "from claudemeter.refresh import refresh; refresh()"
+
+DESCRIPTION = """\
+Run CMD only while the Claude account is under the threshold: hold before starting
+while a watched bucket is at or over it, pause CMD (a job-control stop, so a TUI
+restores the terminal) when a bucket crosses it, and resume CMD at the bucket's reset
+time plus the grace. Every guard on the account pauses and resumes together.
+"""
+
+EPILOG = """\
+exit status: CMD's own (128+N when it died of signal N); 125 cm-guard failed;
+126 CMD not executable; 127 CMD not found; 75 over the threshold (--check).
+
+missing or old data: a warning, and CMD runs anyway (--fail-closed holds instead).
+environment: CLAUDEMETER_THRESHOLD sets the default threshold (the tmux option
+@claude_meter_threshold); CM_GUARD_ACTIVE marks a guarded command, so an inner
+`cm-guard CMD` (alias claude='cm-guard claude') runs CMD directly.
+"""
+
+
+class UsageError(Exception):
+    """Bad options: exit 125 (not argparse's 2, which CMD itself might return)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]  # raises, never returns
+        raise UsageError(message)
+
+
+@dataclass(frozen=True)
+class Options:
+    threshold: float
+    buckets: tuple[str, ...]
+    account: str | None
+    grace: float
+    poll: float
+    check: bool
+    wait: bool
+    fail_closed: bool
+    command: list[str]
+
+
+def _number(low: float, high: float) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not math.isfinite(value) or not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text} is outside {low:g}–{high:g}")
+        return value
+
+    return parse
+
+
+_threshold = _number(0.0, 1000.0)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, description=DESCRIPTION, epilog=EPILOG,
+                     usage="%(prog)s [options] [--] CMD [ARGS...] | --check | --wait",
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threshold", type=_threshold, metavar="PCT",
+                        help="pause/hold at or above this utilization (default 90, or"
+                             " $CLAUDEMETER_THRESHOLD)")
+    parser.add_argument("--bucket", action="append", metavar="NAME",
+                        help="bucket to watch; repeatable (default: "
+                             + ", ".join(DEFAULT_BUCKETS) + ")")
+    parser.add_argument("--account", metavar="EMAIL",
+                        help="which account's row to read (default: the Claude Code login,"
+                             " else the only account, else the one nearest its limit)")
+    parser.add_argument("--grace", type=_number(0.0, 86400.0), default=30.0, metavar="SECONDS",
+                        help="wait this long past the reset before resuming (default 30)")
+    parser.add_argument("--poll", type=_number(0.05, 3600.0), default=5.0, metavar="SECONDS",
+                        help="how often a running guard re-reads the store (default 5)")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--check", action="store_true",
+                      help="no command: print the account's state as JSON; exit 0 under the"
+                           " threshold, 75 over it")
+    mode.add_argument("--wait", action="store_true",
+                      help="no command: block until under the threshold, then exit 0")
+    parser.add_argument("--fail-closed", action="store_true",
+                        help="hold (and --check exits 75) when the data is missing or old,"
+                             " instead of warning and letting work go on")
+    parser.add_argument("command", nargs=argparse.REMAINDER, metavar="CMD [ARGS...]",
+                        help="the command to guard")
+    return parser
+
+
+def parse_options(argv: Sequence[str]) -> Options:
+    args = build_parser().parse_args(list(argv))
+    command = list(args.command)
+    if command[:1] == ["--"]:
+        command = command[1:]
+    if (args.check or args.wait) and command:
+        raise UsageError("--check and --wait take no command")
+    if not (args.check or args.wait or command):
+        raise UsageError("give a command to guard, or --check / --wait")
+    threshold = args.threshold
+    if threshold is None:
+        configured = env.guard_threshold()
+        try:
+            threshold = _threshold(configured) if configured else DEFAULT_THRESHOLD
+        except argparse.ArgumentTypeError as exc:
+            raise UsageError(f"CLAUDEMETER_THRESHOLD: {exc}") from None
+    buckets = tuple(dict.fromkeys(args.bucket or DEFAULT_BUCKETS))
+    return Options(threshold, buckets, args.account, args.grace, args.poll, args.check,
+                   args.wait, args.fail_closed, command)
+
+
+def say(message: str) -> None:
+    """One line on stderr; a closed stderr is not worth dying for."""
+    try:
+        sys.stderr.write(f"{PROG}: {message}\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+
+
+def when(moment: datetime, now: datetime) -> str:
+    """``14:05:30 (in 1h02m)`` in local time, with the date when it is not today."""
+    local = moment.astimezone()
+    text = local.strftime("%H:%M:%S" if local.date() == now.astimezone().date()
+                          else "%a %d %b %H:%M:%S")
+    left = max(0, int((moment - now).total_seconds()))
+    hours, rest = divmod(left, 3600)
+    span = f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
+    return f"{text} (in {span})"
+
+
+class StateReader:
+    """Re-parses the state file only when it changed: an idle guard's poll is a stat."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._key: tuple[int, int, int] | None = None
+        self._state = State()
+
+    def read(self) -> State:
+        try:
+            info = self.store.path.stat()
+            key: tuple[int, int, int] | None = (info.st_mtime_ns, info.st_size, info.st_ino)
+        except OSError:
+            key = None
+        if key is None or key != self._key:
+            self._state = self.store.read()
+            self._key = key
+        return self._state
+
+
+class Refresher:
+    """Asks for fresh numbers, in a child process, when the guard's row is old."""
+
+    def __init__(self) -> None:
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._last = -math.inf
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def maybe_start(self, state: State, row: Snapshot | None, now: datetime) -> None:
+        if self.running or (row is not None and row.age(now) < REFRESH_AFTER):
+            return
+        clock = now.timestamp()
+        if clock - self._last < REFRESH_AFTER:
+            return
+        for key, book in state.sources.items():
+            if not key.startswith("oauth:"):
+                continue
+            last = float(book.get("last_attempt", 0) or 0)
+            if clock - last < REFRESH_AFTER or clock < float(book.get("next_allowed", 0) or 0):
+                return  # someone asked lately, or the source is backing off
+        self._last = clock
+        try:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-c", REFRESH_CODE], stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            )
+        except OSError as exc:
+            say(f"cannot start a refresh: {exc.strerror or exc}")
+
+
+class Guard:
+    """One guard: its options, its view of the store, its registry entry, its job."""
+
+    def __init__(self, opts: Options) -> None:
+        self.opts = opts
+        self.reader = StateReader(Store())
+        self.refresher = Refresher()
+        self.login: Account | None = (
+            read_account(env.default_claude_config_dir()) if opts.account is None else None
+        )
+        label = " ".join((shlex.join(opts.command) if opts.command else "(cm-guard --wait)")
+                         .split())
+        self.label = label if len(label) <= 200 else label[:199] + "…"
+        self.entry = registry.GuardEntry(
+            pid=os.getpid(), command=self.label, account=opts.account, state=registry.HELD,
+            pane=env.tmux_pane(), started_at=time.time(),
+        )
+        self.registered = False
+        self.signals: SignalPipe | None = None
+        self.pending: list[int] = []  # terminating signals not yet acted on
+        self.events: list[str] = []  # changes in the command not yet acted on
+        self.terminating: int | None = None
+        self.job: Job | None = None
+        self.paused = False  # the guard stopped the command and owes it a resume
+        self.told: tuple[str, ...] = ()  # the last hold/pause announcement, said once
+
+    # -- reading -----------------------------------------------------------------------
+
+    def verdict(self) -> Verdict:
+        state = self.reader.read()
+        now = utcnow()
+        found = decide(state.accounts(now), state.sources, now, threshold=self.opts.threshold,
+                       buckets=self.opts.buckets, email=self.opts.account, login=self.login,
+                       grace=self.opts.grace)
+        self.refresher.maybe_start(state, found.row, now)
+        if state.problem and found.state == UNKNOWN:
+            return Verdict(UNKNOWN, found.threshold, state.problem, found.row, found.buckets)
+        return found
+
+    def settled_verdict(self) -> Verdict:
+        """The verdict, after letting a refresh that is already under way land first."""
+        deadline = time.monotonic() + REFRESH_WAIT
+        found = self.verdict()
+        while (found.state == UNKNOWN and self.refresher.running
+               and time.monotonic() < deadline and not self.pending):
+            self.wait(0.1)
+            found = self.verdict()
+        return found
+
+    def warn_unknown(self, found: Verdict) -> None:
+        key = ("unknown", found.reason, found.login_problem or "")
+        if key == self.told:
+            return
+        self.told = key
+        if found.login_problem:
+            say(found.login_problem)
+        action = "holding" if self.opts.fail_closed else "going ahead (--fail-closed to hold)"
+        say(f"{found.reason}; {action}")
+
+    # -- waiting and the registry ------------------------------------------------------
+
+    def wait(self, timeout: float) -> None:
+        """Block until a signal, a change in the command, or ``timeout``."""
+        if self.signals is None:
+            time.sleep(timeout)
+            return
+        for sig in self.signals.wait(timeout):
+            if sig in TERMINATING:
+                self.pending.append(sig)
+        if self.job is not None:
+            self.events += self.job.reap()
+
+    def wait_until(self, done: Callable[[], bool], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not done() and time.monotonic() < deadline:
+            self.wait(min(0.05, max(0.0, deadline - time.monotonic())))
+
+    def update(self, state: str, found: Verdict | None = None) -> None:
+        """Rewrite the registry entry when something a reader shows has changed."""
+        entry = self.entry
+        resume = found.resume_at.timestamp() if found and found.resume_at else None
+        account = found.account if found and found.account else entry.account
+        child = self.job.pid if self.job else None
+        fields = (state, resume, account, child)
+        if self.registered and fields == (entry.state, entry.resume_at, entry.account,
+                                          entry.child_pid):
+            return
+        entry.state, entry.resume_at, entry.account, entry.child_pid = fields
+        try:
+            registry.register(entry)
+            self.registered = True
+        except OSError as exc:
+            if not self.registered:
+                say(f"cannot register in {registry.guards_dir()}: {exc.strerror or exc}")
+            self.registered = True  # said once; the guard works without the registry
+
+    def timeout(self, found: Verdict) -> float:
+        """The next poll, or the resume time if that comes first."""
+        if found.resume_at is None:
+            return self.opts.poll
+        left = (found.resume_at - utcnow()).total_seconds() + 0.01
+        return max(0.0, min(self.opts.poll, left))
+
+    # -- holding before the start (and --wait) -----------------------------------------
+
+    def hold(self, doing: str) -> int | None:
+        """Block while over the threshold. None when clear to go; an exit status when a
+        signal ended the wait."""
+        found = self.settled_verdict()
+        while not self.pending:
+            if not found.holds(self.opts.fail_closed):
+                if found.state == UNKNOWN:
+                    self.warn_unknown(found)
+                return None
+            if found.state == UNKNOWN:
+                self.warn_unknown(found)
+            else:
+                self.announce(found, doing)
+            self.update(registry.HELD, found)
+            self.wait(self.timeout(found))
+            found = self.verdict()
+        return 128 + self.pending[0]
+
+    def announce(self, found: Verdict, doing: str) -> None:
+        until = (f"until {when(found.resume_at, utcnow())}" if found.resume_at
+                 else "until the data shows a reset")
+        key = (doing, found.reason, until.split(" (")[0])
+        if key != self.told:
+            self.told = key
+            say(f"{found.reason}: {doing} {until}")
+
+    # -- running the command -----------------------------------------------------------
+
+    def run(self, tty: int | None) -> int:
+        held = self.hold(f"holding `{self.label}`")
+        if held is not None:
+            return held
+        child_env = dict(os.environ)
+        child_env[env.GUARD_MARKER] = str(os.getpid())
+        self.job = job = Job(self.opts.command, child_env, tty)
+        try:
+            job.start()
+        except OSError as exc:
+            say(f"{self.opts.command[0]}: {exc.strerror or exc}")
+            return exec_failure_status(exc)
+        self.told = ()
+        self.update(registry.RUNNING, self.verdict())
+        try:
+            return self.supervise(job)
+        finally:
+            job.take_terminal()
+
+    def supervise(self, job: Job) -> int:
+        timeout = 0.0
+        while True:
+            self.wait(timeout)
+            # Changes first, in the order they happened: a stop that our own pause caused
+            # must be seen as ours before a signal below continues the command.
+            events, self.events = self.events, []
+            for event in events:
+                self.react(job, event)
+            while self.pending:
+                self.terminate(self.pending.pop(0))
+            if job.status is not None:
+                return job.status
+            timeout = self.opts.poll
+            if self.terminating is not None:
+                continue  # no more gating: only wait for the command to finish
+            found = self.verdict()
+            holds = found.holds(self.opts.fail_closed)
+            if holds and not self.paused and not job.stopped:
+                self.pause(job, found)
+            elif holds and self.paused:
+                self.update(registry.PAUSED, found)
+            elif self.paused and not holds:
+                self.resume(job)
+            timeout = self.timeout(found) if self.paused else self.opts.poll
+
+    def react(self, job: Job, event: str) -> None:
+        if event == STOPPED and job.stopped and not self.paused:
+            self.stopped_by_user(job)
+        elif event == CONTINUED and self.paused and not job.stopped:
+            # Someone continued it behind our back; the next poll pauses it again.
+            self.paused = False
+            self.update(registry.RUNNING)
+
+    def pause(self, job: Job, found: Verdict) -> None:
+        self.paused = True
+        job.stop(self.wait_until, STOP_GRACE)
+        if job.status is None:
+            self.announce(found, f"paused `{self.label}`")
+            self.update(registry.PAUSED, found)
+
+    def resume(self, job: Job) -> None:
+        self.paused = False
+        say(f"resumed `{self.label}`")
+        self.told = ()
+        job.resume()
+        self.update(registry.RUNNING)
+
+    def stopped_by_user(self, job: Job) -> None:
+        """The command stopped itself (Ctrl-Z, or a read from the terminal while in the
+        background). Like a shell: stop the guard's own job too, so the shell above sees
+        it stopped and offers ``fg``; continue the command when we are continued. With
+        no job-control shell above (the guard is the pane's command), nobody could ever
+        continue us, so the command is continued at once."""
+        if job.stop_signal not in JOB_CONTROL_STOPS:
+            return  # stopped by hand (SIGSTOP): it stays so until someone continues it
+        job.take_terminal()
+        if has_job_control_parent():
+            os.killpg(os.getpgrp(), signal.SIGTSTP)
+            # ...and here we are, continued by `fg` or `bg`.
+        else:
+            say("no job-control shell above cm-guard to return to; continuing the command")
+        found = self.verdict()
+        if self.terminating is None and found.holds(self.opts.fail_closed):
+            self.paused = True
+            self.announce(found, f"paused `{self.label}`")
+            self.update(registry.PAUSED, found)
+            return
+        job.resume()
+
+    def terminate(self, sig: int) -> None:
+        """The guard was told to end (pane closed, kill, Ctrl-C while paused): the
+        command is continued and gets the same signal, then the guard waits for it."""
+        if self.terminating is None:
+            self.terminating = sig
+        job = self.job
+        if job is None or not job.running:
+            return
+        if job.stopped:
+            job.give_terminal()
+        job.kill(sig)
+        job.kill(signal.SIGCONT)
+        self.paused = False
+        self.update(registry.RUNNING)
+
+
+def _inside_guard(marker: str) -> bool:
+    """True when the guard named by the marker is one of our ancestors (a marker that
+    leaked, say into a tmux server started under a guard, must not disable guards)."""
+    try:
+        guard_pid = int(marker)
+    except ValueError:
+        return False
+    pid = os.getppid()
+    for _ in range(64):
+        if pid == guard_pid:
+            return True
+        if pid <= 1:
+            return False
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            break  # no /proc (macOS): settle for "that guard is still alive"
+        pid = int(stat.rpartition(")")[2].split()[1])
+    else:
+        return False
+    try:
+        os.kill(guard_pid, 0)
+    except OSError:
+        return False
+    return True
+
+
+def _exec_directly(command: list[str]) -> int:
+    try:
+        os.execvp(command[0], command)  # noqa: S606  (replacing ourselves is the point)
+    except OSError as exc:
+        say(f"{command[0]}: {exc.strerror or exc}")
+        return exec_failure_status(exc)
+    return EXIT_FAILED  # not reached: exec replaced us
+
+
+def _check(guard: Guard) -> int:
+    found = guard.settled_verdict()
+    if found.state == UNKNOWN:
+        guard.warn_unknown(found)
+    sys.stdout.write(json.dumps(found.to_json()) + "\n")
+    sys.stdout.flush()
+    return EXIT_OVER if found.holds(guard.opts.fail_closed) else 0
+
+
+def _setup_signals(tty: int | None) -> SignalPipe:
+    # The guard hands the terminal around (tcsetpgrp) and writes to it from the
+    # background while paused; either would stop it with SIGTTOU.
+    signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+    if tty is not None:
+        # Stopping the guard's own job must work (see Guard.stopped_by_user).
+        signal.signal(signal.SIGTSTP, signal.SIG_DFL)
+        signal.signal(signal.SIGTTIN, signal.SIG_DFL)
+    return SignalPipe((*TERMINATING, signal.SIGCHLD))
+
+
+def run(argv: Sequence[str]) -> int:
+    opts = parse_options(argv)
+    marker = env.guard_marker()
+    if opts.command and marker and _inside_guard(marker):
+        return _exec_directly(opts.command)
+    guard = Guard(opts)
+    if opts.check:
+        return _check(guard)
+    tty = controlling_terminal()
+    guard.signals = _setup_signals(tty)
+    try:
+        if opts.wait:
+            code = guard.hold("waiting")
+            return 0 if code is None else code
+        return guard.run(tty)
+    finally:
+        registry.unregister(os.getpid())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return run(sys.argv[1:] if argv is None else argv)
+    except UsageError as exc:
+        say(f"{exc} (see {PROG} --help)")
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return 130
+    except OSError as exc:
+        say(f"failed: {exc.strerror or exc}")
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

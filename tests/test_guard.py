@@ -1,0 +1,583 @@
+"""``cm-guard`` with real processes: ticking children really stopped (``/proc`` state T)
+when the store crosses the threshold and really running again after ``resets_at`` +
+grace, ten guards on one account together, exit codes, signals, ``--check``/``--wait``,
+the recursion marker, the registry, and a curses program in a real tmux pane."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import termios
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from libtmux import Server
+
+from claudemeter import registry
+from claudemeter.model import Snapshot, format_time, parse_time, utcnow
+from claudemeter.store import Store
+from tests.upstream import FIXTURES, FakeUpstream
+
+FAST = ["--poll", "0.2", "--grace", "0.3"]
+TICKER = ("import sys, time\n"
+          "while True:\n"
+          "    with open(sys.argv[1], 'a') as f: f.write('.')\n"
+          "    time.sleep(0.02)\n")
+LOGIN_ORG = "0f6c3b2a-0000-4000-8000-00000000b001"  # tests/fixtures/claude_json_oauth_account
+
+
+def guard_bin() -> str:
+    found = shutil.which("cm-guard")
+    assert found, "cm-guard is not installed beside the test interpreter"
+    return found
+
+
+def put(util: float | None, resets_in: float | None = 3600.0, *, bucket: str = "five_hour",
+        email: str = "ada@example.com", org: str = "org-a",
+        fetched_at: datetime | None = None) -> datetime | None:
+    """Store one reading, as the bridge would; returns the bucket's resets_at."""
+    now = utcnow()
+    resets = now + timedelta(seconds=resets_in) if resets_in is not None else None
+    body = {"utilization": util, "resets_at": format_time(resets) if resets else None}
+    Store().put([Snapshot(org_uuid=org, browser="Chrome", account_email=email,
+                          fetched_at=fetched_at or now, usage={bucket: body})])
+    # format_time keeps milliseconds: the guard sees the stored value, so must we.
+    return parse_time(format_time(resets)) if resets else None
+
+
+def until(check: Callable[[], object], what: str, seconds: float = 15.0,
+          show: Callable[[], str] = str) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}\n{show()}")
+        time.sleep(0.02)
+
+
+def proc_state(pid: int) -> str | None:
+    """The kernel's state letter (R, S, T, Z…), None once the process is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rpartition(")")[2].split()[0]
+
+
+def is_stopped(pid: int) -> bool:
+    return proc_state(pid) == "T"
+
+
+def is_running(pid: int) -> bool:
+    return proc_state(pid) in ("R", "S", "D")
+
+
+def entry_of(pid: int) -> registry.GuardEntry | None:
+    return next((e for e in registry.active() if e.pid == pid), None)
+
+
+def child_of(guard: subprocess.Popen[str]) -> int:
+    until(lambda: (e := entry_of(guard.pid)) is not None and e.child_pid, "the guard's child")
+    entry = entry_of(guard.pid)
+    assert entry is not None and entry.child_pid
+    return entry.child_pid
+
+
+def start(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """A guard in a session of its own, off any terminal (the pytest run may have one)."""
+    return subprocess.Popen([guard_bin(), *args], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True, env=env)
+
+
+def start_ticker(out: Path, guards: list[subprocess.Popen[str]]
+                 ) -> tuple[subprocess.Popen[str], int]:
+    """A guard over a child that appends to ``out`` every 20 ms; the guard and the child."""
+    guard = start(*FAST, sys.executable, "-c", TICKER, str(out))
+    guards.append(guard)
+    return guard, child_of(guard)
+
+
+def run(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([guard_bin(), *args], stdin=subprocess.DEVNULL, capture_output=True,
+                          text=True, timeout=timeout, check=False, start_new_session=True)
+
+
+def ticks(path: Path) -> int:
+    return path.stat().st_size if path.exists() else 0
+
+
+def grows(path: Path) -> Callable[[], bool]:
+    before = ticks(path)
+    return lambda: ticks(path) > before + 2
+
+
+@pytest.fixture
+def guards() -> Iterator[list[subprocess.Popen[str]]]:
+    """Guards a test started; any still alive at the end are killed with their jobs."""
+    started: list[subprocess.Popen[str]] = []
+    yield started
+    for proc in started:
+        if proc.poll() is None:
+            entry = entry_of(proc.pid)
+            proc.kill()
+            if entry and entry.child_pid:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(entry.child_pid, signal.SIGKILL)
+        proc.communicate(timeout=10)
+
+
+def test_pauses_when_the_store_crosses_and_resumes_after_reset_plus_grace(
+        tmp_path: Path, guards: list[subprocess.Popen[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TMUX_PANE", "%7")
+    put(40)
+    out = tmp_path / "ticks"
+    guard, child = start_ticker(out, guards)
+    until(grows(out), "the child to tick")
+    entry = entry_of(guard.pid)
+    assert entry is not None
+    assert (entry.state, entry.pane, entry.account) == ("running", "%7", "ada@example.com")
+
+    resets_at = put(96, resets_in=2.0)
+    assert resets_at is not None
+    until(lambda: is_stopped(child), "the child to be stopped")
+    until(lambda: (e := entry_of(guard.pid)) is not None and e.state == "paused",
+          "the registry to say paused")
+    entry = entry_of(guard.pid)
+    assert entry is not None
+    # The resume time is the row's, not the guard's: resets_at + grace, exactly.
+    assert entry.resume_at == pytest.approx((resets_at + timedelta(seconds=0.3)).timestamp())
+
+    until(lambda: is_running(child), "the child to run again after the reset")
+    until(grows(out), "the child to tick again")
+    assert utcnow() >= resets_at + timedelta(seconds=0.3)
+    until(lambda: (e := entry_of(guard.pid)) is not None and e.state == "running",
+          "the registry to say running")
+
+    guard.send_signal(signal.SIGTERM)
+    _, err = guard.communicate(timeout=10)
+    assert guard.returncode == 128 + signal.SIGTERM
+    assert proc_state(child) is None  # terminated and reaped: no orphan, no zombie
+    assert entry_of(guard.pid) is None
+    assert list(registry.guards_dir().glob("*.json")) == []
+    assert "paused" in err and "until" in err and "resumed" in err
+
+
+def test_ten_guards_on_one_account_stop_and_resume_together(
+        tmp_path: Path, guards: list[subprocess.Popen[str]]) -> None:
+    put(10)
+    for index in range(10):
+        guards.append(start(*FAST, sys.executable, "-c", TICKER, str(tmp_path / f"t{index}")))
+    children = [child_of(g) for g in guards]
+    until(lambda: all(is_running(c) for c in children), "ten children running")
+
+    put(99, resets_in=2.5)
+    until(lambda: all(is_stopped(c) for c in children), "all ten stopped")
+    until(lambda: all((e := entry_of(g.pid)) is not None and e.state == "paused"
+                      for g in guards), "all ten registered as paused")
+    entries = [entry_of(g.pid) for g in guards]
+    # One row, one resume time: every guard computed the same moment.
+    assert len({e.resume_at for e in entries if e is not None}) == 1
+
+    until(lambda: all(is_running(c) for c in children), "all ten resumed")
+    until(lambda: all((e := entry_of(g.pid)) is not None and e.state == "running"
+                      for g in guards), "all ten registered as running")
+    for guard in guards:
+        guard.send_signal(signal.SIGTERM)
+    for guard in guards:
+        guard.communicate(timeout=10)
+        assert guard.returncode == 143
+    assert not any(proc_state(c) for c in children)
+
+
+def test_holds_before_starting_until_reset_plus_grace(tmp_path: Path) -> None:
+    resets_at = put(95, resets_in=1.5)
+    assert resets_at is not None
+    stamp = tmp_path / "started"
+    code = f"import time; open({str(stamp)!r}, 'w').write(repr(time.time()))"
+    guard = start(*FAST, sys.executable, "-c", code)
+    until(lambda: (e := entry_of(guard.pid)) is not None and e.state == "held", "held")
+    assert not stamp.exists()
+    out, err = guard.communicate(timeout=20)
+    assert guard.returncode == 0 and out == ""
+    assert "holding" in err and "until" in err
+    assert float(stamp.read_text()) >= (resets_at + timedelta(seconds=0.3)).timestamp()
+
+
+@pytest.mark.parametrize(("command", "status"), [
+    (["sh", "-c", "exit 0"], 0),
+    (["sh", "-c", "exit 3"], 3),
+    (["sh", "-c", "kill -TERM $$"], 128 + signal.SIGTERM),
+    (["no-such-command-here"], 127),
+    ([str(FIXTURES / "oauth_usage_basic.json")], 126),
+])
+def test_exit_status_passes_through(command: list[str], status: int) -> None:
+    put(10)
+    done = run(*FAST, *command)
+    assert done.returncode == status, done.stderr
+    assert done.stdout == ""
+
+
+@pytest.mark.parametrize("args", [["--threshold", "abc", "true"], ["--bogus", "true"], [],
+                                  ["--check", "true"], ["--poll", "0", "true"]])
+def test_usage_errors_exit_125_with_one_line(args: list[str]) -> None:
+    done = run(*args)
+    assert done.returncode == 125
+    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+
+
+def test_stdout_is_the_commands_alone_and_missing_data_warns_on_stderr() -> None:
+    done = run("sh", "-c", "echo hello")
+    assert done.returncode == 0
+    assert done.stdout == "hello\n"
+    assert "no usage data" in done.stderr and "--fail-closed" in done.stderr
+
+
+def test_fail_closed_holds_on_missing_data_until_there_is_some(tmp_path: Path) -> None:
+    guard = start("--fail-closed", *FAST, "sh", "-c", "echo ran")
+    until(lambda: (e := entry_of(guard.pid)) is not None and e.state == "held", "held")
+    put(20)
+    out, _ = guard.communicate(timeout=20)
+    assert (guard.returncode, out) == (0, "ran\n")
+
+
+def test_sigterm_reaches_the_command(tmp_path: Path, guards: list[subprocess.Popen[str]]
+                                     ) -> None:
+    put(10)
+    got = tmp_path / "got"
+    code = (f"import signal, sys, time\n"
+            f"def bye(n, f):\n    open({str(got)!r}, 'w').write(str(n)); sys.exit(7)\n"
+            f"signal.signal(signal.SIGTERM, bye)\n"
+            f"open({str(got)!r}, 'w').write('ready')\n"
+            f"while True: time.sleep(0.05)\n")
+    guard = start(*FAST, sys.executable, "-c", code)
+    guards.append(guard)
+    until(lambda: got.exists() and got.read_text() == "ready", "the command to be ready")
+    guard.send_signal(signal.SIGTERM)
+    guard.communicate(timeout=10)
+    assert got.read_text() == str(int(signal.SIGTERM))
+    assert guard.returncode == 7  # the command's own status, not the guard's
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_guard_killed_while_paused_continues_and_ends_the_command(
+        sig: signal.Signals, tmp_path: Path, guards: list[subprocess.Popen[str]]) -> None:
+    put(10)
+    got = tmp_path / "got"
+    # The handler can only run if the command was continued: a stopped process runs none.
+    code = (f"import signal, sys, time\n"
+            f"def bye(n, f):\n    open({str(got)!r}, 'w').write(str(n)); sys.exit(0)\n"
+            f"signal.signal({int(sig)}, bye)\n"
+            f"while True: time.sleep(0.05)\n")
+    guard = start(*FAST, sys.executable, "-c", code)
+    guards.append(guard)
+    child = child_of(guard)
+    put(97, resets_in=600)
+    until(lambda: is_stopped(child), "the command to be paused")
+    guard.send_signal(sig)
+    guard.communicate(timeout=10)
+    assert got.read_text() == str(int(sig))
+    assert proc_state(child) is None
+    assert guard.returncode == 0
+
+
+def test_default_signal_dispositions_even_when_the_guard_inherits_ignored_ones(
+        tmp_path: Path) -> None:
+    put(10)
+    # SigIgn in /proc/<pid>/status: the command must start with nothing ignored that a
+    # shell would reset (here the guard's parent ignored INT, QUIT, TSTP, TTIN and TTOU).
+    ignore = "trap '' INT QUIT TSTP TTIN TTOU; exec \"$@\""
+    done = subprocess.run(["sh", "-c", ignore, "sh", guard_bin(), "grep", "SigIgn",
+                           "/proc/self/status"], stdin=subprocess.DEVNULL, capture_output=True,
+                          text=True, timeout=30, check=False, start_new_session=True)
+    mask = int(done.stdout.split()[1], 16)
+    for sig in (signal.SIGINT, signal.SIGQUIT, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU,
+                signal.SIGPIPE):
+        assert not mask & (1 << (sig - 1)), f"{sig.name} is ignored in the command"
+
+
+def test_check_prints_the_rows_state_and_exits_75_over() -> None:
+    resets_at = put(93, resets_in=1800)
+    assert resets_at is not None
+    done = run("--check", "--grace", "10")
+    assert done.returncode == 75
+    state = json.loads(done.stdout)
+    assert state["state"] == "over" and state["account"] == "ada@example.com"
+    assert state["buckets"]["five_hour"] == {
+        "utilization": 93.0, "resets_at": format_time(resets_at), "state": "over"}
+    assert parse_time(state["resume_at"]) == resets_at + timedelta(seconds=10)
+
+    assert run("--check", "--threshold", "95").returncode == 0
+    assert run("--check", "--bucket", "seven_day").returncode == 0  # not watching five_hour
+
+
+def test_check_unknown_utilization_is_not_zero() -> None:
+    put(None, resets_in=600)
+    done = run("--check")
+    assert done.returncode == 0  # fail-open: warned, not held
+    assert json.loads(done.stdout)["state"] == "unknown"
+    assert "no utilization" in done.stderr
+    assert run("--check", "--fail-closed").returncode == 75
+
+
+def test_check_old_under_reading_is_unknown_but_old_over_reading_still_holds() -> None:
+    old = utcnow() - timedelta(hours=1)
+    put(20, fetched_at=old)
+    assert json.loads(run("--check").stdout)["state"] == "unknown"
+    put(95, resets_in=600, fetched_at=old + timedelta(minutes=1))
+    assert run("--check").returncode == 75
+
+
+def test_a_passed_reset_counts_as_reset() -> None:
+    put(99, resets_in=-5)  # the reading predates its window's reset
+    done = run("--check", "--grace", "0")
+    assert done.returncode == 0
+    assert json.loads(done.stdout)["buckets"]["five_hour"]["state"] == "reset"
+
+
+def test_account_selection_login_then_only_then_highest(claude_dir: Path) -> None:
+    put(20, email="ada@example.com", org=LOGIN_ORG)
+    put(97, email="bob@example.com", org="org-b")
+    done = run("--check")  # the Claude Code login's account, although bob is higher
+    assert (done.returncode, json.loads(done.stdout)["account"]) == (0, "ada@example.com")
+    done = run("--check", "--account", "BOB@example.com")
+    assert (done.returncode, json.loads(done.stdout)["account"]) == (75, "bob@example.com")
+    (claude_dir.parent / ".claude.json").unlink()
+    assert json.loads(run("--check").stdout)["account"] == "bob@example.com"  # highest
+
+
+def test_check_refreshes_an_old_store_once_for_many_guards(
+        claude_dir: Path, upstream: FakeUpstream) -> None:
+    checks = [subprocess.Popen([guard_bin(), "--check"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+              for _ in range(5)]
+    outs = [json.loads(p.communicate(timeout=30)[0]) for p in checks]
+    assert {o["state"] for o in outs} == {"under"}  # the fixture's five_hour is 61%
+    assert {o["account"] for o in outs} == {"ada@example.com"}
+    usage_calls = [r for r in upstream.requests if r.path == "/api/oauth/usage"]
+    assert len(usage_calls) == 1
+
+
+def test_expired_login_is_said_plainly(claude_dir: Path, upstream: FakeUpstream) -> None:
+    creds = json.loads((claude_dir / ".credentials.json").read_text())
+    creds["claudeAiOauth"]["expiresAt"] = 1_000_000_000_000
+    (claude_dir / ".credentials.json").write_text(json.dumps(creds))
+    done = run("--check")
+    assert "login expired" in done.stderr and "run `claude`" in done.stderr
+    assert "login expired" in json.loads(done.stdout)["login"]
+    assert "sk-ant" not in done.stderr + done.stdout
+
+
+def test_wait_blocks_until_under_and_is_registered_as_held() -> None:
+    put(95, resets_in=1.5)
+    waiter = start("--wait", *FAST)
+    until(lambda: (e := entry_of(waiter.pid)) is not None and e.state == "held", "held")
+    out, err = waiter.communicate(timeout=20)
+    assert (waiter.returncode, out) == (0, "")
+    assert "waiting" in err
+    assert entry_of(waiter.pid) is None
+
+
+def test_wait_ends_on_sigterm() -> None:
+    put(95, resets_in=600)
+    waiter = start("--wait")
+    until(lambda: entry_of(waiter.pid) is not None, "registered")
+    waiter.send_signal(signal.SIGTERM)
+    waiter.communicate(timeout=10)
+    assert waiter.returncode == 143 and entry_of(waiter.pid) is None
+
+
+def test_inner_guard_runs_the_command_directly() -> None:
+    put(10)
+    show = "echo $PPID $CM_GUARD_ACTIVE"
+    outer = start(*FAST, guard_bin(), *FAST, "sh", "-c", show)
+    out, _ = outer.communicate(timeout=20)
+    # The inner cm-guard exec'd sh in place: sh's parent is the outer guard itself.
+    assert out.split() == [str(outer.pid), str(outer.pid)]
+
+
+def test_a_leaked_marker_does_not_disable_the_guard() -> None:
+    put(10)
+    stranger = subprocess.Popen(["sleep", "30"])
+    try:
+        leaked = {**os.environ, "CM_GUARD_ACTIVE": str(stranger.pid)}
+        guard = start(*FAST, "sh", "-c", "echo $PPID $CM_GUARD_ACTIVE", env=leaked)
+        out, _ = guard.communicate(timeout=20)
+        assert out.split() == [str(guard.pid), str(guard.pid)]
+    finally:
+        stranger.kill()
+        stranger.wait()
+
+
+def test_python_dash_m_runs_the_guard() -> None:
+    put(10)
+    done = subprocess.run([sys.executable, "-m", "claudemeter.guard", "sh", "-c", "exit 4"],
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                          timeout=30, check=False, start_new_session=True)
+    assert done.returncode == 4
+
+
+TUI = """\
+import curses, os, signal, sys
+log = open(sys.argv[1], "a", buffering=1)
+signal.signal(signal.SIGINT, lambda *_: sys.exit(5))
+signal.signal(signal.SIGHUP, lambda *_: sys.exit(6))  # handled: runs only once continued
+log.write(f"pid {os.getpid()}\\n")
+def main(screen):
+    screen.timeout(100)  # an event loop: Python runs its SIGINT handler between reads
+    keys = ""
+    while True:
+        screen.erase()
+        screen.addstr(0, 0, "TUI READY")
+        screen.addstr(1, 0, "keys: " + keys)
+        screen.refresh()
+        key = screen.getch()
+        if key == ord("q"):
+            return
+        if 0 <= key < 256:
+            keys += chr(key)
+            log.write(f"key {chr(key)}\\n")
+curses.wrapper(main)
+"""
+
+
+def test_curses_program_in_a_tmux_pane_survives_pause_resume_ctrl_z_and_ctrl_c(
+        server: Server, tmp_path: Path) -> None:
+    put(30)
+    program, log = tmp_path / "tui.py", tmp_path / "tui.log"
+    program.write_text(TUI)
+    session = server.new_session(session_name="guard", x=90, y=24,
+                                 window_command="bash --norc --noprofile -i")
+    pane = session.active_window.active_pane
+    assert pane is not None
+
+    def screen() -> str:
+        return "\n".join(pane.capture_pane() or [])
+
+    until(lambda: "$" in screen() or "#" in screen(), "the shell prompt")
+    pane.send_keys(f"{guard_bin()} {' '.join(FAST)} {sys.executable} {program} {log}")
+    until(lambda: "TUI READY" in screen(), "the program's screen")
+    pane.send_keys("ab", enter=False)
+    until(lambda: "keys: ab" in screen(), "keys typed before the pause")
+    pid = int(log.read_text().split()[1])
+
+    put(98, resets_in=2.5)
+    until(lambda: is_stopped(pid), "the program to be stopped")
+    # SIGTSTP let curses leave its screen: the pane shows the shell and the guard's note.
+    until(lambda: "paused" in screen() and "TUI READY" not in screen(), "the restored terminal")
+
+    until(lambda: is_running(pid), "the program to resume")
+    until(lambda: "TUI READY" in screen() and "keys: ab" in screen(), "the redrawn screen")
+    pane.send_keys("c", enter=False)
+    until(lambda: "keys: abc" in screen(), "keys after the resume")
+
+    pane.send_keys("C-z", enter=False)  # the user's own Ctrl-Z: the shell sees the job stop
+    until(lambda: "Stopped" in screen() and is_stopped(pid), "the job stopped in the shell")
+    pane.send_keys("fg")
+    until(lambda: is_running(pid) and "TUI READY" in screen(), "fg brings it back")
+    pane.send_keys("d", enter=False)
+    until(lambda: "keys: abcd" in screen(), "keys after fg")
+
+    put(99, resets_in=600)
+    until(lambda: is_stopped(pid) and screen().count("paused") == 2, "paused again")
+    pane.send_keys("C-c", enter=False)  # the guard holds the terminal while paused
+    until(lambda: proc_state(pid) is None, "the program to end on the Ctrl-C passed on",
+          show=screen)
+    pane.send_keys("echo status=$?")
+    until(lambda: "status=5" in screen(), "the program's own exit status")
+    assert log.read_text().split()[2:] == ["key", "a", "key", "b", "key", "c", "key", "d"]
+    assert registry.active() == []
+
+
+
+def test_guard_killed_with_sigkill_leaves_no_stopped_command(
+        tmp_path: Path, guards: list[subprocess.Popen[str]]) -> None:
+    put(10)
+    guard, child = start_ticker(tmp_path / "ticks", guards)
+    put(97, resets_in=600)
+    until(lambda: is_stopped(child), "the command to be paused")
+    guard.kill()  # no chance to clean up: the kernel's orphaned-group rule must
+    guard.communicate(timeout=10)
+    # SIGHUP + SIGCONT to the orphaned, stopped group: the ticker ends (reaped by
+    # whoever adopted it; a container's init may leave a zombie, which is not stopped).
+    until(lambda: proc_state(child) in (None, "Z"), "the orphaned command to end")
+    assert entry_of(guard.pid) is None  # the dead guard's entry is dropped by readers
+
+
+def test_closing_the_pane_while_paused_ends_the_command(server: Server, tmp_path: Path
+                                                         ) -> None:
+    put(30)
+    program, log = tmp_path / "tui.py", tmp_path / "tui.log"
+    program.write_text(TUI)
+    session = server.new_session(session_name="close", x=80, y=24,
+                                 window_command="bash --norc --noprofile -i")
+    session.new_window(window_name="keeps-the-server", attach=False, window_shell="sleep 600")
+    pane = session.windows[0].active_pane
+    assert pane is not None
+    until(lambda: "#" in "".join(pane.capture_pane() or []) or
+          "$" in "".join(pane.capture_pane() or []), "the shell prompt")
+    pane.send_keys(f"{guard_bin()} {' '.join(FAST)} {sys.executable} {program} {log}")
+    until(lambda: log.exists() and log.read_text().startswith("pid"), "the program")
+    pid = int(log.read_text().split()[1])
+    put(98, resets_in=600)
+    until(lambda: is_stopped(pid), "the program to be paused")
+    pane.kill()  # SIGHUP all round, as when a user closes the pane
+    until(lambda: proc_state(pid) is None, "the paused program to be continued and ended")
+    until(lambda: registry.active() == [], "the guard to unregister")
+
+
+RAW = """\
+import os, signal, sys, time, tty
+signal.signal(signal.SIGTSTP, signal.SIG_IGN)  # a program that will not stop politely
+tty.setraw(0)
+open(sys.argv[1], "w").write(str(os.getpid()))
+while True:
+    time.sleep(0.05)
+"""
+
+
+def test_sigstop_fallback_and_the_terminal_modes_in_a_tmux_pane(
+        server: Server, tmp_path: Path) -> None:
+    put(30)
+    program, pid_file = tmp_path / "raw.py", tmp_path / "pid"
+    program.write_text(RAW)
+    command = f"{guard_bin()} {' '.join(FAST)} {sys.executable} {program} {pid_file}"
+    session = server.new_session(session_name="raw", x=80, y=24, window_command=command)
+    pane = session.active_window.active_pane
+    assert pane is not None and pane.pane_tty
+    until(pid_file.exists, "the program to start")
+    pid = int(pid_file.read_text())
+
+    def canonical() -> bool:
+        with open(pane.pane_tty or "", "rb") as tty:
+            return bool(termios.tcgetattr(tty.fileno())[3] & termios.ICANON)
+
+    until(lambda: not canonical(), "the program's raw mode")
+    put(97, resets_in=3)
+    until(lambda: is_stopped(pid), "SIGSTOP after SIGTSTP was ignored")
+    until(canonical, "the pane's own modes back while paused")
+    until(lambda: is_running(pid), "the resume")
+    until(lambda: not canonical(), "the program's raw mode restored for it")
+
+
+def test_a_stop_with_no_job_control_shell_above_is_undone(
+        tmp_path: Path, guards: list[subprocess.Popen[str]]) -> None:
+    put(10)
+    out = tmp_path / "ticks"
+    guard, child = start_ticker(out, guards)
+    until(grows(out), "ticking")
+    os.kill(child, signal.SIGTSTP)  # as Ctrl-Z would, but nobody above could say `fg`
+    until(grows(out), "ticking again")
+    entry = entry_of(guard.pid)
+    assert entry is not None and entry.state == "running"
+    guard.send_signal(signal.SIGTERM)
+    _, err = guard.communicate(timeout=10)
+    assert "no job-control shell" in err
