@@ -18,7 +18,9 @@ from .store import StoreError
 # returns the exit status; modules may add their own options via ``add_arguments``.
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "status": ("claudemeter.commands", "cmd_status", "one tmux-formatted status segment"),
-    "show": ("claudemeter.commands", "cmd_show", "the full breakdown (what prefix+M shows)"),
+    "show": ("claudemeter.popup", "cmd_show", "the full breakdown (what prefix+M shows)"),
+    "tmux-loop": ("claudemeter.tmux_loop", "cmd_tmux_loop",
+                  "keep this tmux server's status options current (the plugin starts it)"),
     "refresh": ("claudemeter.commands", "cmd_refresh",
                 "fetch now from every configured source (single-flight)"),
     "ingest": ("claudemeter.commands", "cmd_ingest",

@@ -19,6 +19,16 @@ NO_DATA_HINT = (
 
 
 def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
+    if name == "status":
+        parser.description = (
+            "One tmux-formatted status segment from the store (no network, no lock). The"
+            " tmux plugin pushes it into #{E:@claude_meter} instead; use this in #() or"
+            " scripts. Options default to the @claude_meter_* defaults."
+        )
+        parser.add_argument("--format", help="segment layout with {tokens} (see README)")
+        parser.add_argument("--account", help="email (or its start) of the account to show")
+        parser.add_argument("--warn", help="warn tier, percent (default 70)")
+        parser.add_argument("--crit", help="crit tier, percent (default 90)")
     if name == "ingest":
         parser.add_argument("file", nargs="?", default="-", metavar="FILE|-",
                             help="JSON file with one snapshot or a list (default: stdin)")
@@ -90,16 +100,14 @@ def _login_reason() -> str | None:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from .status import segment
+    """The fast path: stdlib, the store and the registry only; never fails to print."""
+    from . import env, registry
+    from .options import Settings
+    from .status import job_output
 
-    print(segment(Store().read(), utcnow()))
-    return 0
-
-
-def cmd_show(args: argparse.Namespace) -> int:
-    state = Store().read()
-    rows = state.accounts(utcnow())
-    print(render.summary(rows, utcnow()) if rows else f"claude-meter: {NO_DATA_HINT}")
+    given = {name: getattr(args, name, None) for name in ("format", "account", "warn", "crit")}
+    settings = Settings.from_options({k: v for k, v in given.items() if v is not None})
+    print(job_output(Store().read(), env.now(), settings, registry.paused_count()))
     return 0
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 import platformdirs
@@ -133,3 +134,17 @@ def guard_marker() -> str | None:
 def tmux_pane() -> str | None:
     """The pane a process runs in (``%3``), for the guard registry."""
     return _get("TMUX_PANE")
+
+
+def now() -> datetime:
+    """The readers' clock. ``CLAUDEMETER_NOW`` (RFC 3339) is for tests only: it pins the
+    clock so golden files of ``status`` and ``show`` stay byte-identical."""
+    override = _get("CLAUDEMETER_NOW")
+    if override:
+        from .model import parse_time
+
+        try:
+            return parse_time(override)
+        except ValueError:
+            pass
+    return datetime.now(timezone.utc)

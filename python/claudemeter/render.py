@@ -6,9 +6,12 @@ same words appear wherever a reading is shown.
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timezone
 
-from .model import Snapshot, Window
+from .model import JSON, Snapshot, Window, windows
+from .registry import GuardEntry
+from .store import State
 
 #: Human names for the buckets we know; anything else shows its server name.
 WINDOW_LABELS = {
@@ -118,3 +121,155 @@ def summary(rows: list[Snapshot], now: datetime) -> str:
         lines.extend(f"  error: {err}" for err in row.errors)
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
+
+
+# --- the full breakdown (``claude-meter show``, the prefix+M popup) -------------------
+#
+# Laid out for an 80x24 popup: 2 + 16 (label) + 2 + 18 (bar) + 2 + 6 (percent) + 2 + 32
+# (reset) columns. Colour is optional and only ever doubles what the words say.
+
+BAR_WIDTH = 16
+LABEL_WIDTH = 16
+_ANSI = {"ok": "32", "warn": "33", "crit": "31", "dim": "2", "bold": "1"}
+
+
+@dataclass(frozen=True)
+class Look:
+    """How to draw: the tiers' bounds and whether to emit ANSI colour."""
+
+    warn: float = 70.0
+    crit: float = 90.0
+    colour: bool = False
+
+    def paint(self, text: str, kind: str) -> str:
+        return f"\033[{_ANSI[kind]}m{text}\033[0m" if self.colour and text else text
+
+    def tier(self, value: float | None) -> str:
+        if value is None or value < self.warn:
+            return "ok"
+        return "crit" if value >= self.crit else "warn"
+
+
+def bar(value: float | None, width: int = BAR_WIDTH) -> str:
+    if value is None:
+        return "[" + "·" * width + "]"
+    full = round(min(max(value, 0.0), 100.0) / 100 * width)
+    return "[" + "█" * full + "░" * (width - full) + "]"
+
+
+def short_reset(window: Window, now: datetime) -> str:
+    if window.resets_at is None:
+        return "no reset scheduled (idle)"
+    if window.has_reset(now):
+        return f"reset {local_time(window.resets_at, now)}, old reading"
+    left = duration((window.resets_at - now).total_seconds())
+    return f"resets {local_time(window.resets_at, now)} (in {left})"
+
+
+def window_line(name: str, window: Window, now: datetime, look: Look) -> str:
+    value = 0.0 if window.has_reset(now) else window.utilization
+    kind = look.tier(value)
+    return (
+        f"  {label(name)[:LABEL_WIDTH]:<{LABEL_WIDTH}}  {look.paint(bar(value), kind)}  "
+        f"{look.paint(f'{percent(value):>6}', kind)}  {short_reset(window, now)}"
+    )
+
+
+def belongs(raw: Snapshot, row: Snapshot) -> bool:
+    """Whether a stored reading is one of the folded row's sources."""
+    if raw.org_uuid:
+        return raw.org_uuid == row.org_uuid
+    return bool(raw.account_email) and (raw.account_email or "").lower() == (
+        row.account_email or ""
+    ).lower()
+
+
+def source_line(raws: list[Snapshot], now: datetime) -> str:
+    seen = [
+        f"{raw.browser} {duration(raw.age(now))} ago" + (" (stale)" if raw.is_stale(now) or
+                                                          raw.stale else "")
+        for raw in sorted(raws, key=lambda r: r.fetched_at, reverse=True)
+    ]
+    return "sources: " + (" · ".join(seen) if seen else "none")
+
+
+def guard_line(entry: GuardEntry, now: datetime) -> str:
+    where = f"{entry.pane} " if entry.pane else ""
+    command = entry.command if len(entry.command) <= 30 else entry.command[:29] + "…"
+    text = f"guard {where}{command}: {entry.state}"
+    if entry.resume_at is not None:
+        when = datetime.fromtimestamp(entry.resume_at, timezone.utc)
+        text += f" until {local_time(when, now)} (in {duration((when - now).total_seconds())})"
+    return text
+
+
+def limit_windows(row: Snapshot, shown: set[str]) -> dict[str, Window]:
+    """Per-model weekly limits that newer bodies report only in ``limits[]``."""
+    limits = (row.usage or {}).get("limits")
+    found: dict[str, Window] = {}
+    for item in limits if isinstance(limits, list) else []:
+        if not isinstance(item, dict) or item.get("kind") != "weekly_scoped":
+            continue
+        scope = item.get("scope")
+        model = scope.get("model") if isinstance(scope, dict) else None
+        shown_name = model.get("display_name") if isinstance(model, dict) else None
+        name = f"7-day {shown_name or 'scoped'}"
+        if name not in shown:
+            body = {"utilization": item.get("percent"), "resets_at": item.get("resets_at")}
+            found.update(windows({name: body}))
+    return found
+
+
+def account_block(row: Snapshot, raws: list[Snapshot], bookings: dict[str, JSON],
+                  guards: list[GuardEntry], now: datetime, look: Look) -> list[str]:
+    """One account: heading, every bucket, money, sources, problems, guards."""
+    org = f"  (org {row.org_uuid[:8]})" if row.org_uuid else ""
+    lines = [look.paint(account_name(row), "bold") + org]
+    if row.stale:
+        lines.append(look.paint(f"  STALE: newest reading is {duration(row.age(now))} old", "warn"))
+    wins = row.windows()
+    wins.update(limit_windows(row, {label(name) for name in wins}))
+    lines.extend(window_line(name, window, now, look) for name, window in wins.items())
+    if not wins:
+        lines.append("  no usage reading yet")
+    lines.extend(f"  {line}" for line in extra_usage_lines(row))
+    lines.append("  " + source_line(raws, now))
+    problems = list(row.errors)
+    for book in bookings.values():
+        if book.get("status") == "login":
+            lines.append(look.paint("  Claude Code login expired: run `claude` once", "crit"))
+        error = book.get("error")
+        if isinstance(error, str) and error and error not in problems:
+            problems.append(error)
+    lines.extend(f"  error: {problem}" for problem in problems[-3:])
+    lines.extend(f"  {guard_line(entry, now)}" for entry in guards)
+    return lines
+
+
+def breakdown(state: State, now: datetime, guards: list[GuardEntry], look: Look) -> str:
+    """Everything the popup shows, as plain lines (ANSI colour only if ``look`` says)."""
+    rows = state.accounts(now)
+    blocks: list[list[str]] = []
+    placed: set[int] = set()
+    for row in rows:
+        raws = [raw for raw in state.rows if belongs(raw, row)]
+        bookings = {
+            key: book for key, book in state.sources.items()
+            if isinstance(book, dict) and key == f"oauth:{row.org_uuid}"
+        }
+        mine = [g for g in guards if g.account and g.account.lower() in (
+            (row.account_email or "").lower(), row.org_uuid.lower())]
+        placed.update(id(g) for g in mine)
+        blocks.append(account_block(row, raws, bookings, guards=mine, now=now, look=look))
+    unclaimed = [g for g in guards if id(g) not in placed]
+    if unclaimed:
+        blocks.append(["guards (default account)"]
+                      + [f"  {guard_line(entry, now)}" for entry in unclaimed])
+    orphans = [
+        book for key, book in state.sources.items()
+        if isinstance(book, dict) and book.get("error")
+        and not any(key == f"oauth:{row.org_uuid}" for row in rows)
+    ]
+    if orphans:
+        blocks.append(["sources without data"] + [f"  error: {b['error']}" for b in orphans])
+    return "\n\n".join("\n".join(block) for block in blocks)

@@ -1,44 +1,252 @@
 """The status-line segment: a few characters, read from the store and nothing else.
 
-tmux re-runs this for every attached client on every redraw, so it never fetches,
-never takes a lock and imports nothing heavy.
+It runs on tmux's redraw path (pushed by ``tmux-loop``, or in a ``#()`` job), so it
+never fetches, never takes a lock and imports nothing heavy. It is honest about its
+data: old readings carry their age, an expired login says ``login``, no data says
+``setup``; it never prints a blank or a traceback.
+
+A segment is a user format (``@claude_meter_format``) whose ``{tokens}`` are filled
+from :func:`tokens`; adding a part to the segment is one more entry there.
 """
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from datetime import datetime
 
-from .model import Snapshot
+from .model import Snapshot, Window
+from .options import Settings
 from .render import duration, percent
 from .store import State
 
+OK, WARN, CRIT = "ok", "warn", "crit"
+#: The OAuth source books this status when the login expired or was rejected
+#: (``sources.oauth.STATUS_LOGIN``; not imported: that module pulls in requests).
+LOGIN_STATUS = "login"
 
-def _pick(rows: list[Snapshot]) -> Snapshot | None:
-    with_usage = [r for r in rows if r.usage is not None]
-    if not with_usage:
+#: tmux placeholders (SPEC section 7) and the token each one shows.
+PLACEHOLDERS = {
+    "claude_meter": None,  # the whole segment
+    "claude_meter_5h": "5h",
+    "claude_meter_7d": "7d",
+    "claude_meter_reset": "reset",
+    "claude_meter_paused": "paused",
+}
+
+#: Several accounts and none configured: each one's initial and its two main buckets.
+MULTI_FORMAT = "{initial} {5h_pct}/{7d_pct} {status}"
+
+_TOKEN_RE = re.compile(r"\{(\w+)\}")
+# Private-use marks stand for a filled token while the literal text is tidied.
+_OPEN, _CLOSE = "\ue000", "\ue001"
+_MARK_RE = re.compile(f"{_OPEN}(\\d+){_CLOSE}")
+
+
+@dataclass(frozen=True)
+class Piece:
+    """One token's text and the tier that colours it (None: not coloured)."""
+
+    text: str
+    tier: str | None = None
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """The segment and each placeholder's value, tmux-formatted."""
+
+    segment: str
+    parts: dict[str, str]
+
+
+def tier(value: float | None, settings: Settings) -> str:
+    if value is None:
+        return OK
+    if value >= settings.crit:
+        return CRIT
+    return WARN if value >= settings.warn else OK
+
+
+def used(window: Window | None, now: datetime) -> float | None:
+    """A window whose ``resets_at`` has passed counts as reset: its old number is gone."""
+    if window is None:
         return None
-    def worst(row: Snapshot) -> float:
-        w = row.window("five_hour")
-        return w.utilization if w and w.utilization is not None else -1.0
-    return max(with_usage, key=worst)
+    return 0.0 if window.has_reset(now) else window.utilization
 
 
-def segment(state: State, now: datetime) -> str:
-    """``5h 42% ↻1h23m · 7d 61%``; ``setup`` with no data; stale data shows its age."""
-    row = _pick(state.accounts(now))
+def escape(text: str) -> str:
+    """Text shown through ``#{E:…}`` is expanded as a format and through strftime."""
+    return text.replace("#", "##").replace("%", "%%")
+
+
+def style(value: str) -> str:
+    """``red`` → ``fg=red``; a full style (``fg=red,bold``) is kept as written."""
+    value = value.strip()
+    if not value:
+        return ""
+    return value if "=" in value else f"fg={value}"
+
+
+def login_expired(state: State, row: Snapshot | None) -> bool:
+    """The OAuth booking for this account (any account, for ``None``) says ``login``."""
+    for key, book in state.sources.items():
+        if not isinstance(book, dict) or book.get("status") != LOGIN_STATUS:
+            continue
+        if row is None or key == f"oauth:{row.org_uuid}" or not key.startswith("oauth:"):
+            return True
+    return False
+
+
+def _window_piece(label: str, window: Window | None, now: datetime,
+                  settings: Settings) -> Piece:
+    if window is None:
+        return Piece("")
+    value = used(window, now)
+    return Piece(f"{label} {percent(value)}".strip(), tier(value, settings))
+
+
+def _reset_piece(window: Window | None, now: datetime) -> Piece:
+    if window is None or window.resets_at is None or window.has_reset(now):
+        return Piece("")
+    return Piece(f"↻{duration((window.resets_at - now).total_seconds())}")
+
+
+def _status_piece(row: Snapshot, state: State, now: datetime) -> Piece:
+    if not row.stale:
+        return Piece("")
+    word = "login" if login_expired(state, row) else "stale"
+    return Piece(f"{word} {duration(row.age(now))}", "stale")
+
+
+def tokens(row: Snapshot, state: State, now: datetime, settings: Settings,
+           paused: int) -> dict[str, Piece]:
+    """Every ``{token}`` a format may use, for one account."""
+    five, seven = row.window("five_hour"), row.window("seven_day")
+    return {
+        "5h": _window_piece("5h", five, now, settings),
+        "7d": _window_piece("7d", seven, now, settings),
+        "5h_pct": _window_piece("", five, now, settings),
+        "7d_pct": _window_piece("", seven, now, settings),
+        "reset": _reset_piece(five, now),
+        "7d_reset": _reset_piece(seven, now),
+        "paused": Piece(f"⏸{paused}" if paused else "", WARN),
+        "status": _status_piece(row, state, now),
+        "age": Piece(duration(row.age(now))),
+        "account": Piece(account_label(row)),
+        "initial": Piece(account_label(row)[:1]),
+    }
+
+
+def account_label(row: Snapshot) -> str:
+    return row.account_email or f"org {row.org_uuid[:8]}"
+
+
+def _styled(piece: Piece, settings: Settings) -> str:
+    colour = {
+        OK: settings.colour_ok, WARN: settings.colour_warn, CRIT: settings.colour_crit,
+        "stale": settings.colour_stale,
+    }.get(piece.tier or "", "")
+    text = escape(piece.text)
+    return f"#[{style(colour)}]{text}#[default]" if style(colour) else text
+
+
+def fill(fmt: str, values: dict[str, Piece], settings: Settings) -> str:
+    """Fill a format's tokens; empty tokens and the separators they leave are dropped.
+
+    The user's literal text passes through untouched (it may hold ``#[…]`` styles);
+    unknown tokens stay as written so a typo is visible rather than silently blank.
+    """
+    kept: list[Piece] = []
+
+    def mark(match: re.Match[str]) -> str:
+        piece = values.get(match.group(1))
+        if piece is None:
+            return match.group(0)
+        if not piece.text:
+            return ""
+        kept.append(piece)
+        return f"{_OPEN}{len(kept) - 1}{_CLOSE}"
+
+    text = _TOKEN_RE.sub(mark, fmt)
+    text = re.sub(r"[ \t]+", " ", text)
+    text = re.sub(r"([·|/])(\s*[·|/])+", r"\1", text)  # a separator left between two gaps
+    text = re.sub(r"^\s*[·|/]\s*|\s*[·|/]\s*$", "", text).strip()
+    return _MARK_RE.sub(lambda m: _styled(kept[int(m.group(1))], settings), text)
+
+
+def pick(rows: list[Snapshot], settings: Settings, now: datetime) -> Snapshot | None:
+    """The configured account (email, its start, or org uuid start); else the fullest."""
+    wanted = settings.account.lower()
+    if wanted:
+        emails = [(r.account_email or "").lower() for r in rows]
+        for index in range(len(rows)):  # an exact email wins over a prefix
+            if emails[index] == wanted:
+                return rows[index]
+        for row, email in zip(rows, emails, strict=True):
+            if email.startswith(wanted) or row.org_uuid.lower().startswith(wanted):
+                return row
+        return None
+    with_usage = [r for r in rows if r.usage is not None]
+
+    def fullest(row: Snapshot) -> float:
+        value = used(row.window("five_hour"), now)
+        return value if value is not None else -1.0
+
+    return max(with_usage, key=fullest) if with_usage else None
+
+
+def initials(rows: list[Snapshot]) -> list[str]:
+    """Shortest distinct starts of each account's name: ``a``, ``b``; ``al``, ``an``."""
+    names = [account_label(r).lower() for r in rows]
+    found = []
+    for name in names:
+        size = 1
+        while size < len(name) and any(
+            other != name and other[:size] == name[:size] for other in names
+        ):
+            size += 1
+        found.append(name[:size])
+    return found
+
+
+def _message(text: str) -> Rendered:
+    line = f"claude: {text}"
+    return Rendered(escape(line), {name: "" for name in PLACEHOLDERS} | {"claude_meter":
+                                                                          escape(line)})
+
+
+def render(state: State, now: datetime, settings: Settings, paused: int = 0) -> Rendered:
+    """The whole segment plus each placeholder, for the account(s) the options select."""
+    if state.problem:
+        return _message("store?")
+    rows = [r for r in state.accounts(now) if r.usage is not None]
+    if not rows:
+        return _message("login" if login_expired(state, None) else "setup")
+    row = pick(rows, settings, now)
     if row is None:
-        return "claude: setup"
-    parts = []
-    five = row.window("five_hour")
-    if five is not None:
-        text = f"5h {percent(0.0 if five.has_reset(now) else five.utilization)}"
-        if five.resets_at is not None and not five.has_reset(now):
-            text += f" ↻{duration((five.resets_at - now).total_seconds())}"
-        parts.append(text)
-    seven = row.window("seven_day")
-    if seven is not None:
-        parts.append(f"7d {percent(0.0 if seven.has_reset(now) else seven.utilization)}")
-    text = " · ".join(parts) or "claude: ?"
-    if row.stale:
-        text += f" (stale {duration(row.age(now))})"
-    return text
+        return _message(f"no {settings.account}")
+    values = tokens(row, state, now, settings, paused)
+    parts = {name: _styled(values[token], settings) if token and values[token].text else ""
+             for name, token in PLACEHOLDERS.items()}
+    fmt = settings.format
+    if "{status}" not in fmt:
+        fmt += " {status}"  # old data is never shown without saying so
+    if len(rows) > 1 and not settings.account:
+        segment = " · ".join(
+            fill(MULTI_FORMAT, {**tokens(r, state, now, settings, 0), "initial": Piece(initial)},
+                 settings)
+            for initial, r in zip(initials(rows), rows, strict=True)
+        )
+        if values["paused"].text:
+            segment += " " + _styled(values["paused"], settings)
+    else:
+        segment = fill(fmt, values, settings)
+    parts["claude_meter"] = segment or escape("claude: ?")
+    return Rendered(parts["claude_meter"], parts)
+
+
+def job_output(state: State, now: datetime, settings: Settings | None = None,
+               paused: int = 0) -> str:
+    """The segment as a ``#()`` job prints it: tmux does not strftime job output, so
+    ``%%`` goes back to ``%`` (``##`` and ``#[…]`` are still read by tmux)."""
+    return render(state, now, settings or Settings(), paused).segment.replace("%%", "%")

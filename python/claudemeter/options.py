@@ -1,0 +1,114 @@
+"""The ``@claude_meter_*`` tmux options: one table of names, defaults and meanings.
+
+The README's options table is checked against :data:`OPTIONS` by a test, so the docs
+cannot drift from what the code reads. Values arrive as tmux prints them
+(``show-options -g``), so everything here is parsed leniently: a bad number falls back
+to its default rather than breaking the status line.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+PREFIX = "@claude_meter_"
+
+
+@dataclass(frozen=True)
+class Option:
+    name: str  # without the ``@claude_meter_`` prefix
+    default: str
+    help: str
+
+
+#: What the README documents, in this order.
+OPTIONS: tuple[Option, ...] = (
+    Option("key", "M", "popup key after the prefix; `none` binds nothing"),
+    Option("interval", "5", "seconds between re-renders of the segment (ages and countdowns)"),
+    Option("warn", "70", "percent at which a bucket turns the warn colour and notifies"),
+    Option("crit", "90", "percent at which a bucket turns the crit colour and notifies"),
+    Option("threshold", "90", "cm-guard's default pause threshold"),
+    Option("account", "", "email (or its start) of the account to show; empty shows all"),
+    Option("format", "{5h} {reset} · {7d} {paused}",
+           "segment layout; tokens in the README"),
+    Option("colour_ok", "", "style under warn (a colour like `green`, or `fg=green,bold`)"),
+    Option("colour_warn", "yellow", "style at or over warn"),
+    Option("colour_crit", "red", "style at or over crit"),
+    Option("colour_stale", "colour244", "style of the stale / login marker"),
+    Option("notify", "on", "`display-message` on every client when a bucket crosses a tier"),
+    Option("notify_desktop", "off", "also `notify-send` (when installed)"),
+    Option("popup_width", "82", "popup width (cells or a percentage)"),
+    Option("popup_height", "26", "popup height (cells or a percentage)"),
+    Option("bin", "", "the `claude-meter` to run; empty: PATH, else the plugin's own venv"),
+    Option("serve", "on", "start `claude-meter serve` (the bridge and pollers) if not running"),
+)
+
+DEFAULTS: dict[str, str] = {option.name: option.default for option in OPTIONS}
+
+_LINE_RE = re.compile(r"^@claude_meter_(\w+)\s+(.*)$")
+
+
+def _unquote(value: str) -> str:
+    """Undo tmux's quoting of an option value in ``show-options`` output."""
+    value = value.strip()
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+        inner = value[1:-1]
+        if value[0] == '"':
+            inner = re.sub(r"\\(.)", r"\1", inner)
+        return inner
+    return value
+
+
+def parse_show_options(text: str) -> dict[str, str]:
+    """``@claude_meter_*`` entries of ``tmux show-options -g`` output, by short name."""
+    found: dict[str, str] = {}
+    for line in text.splitlines():
+        match = _LINE_RE.match(line)
+        if match:
+            found[match.group(1)] = _unquote(match.group(2))
+    return found
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The options the renderers and the loop use, typed, with defaults filled in."""
+
+    warn: float = 70.0
+    crit: float = 90.0
+    account: str = ""
+    format: str = DEFAULTS["format"]
+    colour_ok: str = ""
+    colour_warn: str = "yellow"
+    colour_crit: str = "red"
+    colour_stale: str = "colour244"
+    interval: float = 5.0
+    notify: bool = True
+    notify_desktop: bool = False
+
+    @classmethod
+    def from_options(cls, values: dict[str, str]) -> Settings:
+        merged = {**DEFAULTS, **values}
+        return cls(
+            warn=_number(merged["warn"], 70.0),
+            crit=_number(merged["crit"], 90.0),
+            account=merged["account"].strip(),
+            format=merged["format"] or DEFAULTS["format"],
+            colour_ok=merged["colour_ok"],
+            colour_warn=merged["colour_warn"],
+            colour_crit=merged["colour_crit"],
+            colour_stale=merged["colour_stale"],
+            interval=max(1.0, _number(merged["interval"], 5.0)),
+            notify=_flag(merged["notify"]),
+            notify_desktop=_flag(merged["notify_desktop"]),
+        )
+
+
+def _number(text: str, default: float) -> float:
+    try:
+        return float(text.strip().rstrip("%"))
+    except ValueError:
+        return default
+
+
+def _flag(text: str) -> bool:
+    return text.strip().lower() not in ("off", "no", "false", "0", "")
