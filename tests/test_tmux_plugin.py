@@ -1,0 +1,236 @@
+"""The plugin in real tmux servers: loaded as TPM loads it, seen as a person sees it.
+
+Each test gets its own sockets (TMUX_TMPDIR) and a temporary HOME; the reaper in
+tests/tmuxlab.py kills every server and waits for its tmux-loop to exit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from claudemeter.model import format_time, utcnow
+from tests.tmuxlab import REPO, Lab, TmuxServer, lab_fixture, plugin_dir, until
+
+__all__ = ["lab_fixture"]  # the `lab` fixture, imported so pytest finds it
+from tests.upstream import fixture
+
+NOW = "2026-11-25T12:05:00.000Z"
+ORG = "0f6c3b2a-0000-4000-8000-00000000b001"
+
+PLACEHOLDERS = ("#{claude_meter} |#{claude_meter_5h}|#{claude_meter_7d}|"
+                "#{claude_meter_reset}|#{claude_meter_paused}| %H:%M")
+EXPECTED_RIGHT = ("#{E:@claude_meter} |#{E:@claude_meter_5h}|#{E:@claude_meter_7d}|"
+                  "#{E:@claude_meter_reset}|#{E:@claude_meter_paused}| %H:%M")
+
+
+def config(entry: Path, *extra: str) -> str:
+    lines = [
+        "set -g status-left '[#{session_name}] '",
+        f"set -g status-right '{PLACEHOLDERS}'",
+        "set -g status-right-length 120",
+        "set -g @claude_meter_serve off",
+        "set -g @claude_meter_interval 1",
+        *extra,
+        f"run-shell '{entry}'",  # what TPM does: run the *.tmux file as an executable
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def ingest(*snapshots: dict[str, object]) -> None:
+    subprocess.run(["claude-meter", "ingest", "-"], input=json.dumps(list(snapshots)),
+                   text=True, check=True, capture_output=True)
+
+
+def snapshot(fetched_at: str, five: float = 61.0, resets: str | None = None) -> dict[str, object]:
+    usage = fixture("oauth_usage_basic.json")
+    assert isinstance(usage, dict)
+    usage["five_hour"]["utilization"] = five
+    if resets:
+        usage["five_hour"]["resets_at"] = resets
+    return {"org_uuid": ORG, "browser": "Claude Code", "account_email": "ada@example.com",
+            "fetched_at": fetched_at, "usage": usage}
+
+
+def loop_pid(state_dir: Path) -> int | None:
+    locks = list(state_dir.glob("tmux-loop-*.lock"))
+    if len(locks) != 1 or not locks[0].read_text().strip():
+        return None
+    return int(locks[0].read_text().split()[0])
+
+
+def loops_running() -> int:
+    """tmux-loop processes of this test (their environment has our TMUX_TMPDIR)."""
+    mine = os.environ["TMUX_TMPDIR"].encode()
+    count = 0
+    for proc in Path("/proc").iterdir():
+        try:
+            if b"tmux-loop" in (proc / "cmdline").read_bytes() and mine in (
+                proc / "environ"
+            ).read_bytes() and (proc / "stat").read_text().split()[2] != "Z":
+                count += 1
+        except OSError:
+            continue
+    return count
+
+
+def prefix_bindings(server: TmuxServer) -> list[str]:
+    return [line for line in server.cmd("list-keys", "-T", "prefix").splitlines()
+            if "claude-meter" in line]
+
+
+def test_entry_rewrites_placeholders_binds_the_key_and_reloads_cleanly(
+    lab: Lab, isolated: Path, state_dir: Path
+) -> None:
+    entry = plugin_dir(isolated) / "claudemeter.tmux"
+    server = lab.server("cm-a", config(entry))
+    server.cmd("new-session", "-d", "-s", "work", "-x", "100", "-y", "30")
+
+    assert server.option("status-right") == EXPECTED_RIGHT
+    assert server.option("status-left") == "[#{session_name}] "
+    [binding] = prefix_bindings(server)
+    assert " M " in binding and "display-popup -E" in binding
+    assert f"'{shutil.which('claude-meter')}' show --watch" in binding
+    assert until(lambda: server.option("@claude_meter") == "claude: setup", 10)
+    first_loop = loop_pid(state_dir)
+    assert first_loop is not None
+
+    server.cmd("run-shell", str(entry))  # a reload: prefix+I, or source-file
+    assert server.option("status-right") == EXPECTED_RIGHT
+    assert len(prefix_bindings(server)) == 1
+    assert until(lambda: loops_running() == 1, 10)
+    assert loop_pid(state_dir) == first_loop
+
+    server.cmd("set-option", "-g", "@claude_meter_key", "none")
+    server.cmd("run-shell", str(entry))
+    assert prefix_bindings(server) == []
+    assert server.option("status-right") == EXPECTED_RIGHT
+
+
+def test_a_person_sees_the_segment_the_notice_and_the_popup(
+    lab: Lab, isolated: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CLAUDEMETER_NOW", NOW)  # the servers inherit a pinned clock
+    ingest(snapshot("2026-11-25T12:04:30.000Z"))
+    inner = lab.server("cm-in", config(plugin_dir(isolated) / "claudemeter.tmux"))
+    inner.cmd("new-session", "-d", "-s", "work", "-x", "100", "-y", "30")
+    outer = lab.server("cm-out", "set -g status off\n")
+    outer.cmd("new-session", "-d", "-s", "screen", "-x", "100", "-y", "30",
+              f"tmux -u -L cm-in -f '{inner.config}' attach -t work")
+
+    def status_line() -> str:
+        return outer.capture("screen")[-1] if outer.capture("screen") else ""
+
+    expected = "5h 61% ↻4h54m · 7d 22% |5h 61%|7d 22%|↻4h54m|| "  # then tmux's own %H:%M
+    assert until(lambda: expected in status_line(), 15), status_line()
+
+    ingest(snapshot("2026-11-25T12:04:50.000Z", five=75.0))
+    notice = "claude-meter: 5-hour at 75% (≥ warn 70%) · resets 16:59 (in 4h54m)"
+    assert until(lambda: notice in status_line(), 15), status_line()
+
+    outer.cmd("send-keys", "-t", "screen", "C-b", "M")
+
+    def popup() -> str:
+        return "\n".join(outer.capture("screen"))
+
+    assert until(lambda: "claude-meter · 12:05 local" in popup(), 15), popup()
+    screen = popup()
+    assert "ada@example.com" in screen
+    assert "5-hour            [████████████░░░░]     75%  resets 16:59 (in 4h54m)" in screen
+    assert "q/Esc close" in screen
+    outer.cmd("send-keys", "-t", "screen", "q")
+    assert until(lambda: "claude-meter ·" not in popup(), 10), popup()
+
+
+def test_old_data_turns_stale_without_a_new_reading(lab: Lab, isolated: Path) -> None:
+    """The loop re-renders on its own: the age moves even when nothing is written."""
+    now = utcnow()
+    ingest(snapshot(format_time(now - timedelta(seconds=597)),
+                    resets=format_time(now + timedelta(hours=2))))
+    server = lab.server("cm-s", config(plugin_dir(isolated) / "claudemeter.tmux"))
+    server.cmd("new-session", "-d", "-s", "work")
+    assert until(lambda: server.option("@claude_meter").startswith("5h 61%%"), 10)
+    assert "stale" not in server.option("@claude_meter")
+    assert until(lambda: "stale 10m" in server.option("@claude_meter"), 15), \
+        server.option("@claude_meter")
+
+
+def test_the_loop_exits_with_its_server(lab: Lab, isolated: Path, state_dir: Path) -> None:
+    server = lab.server("cm-x", config(plugin_dir(isolated) / "claudemeter.tmux"))
+    server.cmd("new-session", "-d", "-s", "work")
+    assert until(lambda: loop_pid(state_dir) is not None, 10)
+    assert loops_running() == 1
+    server.cmd("kill-server")
+    assert until(lambda: loops_running() == 0, 15)
+
+
+def test_explicit_bin_and_serve_started_detached(lab: Lab, isolated: Path,
+                                                 tmp_path: Path) -> None:
+    """`serve` runs for as long as it likes; the plugin (and tmux's start) never waits."""
+    calls = tmp_path / "calls"
+    real = shutil.which("claude-meter")
+    wrapper = tmp_path / "bin with space" / "claude-meter"
+    wrapper.parent.mkdir()
+    # `serve` belongs to another part of claudemeter; this stand-in only has to stay up.
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        f"echo \"$$ $*\" >> '{calls}'\n"
+        "if [ \"$1\" = serve ]; then exec sleep 60; fi\n"
+        f"exec '{real}' \"$@\"\n"
+    )
+    wrapper.chmod(0o755)
+    entry = plugin_dir(isolated) / "claudemeter.tmux"
+    server = lab.server("cm-b", config(entry, f"set -g @claude_meter_bin '{wrapper}'",
+                                       "set -g @claude_meter_serve on"))
+    server.cmd("new-session", "-d", "-s", "work")
+    assert until(lambda: calls.exists() and "serve" in calls.read_text(), 10)
+    serve_pid = int(next(line for line in calls.read_text().splitlines()
+                         if line.endswith("serve")).split()[0])
+    try:
+        os.kill(serve_pid, 0)  # still running: started detached, not waited for
+        assert f"'{wrapper}' show --watch" in prefix_bindings(server)[0]
+        assert until(lambda: "tmux-loop" in calls.read_text(), 10)
+    finally:
+        os.kill(serve_pid, 15)
+
+
+def test_first_load_without_a_backend_installs_in_the_background(
+    lab: Lab, isolated: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clone = tmp_path / "plugins" / "claudemeter"  # what TPM's git clone leaves
+    clone.mkdir(parents=True)
+    for name in ("claudemeter.tmux", "scripts", "python", "pyproject.toml", "README.md"):
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, clone / name,
+                            ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        else:
+            shutil.copy2(source, clone / name)
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")  # no claude-meter anywhere
+    monkeypatch.setenv("PIP_NO_INDEX", "1")  # offline: the install must fail, and say so
+    server = lab.server("cm-i", config(clone / "claudemeter.tmux"))
+    server.cmd("new-session", "-d", "-s", "work")
+
+    assert server.option("status-right") == EXPECTED_RIGHT
+    assert server.option("@claude_meter") == "claude: installing"  # set before tmux goes on
+    assert until(lambda: "install failed" in server.option("@claude_meter"), 90), \
+        server.option("@claude_meter")
+    assert (clone / "install.log").exists()
+    assert not (clone / ".venv.installing").exists()
+
+    # A finished install (what pip leaves, plus the ready mark) is used on the next load.
+    venv_bin = clone / ".venv" / "bin"
+    venv_bin.mkdir(parents=True, exist_ok=True)
+    (venv_bin / "claude-meter").unlink(missing_ok=True)
+    (venv_bin / "claude-meter").symlink_to(Path(sys.executable).parent / "claude-meter")
+    (clone / ".venv" / ".claudemeter-ready").touch()
+    server.cmd("run-shell", str(clone / "claudemeter.tmux"))
+    assert f"'{venv_bin / 'claude-meter'}' show --watch" in prefix_bindings(server)[0]
+    assert until(lambda: server.option("@claude_meter") == "claude: setup", 10)

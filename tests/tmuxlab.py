@@ -1,0 +1,109 @@
+"""Real tmux servers for tests: isolated sockets (own TMUX_TMPDIR), no ~/.tmux.conf
+(HOME is the test's temporary home and every server gets an explicit -f), and a reaper
+that kills every server and waits for each server's ``tmux-loop`` to exit."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from libtmux.test.retry import retry_until
+
+REPO = Path(__file__).resolve().parent.parent
+ENTRY = REPO / "claudemeter.tmux"
+
+
+class TmuxServer:
+    def __init__(self, name: str, config: Path) -> None:
+        self.name = name
+        self.config = config
+
+    def cmd(self, *args: str, check: bool = True) -> str:
+        done = subprocess.run(["tmux", "-u", "-L", self.name, "-f", str(self.config), *args],
+                              capture_output=True, text=True, timeout=30, check=False)
+        if check and done.returncode != 0:
+            raise AssertionError(f"tmux {' '.join(args)}: {done.stderr.strip()}")
+        return done.stdout
+
+    def option(self, name: str) -> str:
+        return self.cmd("show-options", "-gqv", name).rstrip("\n")
+
+    def capture(self, target: str) -> list[str]:
+        return self.cmd("capture-pane", "-p", "-t", target).splitlines()
+
+    def alive(self) -> bool:
+        return subprocess.run(["tmux", "-L", self.name, "has-session"], capture_output=True,
+                              check=False).returncode == 0
+
+
+class Lab:
+    """Starts servers on sockets only this test can see, and cleans them all up."""
+
+    def __init__(self, home: Path, state_dir: Path) -> None:
+        self.home = home
+        self.state_dir = state_dir
+        self.servers: list[TmuxServer] = []
+
+    def server(self, name: str, config: str = "") -> TmuxServer:
+        path = self.home / f"{name}.conf"
+        path.write_text(config)
+        server = TmuxServer(name, path)
+        self.servers.append(server)
+        return server
+
+    def reap(self) -> None:
+        for server in self.servers:
+            with contextlib.suppress(subprocess.SubprocessError, OSError):
+                server.cmd("kill-server", check=False)
+        for lock in self.state_dir.glob("tmux-loop-*.lock"):
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                pid = int(lock.read_text().split()[0])
+                if not retry_until(lambda pid=pid: not _alive(pid), 10, raises=False):
+                    os.kill(pid, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with contextlib.suppress(OSError):
+        # a zombie child of ours counts as gone
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    return True
+
+
+@pytest.fixture(name="lab")
+def lab_fixture(isolated: Path, state_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Lab]:
+    if shutil.which("tmux") is None:
+        pytest.fail("tmux is not installed (.ci/run installs it)")
+    sockets = tempfile.mkdtemp(prefix="cmtmux")  # short: socket paths are limited to ~100
+    monkeypatch.setenv("TMUX_TMPDIR", sockets)
+    monkeypatch.setenv("TZ", "UTC")
+    workshop = Lab(isolated, state_dir)
+    try:
+        yield workshop
+    finally:
+        workshop.reap()
+        shutil.rmtree(sockets, ignore_errors=True)
+
+
+def plugin_dir(home: Path) -> Path:
+    """Where TPM would have cloned us: ~/.tmux/plugins/claudemeter (a link to the repo)."""
+    link = home / ".tmux" / "plugins" / "claudemeter"
+    link.parent.mkdir(parents=True, exist_ok=True)
+    if not link.exists():
+        link.symlink_to(REPO)
+    return link
+
+
+def until(check: Callable[[], bool], seconds: float = 10) -> bool:
+    """Poll ``check`` until it holds or ``seconds`` pass; False on time-out."""
+    return bool(retry_until(check, seconds, raises=False))
