@@ -67,7 +67,10 @@ def redact(text: str) -> str:
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    """Now in UTC; ``CLAUDEMETER_NOW`` pins it for tests (see :func:`env.now`)."""
+    from . import env  # env imports this module: resolve at call time
+
+    return env.now()
 
 
 def parse_time(text: str) -> datetime:

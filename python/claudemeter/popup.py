@@ -14,6 +14,7 @@ import select
 import shutil
 import sys
 import termios
+import textwrap
 import tty
 from collections.abc import Callable
 from typing import TextIO
@@ -25,6 +26,7 @@ from .store import Store
 from .tmux import Tmux, TmuxGone, socket_path
 
 REDRAW_SECONDS = 5.0
+WIDTH = 80
 FOOTER = "q/Esc close · j/k scroll · r refresh"
 _ANSI_RE = re.compile(r"\033\[[0-9;]*m")
 _UP = {"k", "\x1b[A", "\x1bOA"}
@@ -64,10 +66,18 @@ def text(look: Look) -> str:
     heading = f"claude-meter · {local_time(now, now)} local"
     body = breakdown(state, now, registry.active(), look)
     if not state.accounts(now):
-        body = "\n\n".join(part for part in (f"no data: {NO_DATA_HINT}", body) if part)
+        body = "\n\n".join(part for part in (NO_DATA_HINT, body) if part)
     if state.problem:
         body = f"store: {state.problem}\n\n{body}"
-    return f"{look.paint(heading, 'bold')}\n\n{body}"
+    return "\n".join(wrap(line) for line in f"{look.paint(heading, 'bold')}\n\n{body}".split("\n"))
+
+
+def wrap(line: str, width: int = WIDTH) -> str:
+    """Long plain lines (errors, hints) wrap under their own indent; bars never do."""
+    if len(line) <= width or _ANSI_RE.search(line):
+        return line
+    indent = line[: len(line) - len(line.lstrip())]
+    return "\n".join(textwrap.wrap(line, width, subsequent_indent=indent + "  "))
 
 
 def clip(line: str, width: int) -> str:

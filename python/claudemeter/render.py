@@ -236,10 +236,11 @@ def account_block(row: Snapshot, raws: list[Snapshot], bookings: dict[str, JSON]
     lines.append("  " + source_line(raws, now))
     problems = list(row.errors)
     for book in bookings.values():
-        if book.get("status") == "login":
-            lines.append(look.paint("  Claude Code login expired: run `claude` once", "crit"))
         error = book.get("error")
-        if isinstance(error, str) and error and error not in problems:
+        if book.get("status") == "login" and isinstance(error, str):
+            lines.append(look.paint(f"  Claude Code: {error}", "crit"))
+            problems = [p for p in problems if p != error]
+        elif isinstance(error, str) and error and error not in problems:
             problems.append(error)
     lines.extend(f"  error: {problem}" for problem in problems[-3:])
     lines.extend(f"  {guard_line(entry, now)}" for entry in guards)

@@ -1,0 +1,132 @@
+"""Golden files of `claude-meter status` and `claude-meter show` for every state a user
+meets: fresh, stale, login expired, no data, several accounts, paused guards.
+
+Each state is built through the real entry points (`ingest`, `refresh` against an
+expired login, the guard registry) and rendered by the real command with a pinned clock
+(CLAUDEMETER_NOW) and TZ=UTC. Regenerate with UPDATE_GOLDEN=1 and read the diff.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from claudemeter import registry
+from tests.upstream import FIXTURES, fixture
+
+GOLDEN = Path(__file__).parent / "golden"
+NOW = "2026-11-25T12:02:00.000Z"
+ORG = "0f6c3b2a-0000-4000-8000-00000000b001"
+
+
+def snapshot(fetched_at: str, **changes: object) -> dict[str, object]:
+    body: dict[str, object] = {
+        "org_uuid": ORG, "browser": "Claude Code", "account_email": "ada@example.com",
+        "fetched_at": fetched_at, "usage": fixture("oauth_usage_basic.json"), "errors": [],
+    }
+    body.update(changes)
+    return body
+
+
+def ingest(body: object) -> None:
+    subprocess.run(["claude-meter", "ingest", "-"], input=json.dumps(body), text=True,
+                   check=True, capture_output=True)
+
+
+def expire_login(home: Path) -> None:
+    """Claude Code's login, expired: `refresh` books it as `login` without a request."""
+    claude = home / ".claude"
+    claude.mkdir(exist_ok=True)
+    creds = json.loads((FIXTURES / "claude_code_credentials.json").read_text())
+    creds["claudeAiOauth"]["expiresAt"] = 1_700_000_000_000  # 2023-11-14
+    (claude / ".credentials.json").write_text(json.dumps(creds))
+    (home / ".claude.json").write_text((FIXTURES / "claude_json_oauth_account.json").read_text())
+    subprocess.run(["claude-meter", "refresh"], capture_output=True, check=False)
+
+
+def fresh(home: Path, state: Path) -> None:
+    ingest(snapshot("2026-11-25T12:01:30.000Z"))
+
+
+def stale(home: Path, state: Path) -> None:
+    ingest(snapshot("2026-11-25T11:17:00.000Z"))
+
+
+def login_expired(home: Path, state: Path) -> None:
+    ingest(snapshot("2026-11-25T10:40:00.000Z"))
+    expire_login(home)
+
+
+def no_data(home: Path, state: Path) -> None:
+    """Nothing configured at all."""
+
+
+def no_data_login_expired(home: Path, state: Path) -> None:
+    expire_login(home)
+
+
+def several_accounts(home: Path, state: Path) -> None:
+    ingest(json.loads((FIXTURES / "snapshots_two_browsers_two_accounts.json").read_text()))
+
+
+def paused(home: Path, state: Path) -> None:
+    ingest(snapshot("2026-11-25T12:01:30.000Z", usage={
+        **fixture("oauth_usage_basic.json"),  # type: ignore[dict-item]
+        "five_hour": {"utilization": 93.0, "resets_at": "2026-11-25T16:59:59.571404+00:00"},
+    }))
+    resume = datetime(2026, 11, 25, 17, 0, 29, tzinfo=timezone.utc).timestamp()
+    for pane, command in (("%3", "claude -p 'fix the flaky test'"), ("%5", "claude")):
+        registry.register(registry.GuardEntry(
+            pid=os.getpid() if pane == "%3" else os.getppid(), command=command,
+            account="ada@example.com", state=registry.PAUSED, pane=pane, resume_at=resume,
+            started_at=float(pane[1:]),
+        ), state)
+
+
+STATES: dict[str, Callable[[Path, Path], None]] = {
+    "fresh": fresh,
+    "stale": stale,
+    "login_expired": login_expired,
+    "no_data": no_data,
+    "no_data_login_expired": no_data_login_expired,
+    "several_accounts": several_accounts,
+    "paused": paused,
+}
+
+
+def run(*args: str) -> str:
+    env = {**os.environ, "CLAUDEMETER_NOW": NOW, "TZ": "UTC"}
+    env.pop("NO_COLOR", None)
+    done = subprocess.run(["claude-meter", *args], capture_output=True, text=True, env=env,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    return done.stdout
+
+
+@pytest.mark.parametrize("name", list(STATES))
+def test_golden(name: str, isolated: Path, state_dir: Path) -> None:
+    STATES[name](isolated, state_dir)
+    for command in ("status", "show"):
+        got = run(command)
+        path = GOLDEN / f"{command}_{name}.txt"
+        if os.environ.get("UPDATE_GOLDEN"):
+            path.parent.mkdir(exist_ok=True)
+            path.write_text(got)
+        assert path.exists(), f"{path.name} missing: run with UPDATE_GOLDEN=1 and review it"
+        assert got == path.read_text(), f"{command} output for {name} changed"
+
+
+def test_show_fits_80_columns_and_has_no_colour_off_a_terminal(isolated: Path,
+                                                                state_dir: Path) -> None:
+    several_accounts(isolated, state_dir)
+    paused(isolated, state_dir)
+    out = run("show")
+    assert "\033[" not in out
+    assert max(len(line) for line in out.splitlines()) <= 80

@@ -1,0 +1,130 @@
+"""The segment's rules, one at a time, on in-memory states (pure functions, no tmux)."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from claudemeter.model import Snapshot
+from claudemeter.options import DEFAULTS, OPTIONS, Settings, parse_show_options
+from claudemeter.status import Piece, fill, initials, job_output, render
+from claudemeter.store import State
+from claudemeter.tmux import socket_path
+from claudemeter.tmux_loop import Notices
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def row(five: float | None = 42.0, seven: float | None = 61.0, email: str = "ada@example.com",
+        org: str = "org-a", age: float = 30.0, resets: datetime | None = None) -> Snapshot:
+    usage: dict[str, object] = {}
+    if five is not None:
+        at = resets or NOW + timedelta(hours=1, minutes=23)
+        usage["five_hour"] = {"utilization": five, "resets_at": at.isoformat()}
+    if seven is not None:
+        usage["seven_day"] = {"utilization": seven, "resets_at": "2026-11-30T09:59:59Z"}
+    return Snapshot(org_uuid=org, browser="Claude Code", account_email=email,
+                    fetched_at=NOW - timedelta(seconds=age), usage=usage)
+
+
+def segment(*rows: Snapshot, settings: Settings | None = None, paused: int = 0,
+            sources: dict[str, dict[str, object]] | None = None) -> str:
+    state = State(rows=list(rows), sources=dict(sources or {}))
+    return render(state, NOW, settings or Settings(), paused).segment
+
+
+def test_default_segment_is_the_one_in_the_issue() -> None:
+    assert segment(row()) == "5h 42%% ↻1h23m · 7d 61%%"
+    assert job_output(State(rows=[row()]), NOW) == "5h 42% ↻1h23m · 7d 61%"
+
+
+def test_tiers_colour_each_bucket_at_warn_and_crit() -> None:
+    assert segment(row(five=70, seven=90)) == (
+        "#[fg=yellow]5h 70%%#[default] ↻1h23m · #[fg=red]7d 90%%#[default]"
+    )
+    custom = Settings.from_options({"warn": "40", "colour_warn": "fg=blue,bold",
+                                    "colour_ok": "green"})
+    assert segment(row(five=42, seven=10), settings=custom) == (
+        "#[fg=blue,bold]5h 42%%#[default] ↻1h23m · #[fg=green]7d 10%%#[default]"
+    )
+
+
+def test_a_window_past_its_reset_counts_as_reset() -> None:
+    gone = row(five=97, resets=NOW - timedelta(minutes=1))
+    assert segment(gone) == "5h 0%% · 7d 61%%"
+
+
+def test_old_data_always_says_so_even_with_a_format_that_forgets() -> None:
+    old = row(age=45 * 60)
+    assert segment(old) == "5h 42%% ↻1h23m · 7d 61%% #[fg=colour244]stale 45m#[default]"
+    bare = Settings.from_options({"format": "{5h_pct}"})
+    assert segment(old, settings=bare) == "42%% #[fg=colour244]stale 45m#[default]"
+
+
+def test_expired_login_and_no_data() -> None:
+    login = {"oauth:org-a": {"status": "login", "error": "login expired"}}
+    assert segment(row(age=3600), sources=login).endswith("login 1h00m#[default]")
+    assert segment(row(), sources=login) == "5h 42%% ↻1h23m · 7d 61%%"  # fresh data: fine
+    assert segment(sources=login) == "claude: login"
+    assert segment() == "claude: setup"
+    assert render(State(problem="corrupt"), NOW, Settings()).segment == "claude: store?"
+
+
+def test_several_accounts_show_initials_or_the_configured_one() -> None:
+    ada, bob = row(email="ada@example.com"), row(five=80, email="bob@x.org", org="org-b")
+    assert segment(ada, bob) == "a 42%%/61%% · b #[fg=yellow]80%%#[default]/61%%"
+    assert segment(ada, bob, settings=Settings.from_options({"account": "bob"})).startswith(
+        "#[fg=yellow]5h 80%%")
+    assert segment(ada, bob, settings=Settings.from_options({"account": "eve"})) == (
+        "claude: no eve")
+    assert initials([ada, row(email="anna@x.org", org="o2"), bob]) == ["ad", "an", "b"]
+
+
+def test_paused_guards_show_as_a_count() -> None:
+    assert segment(row(), paused=2) == "5h 42%% ↻1h23m · 7d 61%% #[fg=yellow]⏸2#[default]"
+
+
+def test_user_format_tokens_separators_and_escaping() -> None:
+    values = {"a": Piece("x"), "b": Piece(""), "c": Piece("50% #1")}
+    settings = Settings()
+    assert fill("{a} · {b} · {c}", values, settings) == "x · 50%% ##1"
+    assert fill("{b} | {a}", values, settings) == "x"
+    assert fill("#[bold]{a}{nope}", values, settings) == "#[bold]x{nope}"  # typos stay visible
+    mine = Settings.from_options({"format": "{account}: {5h_pct} ({reset})"})
+    assert segment(row(), settings=mine) == "ada@example.com: 42%% (↻1h23m)"
+
+
+def test_notices_fire_once_per_tier_per_window_and_rearm_on_reset() -> None:
+    notices, settings = Notices(), Settings()
+    assert notices.check([row(five=50, seven=10)], NOW, settings) == []
+    [warn] = notices.check([row(five=72, seven=10)], NOW, settings)
+    assert warn.startswith("claude-meter: 5-hour at 72% (≥ warn 70%)")
+    assert notices.check([row(five=75, seven=10)], NOW, settings) == []
+    [crit] = notices.check([row(five=91, seven=10)], NOW, settings)
+    assert "(≥ crit 90%)" in crit
+    assert notices.check([row(five=95, seven=10)], NOW, settings) == []
+    later = NOW + timedelta(hours=5)
+    assert notices.check([row(five=71, seven=10, resets=later)], NOW, settings) != []
+
+
+def test_options_parse_tmux_output_and_fall_back_on_nonsense() -> None:
+    text = ('@claude_meter_warn 50\n@claude_meter_format "{5h} \\"x\\""\n'
+            "@claude_meter_interval soon\nstatus-right foo\n")
+    values = parse_show_options(text)
+    assert values == {"warn": "50", "format": '{5h} "x"', "interval": "soon"}
+    settings = Settings.from_options(values)
+    assert settings.warn == 50.0 and settings.interval == 5.0 and settings.crit == 90.0
+
+
+def test_readme_options_table_matches_the_code() -> None:
+    found = re.findall(r"^\| `@claude_meter_(\w+)` \| (?:`([^`]*)`|_empty_) \|",
+                       README.read_text(), re.M)
+    assert found == [(option.name, option.default) for option in OPTIONS]
+    assert set(DEFAULTS) == {name for name, _ in found}
+
+
+def test_socket_path_from_tmux_environment() -> None:
+    assert socket_path({"TMUX": "/tmp/tmux-0/my,sock,123,0"}) == "/tmp/tmux-0/my,sock"
+    assert socket_path({}) is None
