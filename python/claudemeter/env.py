@@ -12,8 +12,6 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-import platformdirs
-
 APP = "claudemeter"
 DEFAULT_BRIDGE = "127.0.0.1:63762"
 DEFAULT_ANTHROPIC_BASE = "https://api.anthropic.com"
@@ -28,12 +26,20 @@ def _get(name: str) -> str | None:
 def state_dir() -> Path:
     """Where the store, locks, the bridge token and guard registrations live."""
     override = _get("CLAUDEMETER_STATE_DIR")
-    return Path(override) if override else Path(platformdirs.user_state_dir(APP))
+    if override:
+        return Path(override)
+    import platformdirs  # only without the override: keeps the status path light
+
+    return Path(platformdirs.user_state_dir(APP))
 
 
 def config_dir() -> Path:
     override = _get("CLAUDEMETER_CONFIG_DIR")
-    return Path(override) if override else Path(platformdirs.user_config_dir(APP))
+    if override:
+        return Path(override)
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir(APP))
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import secrets
 import sys
 import time
 from collections.abc import Iterable, Iterator
@@ -188,6 +187,8 @@ def write_private(path: Path, data: bytes) -> None:
 def write_atomic(path: Path, data: bytes, mode: int) -> None:
     """Atomic, durable replace: temp file beside it, fsync, rename, fsync the directory.
     ``mode`` lets a file that is not ours (Claude Code's settings) keep its permissions."""
+    import secrets  # writers only: hmac/hashlib would cost the status line's read path
+
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
