@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from .model import JSON, Snapshot, Window, windows
+from .model import JSON, Snapshot, Window
 from .registry import GuardEntry
 from .store import State
 
@@ -203,23 +203,6 @@ def guard_line(entry: GuardEntry, now: datetime) -> str:
     return text
 
 
-def limit_windows(row: Snapshot, shown: set[str]) -> dict[str, Window]:
-    """Per-model weekly limits that newer bodies report only in ``limits[]``."""
-    limits = (row.usage or {}).get("limits")
-    found: dict[str, Window] = {}
-    for item in limits if isinstance(limits, list) else []:
-        if not isinstance(item, dict) or item.get("kind") != "weekly_scoped":
-            continue
-        scope = item.get("scope")
-        model = scope.get("model") if isinstance(scope, dict) else None
-        shown_name = model.get("display_name") if isinstance(model, dict) else None
-        name = f"7-day {shown_name or 'scoped'}"
-        if name not in shown:
-            body = {"utilization": item.get("percent"), "resets_at": item.get("resets_at")}
-            found.update(windows({name: body}))
-    return found
-
-
 def account_block(row: Snapshot, raws: list[Snapshot], bookings: dict[str, JSON],
                   guards: list[GuardEntry], now: datetime, look: Look) -> list[str]:
     """One account: heading, every bucket, money, sources, problems, guards."""
@@ -228,7 +211,6 @@ def account_block(row: Snapshot, raws: list[Snapshot], bookings: dict[str, JSON]
     if row.stale:
         lines.append(look.paint(f"  STALE: newest reading is {duration(row.age(now))} old", "warn"))
     wins = row.windows()
-    wins.update(limit_windows(row, {label(name) for name in wins}))
     lines.extend(window_line(name, window, now, look) for name, window in wins.items())
     if not wins:
         lines.append("  no usage reading yet")
