@@ -234,3 +234,11 @@ def test_first_load_without_a_backend_installs_in_the_background(
     server.cmd("run-shell", str(clone / "claudemeter.tmux"))
     assert f"'{venv_bin / 'claude-meter'}' show --watch" in prefix_bindings(server)[0]
     assert until(lambda: server.option("@claude_meter") == "claude: setup", 10)
+
+
+def test_tmux_loop_outside_tmux_says_what_it_needs() -> None:
+    done = subprocess.run(["claude-meter", "tmux-loop"], capture_output=True, text=True,
+                          check=False)
+    assert done.returncode == 1
+    assert "not inside tmux ($TMUX is unset)" in done.stderr
+    assert "Traceback" not in done.stderr
