@@ -242,3 +242,33 @@ def test_tmux_loop_outside_tmux_says_what_it_needs() -> None:
     assert done.returncode == 1
     assert "not inside tmux ($TMUX is unset)" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_desktop_notice_goes_to_notify_send_and_notify_off_silences_it(
+    lab: Lab, isolated: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bindir = tmp_path / "desktop"
+    bindir.mkdir()
+    sent = tmp_path / "sent"
+    # notify-send needs a desktop session; this stand-in records what it was asked to show.
+    (bindir / "notify-send").write_text(f"#!/bin/sh\nprintf '%s|' \"$@\" >> '{sent}'\n")
+    (bindir / "notify-send").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("CLAUDEMETER_NOW", NOW)
+    ingest(snapshot("2026-11-25T12:04:30.000Z", five=93.0))
+    entry = plugin_dir(isolated) / "claudemeter.tmux"
+    loud = lab.server("cm-n", config(entry, "set -g @claude_meter_notify_desktop on"))
+    loud.cmd("new-session", "-d", "-s", "work")
+    assert until(lambda: sent.exists() and "crit 90%" in sent.read_text(), 10)
+    assert sent.read_text().startswith("claude-meter|claude-meter: 5-hour at 93%")
+    loud.cmd("kill-server")
+
+    sent.unlink()
+    quiet = lab.server("cm-q", config(entry, "set -g @claude_meter_notify_desktop on",
+                                      "set -g @claude_meter_notify off"))
+    quiet.cmd("new-session", "-d", "-s", "work")
+    assert until(lambda: quiet.option("@claude_meter").startswith("#[fg=red]5h 93%%"), 10)
+    # The next reading's render proves the first round, notices included, is over.
+    ingest(snapshot("2026-11-25T12:04:40.000Z", five=94.0))
+    assert until(lambda: quiet.option("@claude_meter_5h") == "#[fg=red]5h 94%%#[default]", 10)
+    assert not sent.exists()
