@@ -134,13 +134,30 @@ class Loop:
 
     def run(self) -> None:
         while not self.stop:
-            settings = self.once()
+            try:
+                settings = self.once()
+            except TmuxGone:
+                raise
+            except Exception as exc:  # a bug must not leave a frozen, trusted-looking segment
+                settings = self.fail(exc)
             stamp = _stamp(self.watched)
             deadline = time.monotonic() + settings.interval
             while not self.stop and time.monotonic() < deadline:
                 time.sleep(min(WAKE, max(0.0, deadline - time.monotonic())))
                 if _stamp(self.watched) != stamp:
                     break
+
+    def fail(self, exc: Exception) -> Settings:
+        """Say so in the status line, note it in the state dir, and try again next round."""
+        log = self.store.directory / "tmux-loop.log"
+        with contextlib.suppress(OSError):
+            ensure_private_dir(self.store.directory)
+            fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            with os.fdopen(fd, "a") as handle:
+                handle.write(f"{env.now():%Y-%m-%dT%H:%M:%SZ} {type(exc).__name__}: {exc}\n")
+        self.tmux.set_user_options({"claude_meter": escape(f"claude: error, see {log}")})
+        self.pushed.clear()  # the next good round pushes everything again
+        return Settings()
 
     def halt(self, signum: int, frame: FrameType | None) -> None:
         self.stop = True
