@@ -79,6 +79,10 @@ new_right=$(interpolate "$right")
 printf '%s\n' "$options" | LC_ALL=C grep -q '^@claude_meter ' ||
   tmux -u set-option -gq @claude_meter "claude: starting"
 
+# cm-guard reads its default threshold from the environment: new panes inherit it.
+threshold=$(opt threshold '')
+[ -z "$threshold" ] || tmux set-environment -g CLAUDEMETER_THRESHOLD "$threshold"
+
 find_bin || exit 0
 run=$(shell_quote "$bin")
 

@@ -109,10 +109,14 @@ def test_entry_rewrites_placeholders_binds_the_key_and_reloads_cleanly(
     assert until(lambda: loops_running() == 1, 10)
     assert loop_pid(state_dir) == first_loop
 
+    assert "CLAUDEMETER_THRESHOLD" not in server.cmd("show-environment", "-g")
+    server.cmd("set-option", "-g", "@claude_meter_threshold", "85")
     server.cmd("set-option", "-g", "@claude_meter_key", "none")
     server.cmd("run-shell", str(entry))
     assert prefix_bindings(server) == []
     assert server.option("status-right") == EXPECTED_RIGHT
+    # cm-guard in a new pane reads it from the environment tmux gives that pane
+    assert "CLAUDEMETER_THRESHOLD=85\n" in server.cmd("show-environment", "-g")
 
 
 def test_a_person_sees_the_segment_the_notice_and_the_popup(

@@ -27,7 +27,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("interval", "5", "seconds between re-renders of the segment (ages and countdowns)"),
     Option("warn", "70", "percent at which a bucket turns the warn colour and notifies"),
     Option("crit", "90", "percent at which a bucket turns the crit colour and notifies"),
-    Option("threshold", "90", "cm-guard's default pause threshold"),
+    Option("threshold", "90", "cm-guard's default pause threshold (exported to new panes as"
+           " `CLAUDEMETER_THRESHOLD`)"),
     Option("account", "", "email (or its start) of the account to show; empty shows every account"),
     Option("format", "{5h} {reset} · {7d} {paused}",
            "segment layout; the tokens are listed under the table"),
