@@ -23,7 +23,6 @@ import contextlib
 import os
 import shlex
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -114,11 +113,11 @@ def simulate(workdir: Path, speed: float) -> None:
             bucket = Bucket(AFTER_RESET, steps, now + period)
             print("-- the 5-hour window reset --", flush=True)
         five = bucket.utilization(steps)
-        store.put([snapshot(five, bucket.resets_at, 41.0 + steps * 0.01, now)])
+        store.put([snapshot(five, bucket.resets_at, 41.0 + steps // 100, now)])
         left = int(bucket.resets_at - now)
         bar = "#" * int(five / 5)
         print(f"5-hour bucket {five:5.1f}% [{bar:<20}] resets in {left:3d}s", flush=True)
-        time.sleep(1.0)
+        time.sleep(max(0.25, 1.0 / speed))
 
 
 def agent(number: int, workdir: Path, speed: float) -> None:
@@ -180,6 +179,7 @@ class DemoSession:
             f"set -g @claude_meter_bin {shlex.quote(str(Path(sys.executable).parent))}"
             "/claude-meter\n"
             "set -g @claude_meter_interval 1\n"
+            "set -g @claude_meter_serve off\n"  # no browser here: no bridge to start
             "bind -n C-c kill-server\n"
             f"run-shell {shlex.quote(str(PLUGIN_ROOT / 'claudemeter.tmux'))}\n"
         )
@@ -211,16 +211,7 @@ class DemoSession:
 
     def stop(self) -> None:
         self.tmux("kill-server", check=False)
-        self._stop_bridge()
         shutil.rmtree(self.workdir, ignore_errors=True)
-
-    def _stop_bridge(self) -> None:
-        """The plugin starts ``claude-meter serve`` detached; end the demo's own one."""
-        for proc in Path("/proc").glob("[0-9]*"):
-            with contextlib.suppress(OSError):
-                environ = (proc / "environ").read_bytes()
-                if f"CLAUDEMETER_STATE_DIR={self.workdir}/state".encode() in environ:
-                    os.kill(int(proc.name), signal.SIGTERM)
 
 
 def run_headless(session: DemoSession, seconds: float) -> int:
