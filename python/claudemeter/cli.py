@@ -37,6 +37,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "install-statusline": ("claudemeter.install_statusline", "main",
                            "make `claude-meter statusline` Claude Code's statusLine"
                            " (--uninstall restores the previous one)"),
+    "demo": ("claudemeter.demo", "run",
+             "a simulated account in its own tmux session: see everything work, no login"),
 }
 
 DESCRIPTION = """\
