@@ -20,9 +20,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import fcntl
 import os
+import re
 import shlex
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -32,6 +35,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from . import registry
 from .model import SOURCE_DEMO, Snapshot, format_time
 from .store import Store
 
@@ -49,6 +53,7 @@ THRESHOLD = 90.0
 GRACE = 3.0
 
 PLUGIN_ROOT = Path(__file__).resolve().parents[2]
+STYLE_RE = re.compile(r"#\[[^\]]*\]")
 
 TASKS = (
     "reading src/payments/ledger.py",
@@ -199,19 +204,35 @@ class DemoSession:
         self.tmux("run-shell", str(PLUGIN_ROOT / "claudemeter.tmux"), check=False)
 
     def status_line(self) -> str:
-        """What the status segment renders now (the same command the plugin runs)."""
-        done = subprocess.run([sys.executable, "-m", "claudemeter", "status"], env=self.env,
-                              capture_output=True, text=True, check=False, timeout=30)
-        return done.stdout.strip()
+        """The status line's right side as the demo's tmux server expands it now (what
+        the plugin pushed), without its colour codes."""
+        done = self.tmux("display-message", "-p", "-t", "demo", "#{E:status-right}",
+                         check=False)
+        return STYLE_RE.sub("", done.stdout).rsplit("|", 1)[0].strip()
 
     def guard_states(self) -> list[str]:
-        from . import registry
-
         return [entry.state for entry in registry.active(self.workdir / "state")]
 
     def stop(self) -> None:
+        """Kill the server, let everything it ran finish writing, then remove the world."""
+        guards = [entry.pid for entry in registry.active(self.workdir / "state")]
         self.tmux("kill-server", check=False)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and (
+            any(registry.alive(pid) for pid in guards) or self._loop_running()
+        ):
+            time.sleep(0.1)
         shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def _loop_running(self) -> bool:
+        """The plugin's tmux-loop holds an flock for life; free means it has exited."""
+        for lock in (self.workdir / "state").glob("tmux-loop-*.lock"):
+            with open(lock, "rb") as handle:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    return True
+        return False
 
 
 def run_headless(session: DemoSession, seconds: float) -> int:
@@ -234,6 +255,8 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 1
     session = DemoSession(args.speed)
+    for signum in (signal.SIGTERM, signal.SIGHUP):  # a closed terminal cleans up too
+        signal.signal(signum, lambda *_: sys.exit(0))
     try:
         session.start()
         if args.no_attach or not sys.stdin.isatty():

@@ -53,7 +53,7 @@ def unregister(pid: int, state_dir: Path | None = None) -> None:
         (guards_dir(state_dir) / f"{pid}.json").unlink()
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -76,7 +76,7 @@ def active(state_dir: Path | None = None) -> list[GuardEntry]:
             entry = GuardEntry(**json.loads(path.read_text()))
         except (OSError, ValueError, TypeError):
             continue  # being written, or not ours; a stale one has a dead pid below
-        if not _alive(entry.pid):
+        if not alive(entry.pid):
             with contextlib.suppress(OSError):
                 path.unlink()
             continue

@@ -1,0 +1,62 @@
+"""``claude-meter demo``: the real plugin, store and guards on a simulated account, in a
+world of its own that it tears down."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture
+def tmux_tmpdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """tmux sockets land here, so the test can see the demo's server come and go."""
+    directory = tmp_path / "tmux"
+    directory.mkdir(mode=0o700)
+    monkeypatch.setenv("TMUX_TMPDIR", str(directory))
+    return directory
+
+
+def test_demo_pauses_every_guard_at_the_threshold_and_resumes_them_together(
+    tmux_tmpdir: Path, state_dir: Path, tmp_path: Path
+) -> None:
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-m", "claudemeter", "demo", "--no-attach", "--speed", "8",
+         "--seconds", "18"],
+        capture_output=True, text=True, timeout=90, env=env, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    all_paused = [i for i, line in enumerate(lines)
+                  if "guards: paused, paused, paused" in line and "⏸3" in line]
+    assert all_paused, done.stdout
+    resumed = [i for i, line in enumerate(lines)
+               if i > all_paused[0] and "guards: running, running, running" in line]
+    assert resumed, done.stdout
+    # The status line the tmux server shows climbed past the threshold before the pause.
+    percents = [float(m.group(1)) for line in lines[: all_paused[0] + 1]
+                if (m := re.search(r"5h (\d+(?:\.\d+)?)%", line))]
+    assert percents and max(percents) >= 85, done.stdout
+    # Its own world: the user's state dir is never written, and nothing is left behind.
+    assert not state_dir.exists()
+    assert not list(tmp_path.glob("claudemeter-demo-*"))
+    leftovers = subprocess.run(["pgrep", "-f", "claudemeter.demo|tmux-loop"], capture_output=True,
+                               text=True, check=False).stdout.split()
+    assert str(os.getpid()) not in leftovers
+    sockets = [p for p in tmux_tmpdir.rglob("claudemeter-demo-*") if p.is_socket()]
+    for sock in sockets:  # a socket file may linger; no server may answer on it
+        ping = subprocess.run(["tmux", "-S", str(sock), "ls"], capture_output=True, check=False)
+        assert ping.returncode != 0
+
+
+def test_demo_without_tmux_says_so(tmp_path: Path) -> None:
+    env = {**os.environ, "PATH": str(Path(sys.executable).parent)}
+    done = subprocess.run([sys.executable, "-m", "claudemeter", "demo", "--no-attach"],
+                          capture_output=True, text=True, timeout=30, env=env, check=False)
+    assert done.returncode == 1
+    assert "tmux is not installed" in done.stderr and "Traceback" not in done.stderr
