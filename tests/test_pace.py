@@ -218,7 +218,7 @@ def test_history_of_a_folded_row_includes_readings_kept_under_its_email() -> Non
     state = State(history={"org-1": by_org, "email:a@example.com": by_email})
     row = Snapshot(org_uuid="org-1", browser="Chrome", account_email="A@example.com",
                    fetched_at=NOW)
-    merged = pace.history_for(state, row)
+    merged = state.history_of(row)
     assert [p.t for p in merged] == sorted(p.t for p in by_org + by_email)
 
 

@@ -89,6 +89,17 @@ def paused(home: Path, state: Path) -> None:
         ), state)
 
 
+def on_pace_for_the_wall(home: Path, state: Path) -> None:
+    """Readings every ten minutes, climbing ~48 %/h: 100 % comes long before the reset."""
+    for minute, used in ((20, 40.0), (30, 48.0), (40, 56.0), (50, 64.0), (60, 72.0),
+                         (61, 73.0)):
+        at = f"2026-11-25T{11 + minute // 60:02d}:{minute % 60:02d}:30.000Z"
+        ingest(snapshot(at, usage={
+            **fixture("oauth_usage_basic.json"),  # type: ignore[dict-item]
+            "five_hour": {"utilization": used, "resets_at": "2026-11-25T16:59:59.571404+00:00"},
+        }))
+
+
 STATES: dict[str, Callable[[Path, Path], None]] = {
     "fresh": fresh,
     "stale": stale,
@@ -97,6 +108,7 @@ STATES: dict[str, Callable[[Path, Path], None]] = {
     "no_data_login_expired": no_data_login_expired,
     "several_accounts": several_accounts,
     "paused": paused,
+    "on_pace": on_pace_for_the_wall,
 }
 
 

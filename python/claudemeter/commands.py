@@ -80,11 +80,11 @@ def cmd_default(args: argparse.Namespace) -> int:
 def json_row(state: State, row: Snapshot, now: datetime) -> JSON:
     """A ClaudeMeter-shaped row, plus the optional ``pace`` field (README, "Pace") when
     the history gives any bucket a pace; consumers that do not know it ignore it."""
-    from .pace import history_for, paces, to_json
+    from .pace import paces, to_json
 
     body = row.to_json()
     body.pop("pace", None)  # one that came in through ingest is someone else's, and old
-    found = paces(history_for(state, row), now)
+    found = paces(state.history_of(row), now)
     if found:
         body["pace"] = to_json(found)
     return body

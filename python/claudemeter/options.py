@@ -30,7 +30,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("threshold", "90", "cm-guard's default pause threshold (exported to new panes as"
            " `CLAUDEMETER_THRESHOLD`)"),
     Option("account", "", "email (or its start) of the account to show; empty shows every account"),
-    Option("format", "{5h} {reset} · {7d} {paused}",
+    Option("format", "{5h} {reset} · {7d} {pace} {paused}",
            "segment layout; the tokens are listed under the table"),
     Option("colour_ok", "", "style under warn (a colour like `green`, or `fg=green,bold`)"),
     Option("colour_warn", "yellow", "style at or over warn"),
@@ -76,6 +76,7 @@ class Settings:
 
     warn: float = 70.0
     crit: float = 90.0
+    threshold: float = 90.0
     account: str = ""
     format: str = DEFAULTS["format"]
     colour_ok: str = ""
@@ -92,6 +93,7 @@ class Settings:
         return cls(
             warn=_number(merged["warn"], 70.0),
             crit=_number(merged["crit"], 90.0),
+            threshold=_number(merged["threshold"], 90.0),
             account=merged["account"].strip(),
             format=merged["format"] or DEFAULTS["format"],
             colour_ok=merged["colour_ok"],

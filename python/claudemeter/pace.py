@@ -17,9 +17,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from .model import JSON, Snapshot, format_time
+from .model import JSON, format_time
 from .render import local_time
-from .store import HistoryPoint, State
+from .store import HistoryPoint
 
 #: The rate is measured over this much recent history.
 RATE_WINDOW = 45 * 60.0
@@ -170,16 +170,6 @@ def compute(points: Iterable[HistoryPoint], bucket: str, now: datetime,
         threshold_at=_utc(_eta(last.used, last.t, per_second, threshold)),
         points=len(recent),
     )
-
-
-def history_for(state: State, row: Snapshot) -> list[HistoryPoint]:
-    """Every reading of the account a (folded) row stands for: a source whose org
-    look-up failed kept its readings under the email."""
-    keys = [row.account_key]
-    if row.account_email:
-        keys.append(f"email:{row.account_email.lower()}")
-    merged = [p for key in dict.fromkeys(keys) for p in state.history.get(key, [])]
-    return sorted(merged, key=lambda p: p.t)
 
 
 def paces(points: Sequence[HistoryPoint], now: datetime,

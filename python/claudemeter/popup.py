@@ -139,7 +139,8 @@ def watch(produce: Callable[[], str], fd: int, out: TextIO) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     settings = tmux_settings()
-    look = Look(settings.warn, settings.crit, wants_colour(sys.stdout, args.colour))
+    look = Look(settings.warn, settings.crit, wants_colour(sys.stdout, args.colour),
+                settings.threshold)
     if args.watch and sys.stdin.isatty() and sys.stdout.isatty():
         return watch(lambda: text(look), sys.stdin.fileno(), sys.stdout)
     print(text(look))

@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 
 from .model import JSON, Snapshot, Window
 from .registry import GuardEntry
-from .store import State
+from .store import HistoryPoint, State
 
 #: Human names for the buckets we know; anything else shows its server name.
 WINDOW_LABELS = {
@@ -130,6 +130,8 @@ def summary(rows: list[Snapshot], now: datetime) -> str:
 
 BAR_WIDTH = 16
 LABEL_WIDTH = 16
+SPARK_WIDTH = BAR_WIDTH + 2
+SPARK_SPAN = 3600.0  # the last hour: what the pace is computed from
 _ANSI = {"ok": "32", "warn": "33", "crit": "31", "dim": "2", "bold": "1"}
 
 
@@ -140,6 +142,7 @@ class Look:
     warn: float = 70.0
     crit: float = 90.0
     colour: bool = False
+    threshold: float = 90.0  # where a pace projection says the guards will pause
 
     def paint(self, text: str, kind: str) -> str:
         return f"\033[{_ANSI[kind]}m{text}\033[0m" if self.colour and text else text
@@ -204,14 +207,22 @@ def guard_line(entry: GuardEntry, now: datetime) -> str:
 
 
 def account_block(row: Snapshot, raws: list[Snapshot], bookings: dict[str, JSON],
-                  guards: list[GuardEntry], now: datetime, look: Look) -> list[str]:
+                  guards: list[GuardEntry], now: datetime, look: Look,
+                  points: list[HistoryPoint]) -> list[str]:
     """One account: heading, every bucket, money, sources, problems, guards."""
     org = f"  (org {row.org_uuid[:8]})" if row.org_uuid else ""
     lines = [look.paint(account_name(row), "bold") + org]
     if row.stale:
         lines.append(look.paint(f"  STALE: newest reading is {duration(row.age(now))} old", "warn"))
     wins = row.windows()
-    lines.extend(window_line(name, window, now, look) for name, window in wins.items())
+    from . import pace  # pace formats times with this module: imported late, no cycle
+
+    found = pace.paces(points, now, look.threshold)
+    for name, window in wins.items():
+        lines.append(window_line(name, window, now, look))
+        if name in found:  # history, its sparkline, and whether it lasts until the reset
+            spark = pace.sparkline(points, name, now, width=SPARK_WIDTH, span=SPARK_SPAN)
+            lines.append(f"    {spark} {pace.outlook(found[name], now)}")
     if not wins:
         lines.append("  no usage reading yet")
     lines.extend(f"  {line}" for line in extra_usage_lines(row))
@@ -243,7 +254,8 @@ def breakdown(state: State, now: datetime, guards: list[GuardEntry], look: Look)
         mine = [g for g in guards if g.account and g.account.lower() in (
             (row.account_email or "").lower(), row.org_uuid.lower())]
         placed.update(id(g) for g in mine)
-        blocks.append(account_block(row, raws, bookings, guards=mine, now=now, look=look))
+        blocks.append(account_block(row, raws, bookings, guards=mine, now=now, look=look,
+                                    points=state.history_of(row)))
     unclaimed = [g for g in guards if id(g) not in placed]
     if unclaimed:
         blocks.append(["guards (default account)"]

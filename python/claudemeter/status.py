@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
+from . import pace
 from .model import Snapshot, Window
 from .options import Settings
 from .render import duration, percent
@@ -118,6 +119,12 @@ def _status_piece(row: Snapshot, state: State, now: datetime) -> Piece:
     return Piece(f"{word} {duration(row.age(now))}", "stale")
 
 
+def _pace_piece(row: Snapshot, state: State, now: datetime, settings: Settings) -> Piece:
+    """``⚠ 100% ~14:30`` when a bucket's pace reaches 100 % before its reset."""
+    found = pace.paces(state.history_of(row), now, settings.threshold)
+    return Piece(pace.status_warning(found.values(), now) or "", CRIT)
+
+
 def tokens(row: Snapshot, state: State, now: datetime, settings: Settings,
            paused: int) -> dict[str, Piece]:
     """Every ``{token}`` a format may use, for one account."""
@@ -130,6 +137,7 @@ def tokens(row: Snapshot, state: State, now: datetime, settings: Settings,
         "reset": _reset_piece(five, now),
         "7d_reset": _reset_piece(seven, now),
         "paused": Piece(f"⏸{paused}" if paused else "", WARN),
+        "pace": _pace_piece(row, state, now, settings),
         "status": _status_piece(row, state, now),
         "age": Piece(duration(row.age(now))),
         "account": Piece(account_label(row)),

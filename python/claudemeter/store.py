@@ -80,6 +80,15 @@ class State:
         """The deduped rows, one per account: what every reader shows."""
         return dedupe_by_account(self.rows, now)
 
+    def history_of(self, row: Snapshot) -> list[HistoryPoint]:
+        """Every reading of the account a (folded) row stands for: a source whose org
+        look-up failed kept its readings under the email."""
+        keys = [row.account_key]
+        if row.account_email:
+            keys.append(f"email:{row.account_email.lower()}")
+        merged = [p for key in dict.fromkeys(keys) for p in self.history.get(key, [])]
+        return sorted(merged, key=lambda p: p.t)
+
     def put(self, snapshot: Snapshot) -> None:
         """Keep the newest reading per (account, source); a failed fetch keeps the last
         good numbers (they go stale on their own) and records what failed.
@@ -127,7 +136,7 @@ class State:
         }
         point = HistoryPoint(snapshot.fetched_at.timestamp(), used, resets)
         points = [p for p in self.history.get(snapshot.account_key, [])
-                  if p.t <= time.time() + CLOCK_SKEW.total_seconds()]
+                  if p.t <= utcnow().timestamp() + CLOCK_SKEW.total_seconds()]
         if points and points[-1].t > point.t:
             return  # history is append-only in time; late readings add nothing to pace
         if points and point.t - points[-1].t < HISTORY_MIN_SPACING:
@@ -138,7 +147,7 @@ class State:
                                       {**points[-1].resets, **point.resets})
         else:
             points.append(point)
-        horizon = time.time() - HISTORY_SECONDS
+        horizon = utcnow().timestamp() - HISTORY_SECONDS
         self.history[snapshot.account_key] = [p for p in points if p.t >= horizon][
             -HISTORY_MAX_POINTS:
         ]
