@@ -96,7 +96,7 @@ def test_no_token_reaches_the_store_output_or_errors(
         (Reply(503, b""), "HTTP 503", oauth.STATUS_ERROR),
         (Reply(200, b"{not json"), "malformed", oauth.STATUS_ERROR),
         (Reply(200, b"[1, 2]"), "not an object", oauth.STATUS_ERROR),
-        (Reply(200, b"x" * (oauth.MAX_BODY + 10)), "larger than", oauth.STATUS_ERROR),
+        (Reply(200, b"x" * (10 << 20)), "larger than", oauth.STATUS_ERROR),
     ],
     ids=["401", "403", "429", "500", "503", "garbage", "list", "10MB"],
 )
@@ -286,3 +286,15 @@ def test_a_booking_from_the_future_does_not_block_refresh(claude_dir: Path,
         book["next_allowed"] = time.time() + 86400
     results = refresh(store)
     assert results[0].fetched and len(upstream.hits(USAGE)) == 2
+
+
+def test_a_429_storm_under_fifty_refreshers_is_one_request(claude_dir: Path,
+                                                           upstream: FakeUpstream) -> None:
+    upstream.routes[USAGE] = Reply(429, fixture("error_429_rate_limited.json"),
+                                   {"retry-after": "0"}, delay=0.3)
+    procs = [subprocess.Popen([sys.executable, "-m", "claudemeter", "refresh"],
+                              stderr=subprocess.DEVNULL) for _ in range(50)]
+    assert all(p.wait(timeout=120) == 1 for p in procs)  # nobody got data: exit 1, said so
+    again = cli("refresh")  # still inside the back-off
+    assert "backing off" in again.stderr
+    assert len(upstream.hits(USAGE)) == 1

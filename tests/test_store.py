@@ -260,3 +260,17 @@ def test_history_recovers_after_the_clock_went_back(state_dir: Path) -> None:
         state.put(snap("o1", 20, utcnow()))
     points = store.read().history["o1"]
     assert [p.used["five_hour"] for p in points] == [20]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can hand a file to another user")
+def test_a_foreign_owned_state_file_is_replaced_by_our_own_private_one(state_dir: Path) -> None:
+    """Someone else's (or a sudo run's) state.json, world-readable: the next write
+    replaces it with a file that is ours and 0600, keeping its rows."""
+    store = Store(state_dir)
+    store.put([snap("o1", 10)])
+    os.chown(store.path, 65534, 65534)
+    store.path.chmod(0o644)
+    store.put([snap("o2", 20)])
+    info = store.path.stat()
+    assert (info.st_uid, stat.S_IMODE(info.st_mode)) == (os.getuid(), 0o600)
+    assert sorted(r.org_uuid for r in store.read().rows) == ["o1", "o2"]
