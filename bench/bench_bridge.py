@@ -11,9 +11,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import os
 import re
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -23,27 +21,17 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
+import common
+from common import Figure
+
 ORG = "0f6c3b2a-0000-4000-8000-00000000b001"
 
 
-def isolated_env(root: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CLAUDEMETER_")}
-    home = root / "home"
-    env.update(
-        HOME=str(home), XDG_STATE_HOME=str(home / ".local/state"),
-        XDG_CONFIG_HOME=str(home / ".config"), CLAUDEMETER_STATE_DIR=str(root / "state"),
-        CLAUDEMETER_CONFIG_DIR=str(root / "config"), CLAUDE_CONFIG_DIR=str(home / ".claude"),
-        CLAUDEMETER_ANTHROPIC_BASE="http://127.0.0.1:9",
-        CLAUDEMETER_CLAUDE_AI_BASE="http://127.0.0.1:9", CLAUDEMETER_BRIDGE="127.0.0.1:9",
-    )
-    return env
-
-
 def start(root: Path) -> tuple[subprocess.Popen[bytes], int, str]:
-    env = isolated_env(root)
+    env = common.isolated_env(root)
     out = root / "serve.out"
     with open(out, "wb") as stdout:
-        proc = subprocess.Popen([sys.executable, "-m", "claudemeter", "serve", "--port", "0"],
+        proc = subprocess.Popen([*common.meter(), "serve", "--port", "0"],
                                 env=env, stdout=stdout, stderr=subprocess.DEVNULL)
     for _ in range(1000):
         found = re.search(r"127\.0\.0\.1:(\d+)", out.read_text())
@@ -53,7 +41,7 @@ def start(root: Path) -> tuple[subprocess.Popen[bytes], int, str]:
     else:
         proc.kill()
         raise SystemExit("the bridge did not start")
-    token = subprocess.run([sys.executable, "-m", "claudemeter", "pair"], env=env,
+    token = subprocess.run([*common.meter(), "pair"], env=env,
                            capture_output=True, text=True, check=True).stdout.strip()
     return proc, int(found.group(1)), token
 
@@ -93,7 +81,7 @@ def timed(n: int, clients: int, one: Callable[[int], int], expect: int) -> tuple
     for thread in threads:
         thread.join()
     elapsed = time.perf_counter() - t0
-    return n / elapsed, statistics.quantiles(latencies, n=100)[98]
+    return n / elapsed, common.p99(latencies)
 
 
 def rss_kib(pid: int) -> int:
@@ -112,12 +100,8 @@ def snapshot_body(i: int, browser: str) -> bytes:
     }).encode()
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--posts", type=int, default=1000, help="valid posts per run")
-    parser.add_argument("--rejected", type=int, default=10_000, help="rejected posts")
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="claudemeter-bench-") as tmp:
+def measure(posts: int = 1000, rejected: int = 10_000) -> list[Figure]:
+    with tempfile.TemporaryDirectory(prefix="cmbench") as tmp:
         proc, port, token = start(Path(tmp))
         try:
             auth = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
@@ -138,30 +122,40 @@ def main() -> int:
 
             health(0)
             post(0)
-            base_rate, base_p99 = timed(args.posts, 1, health, 200)
-            rate1, p99_1 = timed(args.posts, 1, post, 200)
-            rate4, p99_4 = timed(args.posts, 4, post, 200)
+            base_rate, base_p99 = timed(posts, 1, health, 200)
+            rate1, p99_1 = timed(posts, 1, post, 200)
+            rate4, p99_4 = timed(posts, 4, post, 200)
             rss_start = rss_kib(proc.pid)
             t0 = time.perf_counter()
-            for i in range(args.rejected):
+            for i in range(rejected):
                 status = reject(i)
                 if status not in (400, 401):
                     raise SystemExit(f"unexpected HTTP {status} for a bad post")
-            reject_rate = args.rejected / (time.perf_counter() - t0)
+            reject_rate = rejected / (time.perf_counter() - t0)
             rss_end = rss_kib(proc.pid)
         finally:
             proc.terminate()
             proc.wait(timeout=30)
-    print(f"baseline GET /healthz, 1 client:  {base_rate:8.0f} req/s  "
-          f" p99 {base_p99 * 1e3:7.2f} ms")
-    print(f"valid POST /snapshots, 1 client:  {rate1:8.0f} posts/s p99 {p99_1 * 1e3:7.2f} ms"
-          f"   ({rate1 / base_rate:.2f}x the baseline rate, p99 {p99_1 / base_p99:.1f}x)")
-    print(f"valid POST /snapshots, 4 clients: {rate4:8.0f} posts/s p99 {p99_4 * 1e3:7.2f} ms"
-          f"   ({rate4 / base_rate:.2f}x the baseline rate, p99 {p99_4 / base_p99:.1f}x)")
-    print(f"rejected POST (400/401), 1 client: {reject_rate:7.0f} req/s"
-          f"   ({reject_rate / base_rate:.2f}x the baseline rate)")
-    print(f"RSS before {args.rejected} rejected posts: {rss_start / 1024:.1f} MiB, after:"
-          f" {rss_end / 1024:.1f} MiB ({rss_end / max(rss_start, 1):.3f}x)")
+    healthz = "GET /healthz, 1 client"
+    return [
+        Figure("bridge valid posts/s, 1 client", rate1, "/s", healthz, base_rate),
+        Figure("bridge valid post p99, 1 client", p99_1 * 1000, "ms", healthz, base_p99 * 1000),
+        Figure("bridge valid posts/s, 4 clients", rate4, "/s", healthz, base_rate),
+        Figure("bridge valid post p99, 4 clients", p99_4 * 1000, "ms", healthz,
+               base_p99 * 1000),
+        Figure("bridge rejected posts/s (400/401)", reject_rate, "/s", healthz, base_rate),
+        Figure(f"bridge RSS after {rejected} rejected posts", rss_end / 1024, "MiB",
+               f"after {posts * 2 + 2} valid", rss_start / 1024, "~1x"),
+    ]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--posts", type=int, default=1000, help="valid posts per run")
+    parser.add_argument("--rejected", type=int, default=10_000, help="rejected posts")
+    args = parser.parse_args()
+    print(common.machine())
+    print(common.table(measure(args.posts, args.rejected)))
     return 0
 
 

@@ -29,11 +29,13 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "python"))
+import common
+from common import Figure
 
-from claudemeter.model import Snapshot, utcnow  # noqa: E402
-from claudemeter.store import Store  # noqa: E402
+sys.path.insert(0, str(common.ROOT / "python"))
+
+from claudemeter.model import Snapshot, utcnow
+from claudemeter.store import Store
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -120,6 +122,72 @@ def children_of(guards: list[subprocess.Popen[bytes]]) -> list[int]:
     return found
 
 
+def measure(guards: int = 20, poll: float = 5, grace: float = 1,
+            seconds: float = 60) -> list[Figure]:
+    with tempfile.TemporaryDirectory(prefix="cmbench") as tmp, \
+            common.environ(common.isolated_env(Path(tmp))):
+        store = Store()
+        put(store, 10, 3600)
+        flags = ["--poll", str(poll), "--grace", str(grace)]
+        procs = [subprocess.Popen([*guard_command(), *flags, "sleep", "100000"],
+                                  stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                  start_new_session=True)
+                 for _ in range(guards)]
+        try:
+            children = children_of(procs)
+            until_all(children, {"S", "R"}, 30)
+            figures = idle_cost(procs, seconds)
+
+            resets_in = poll + 3.0
+            crossed = put(store, 97, resets_in)
+            stopped = until_all(children, {"T"}, poll * 3 + 10)
+            delays = sorted(t - crossed for t in stopped.values())
+            resume_at = crossed + resets_in + grace
+            resumed = until_all(children, {"S", "R"}, resets_in + grace + poll + 10)
+            times = sorted(resumed.values())
+        finally:
+            for guard in procs:
+                guard.send_signal(signal.SIGTERM)
+            for guard in procs:
+                guard.wait(timeout=20)
+    return [
+        Figure(f"guard stop latency, last of {guards}", delays[-1] * 1000, "ms",
+               "--poll", poll * 1000, "<= 1x"),
+        Figure(f"guard resume skew, first to last of {guards}", (times[-1] - times[0]) * 1000,
+               "ms", "--poll", poll * 1000, "<< 1x"),
+        Figure("guard resume, last one after resets_at+grace", (times[-1] - resume_at) * 1000,
+               "ms", "--poll", poll * 1000, "<= 1x"),
+        *figures,
+    ]
+
+
+def idle_cost(guards: list[subprocess.Popen[bytes]], seconds: float) -> list[Figure]:
+    """CPU and memory of guards with nothing to do, beside a bare sleeping python."""
+    bare = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(1e6)"])
+    try:
+        time.sleep(0.5)
+        cpu0 = {g.pid: cpu_seconds(g.pid) for g in guards}
+        bare0 = cpu_seconds(bare.pid)
+        started = time.time()
+        time.sleep(seconds)
+        window = time.time() - started
+        cpu = sum(cpu_seconds(g.pid) - cpu0[g.pid] for g in guards) / len(guards)
+        bare_cpu = cpu_seconds(bare.pid) - bare0
+        rss = statistics.mean(rss_mib(g.pid) for g in guards)
+        pss = statistics.mean(pss_mib(g.pid) for g in guards)
+        bare_rss, bare_pss = rss_mib(bare.pid), pss_mib(bare.pid)
+    finally:
+        bare.kill()
+        bare.wait()
+    return [
+        Figure(f"idle guard CPU over {window:.0f}s, each", 100 * cpu / window, "% core",
+               "sleeping python", 100 * bare_cpu / window),
+        Figure("idle guard RSS, each", rss, "MiB", "sleeping python", bare_rss),
+        Figure("idle guard PSS (shared pages split), each", pss, "MiB", "sleeping python",
+               bare_pss),
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--guards", type=int, default=20)
@@ -127,71 +195,8 @@ def main() -> None:
     parser.add_argument("--grace", type=float, default=1.0, help="the guards' --grace")
     parser.add_argument("--seconds", type=float, default=60.0, help="idle window")
     args = parser.parse_args()
-
-    with tempfile.TemporaryDirectory() as tmp:
-        home = Path(tmp) / "home"
-        home.mkdir()
-        os.environ.update(HOME=str(home), CLAUDEMETER_STATE_DIR=str(Path(tmp) / "state"),
-                          CLAUDE_CONFIG_DIR=str(home / ".claude"),
-                          CLAUDEMETER_ANTHROPIC_BASE="http://127.0.0.1:9")
-        os.environ.pop("CM_GUARD_ACTIVE", None)
-        store = Store()
-        put(store, 10, 3600)
-        flags = ["--poll", str(args.poll), "--grace", str(args.grace)]
-        guards = [subprocess.Popen([*guard_command(), *flags, "sleep", "100000"],
-                                   stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                   start_new_session=True)
-                  for _ in range(args.guards)]
-        try:
-            children = children_of(guards)
-            until_all(children, {"S", "R"}, 30)
-            print(f"{args.guards} guards, --poll {args.poll:g}s, --grace {args.grace:g}s")
-
-            # Idle cost first, while nothing happens.
-            bare = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(1e6)"])
-            time.sleep(0.5)
-            cpu0 = {g.pid: cpu_seconds(g.pid) for g in guards}
-            bare0 = cpu_seconds(bare.pid)
-            started = time.time()
-            time.sleep(args.seconds)
-            window = time.time() - started
-            cpu = sum(cpu_seconds(g.pid) - cpu0[g.pid] for g in guards)
-            bare_cpu = cpu_seconds(bare.pid) - bare0
-            rss = [rss_mib(g.pid) for g in guards]
-            pss = [pss_mib(g.pid) for g in guards]
-            bare_rss = rss_mib(bare.pid)
-            bare.kill()
-            bare.wait()
-            print(f"idle over {window:.0f}s: CPU {cpu:.2f}s for all guards"
-                  f" = {100 * cpu / window:.2f}% of one core"
-                  f" ({100 * cpu / window / args.guards:.3f}% each; bare python:"
-                  f" {100 * bare_cpu / window:.3f}%)")
-            print(f"idle RSS: {statistics.mean(rss):.1f} MiB per guard (max {max(rss):.1f}),"
-                  f" {sum(rss):.0f} MiB for all; bare python {bare_rss:.1f} MiB"
-                  f" (ratio {statistics.mean(rss) / bare_rss:.2f}x); PSS (shared pages split)"
-                  f" {statistics.mean(pss):.1f} MiB per guard, {sum(pss):.0f} MiB for all")
-
-            resets_in = args.poll + 3.0
-            crossed = put(store, 97, resets_in)
-            stopped = until_all(children, {"T"}, args.poll * 3 + 10)
-            delays = sorted(t - crossed for t in stopped.values())
-            print(f"stop: all {len(delays)} stopped {delays[-1]:.3f}s after the store crossed"
-                  f" (median {statistics.median(delays):.3f}s, first {delays[0]:.3f}s);"
-                  f" vs poll {args.poll:g}s: ratio {delays[-1] / args.poll:.2f}")
-
-            resume_at = crossed + resets_in + args.grace
-            resumed = until_all(children, {"S", "R"}, resets_in + args.grace + args.poll + 10)
-            times = sorted(resumed.values())
-            skew = times[-1] - times[0]
-            late = times[-1] - resume_at
-            print(f"resume: skew {skew * 1000:.1f} ms between first and last;"
-                  f" last one {late * 1000:.0f} ms after resets_at+grace;"
-                  f" skew vs poll {args.poll:g}s: ratio {skew / args.poll:.4f}")
-        finally:
-            for guard in guards:
-                guard.send_signal(signal.SIGTERM)
-            for guard in guards:
-                guard.wait(timeout=20)
+    print(common.machine())
+    print(common.table(measure(args.guards, args.poll, args.grace, args.seconds)))
 
 
 if __name__ == "__main__":

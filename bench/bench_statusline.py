@@ -1,80 +1,133 @@
-"""What one ``claude-meter statusline`` call costs Claude Code, against a bare interpreter.
+"""What one ``claude-meter statusline`` call costs Claude Code, beside ccstatusline.
 
 Run by hand: ``python3 bench/bench_statusline.py [--runs N]``. Claude Code runs the
 statusLine command after its responses in every agent, so this is the price of every
-refresh. Measured in one run, in a temporary home and state dir: a bare
-``python3 -c pass`` (the floor any Python command pays), then ``claude-meter statusline``
-fed a reading (parse, store under the lock, pace), fed input without readings, and
-chained to a trivial previous command. Prints the median per call and the ratio to the
-floor.
+refresh. Measured in one run, interleaved, in a temporary home and state dir: a bare
+``python3 -c pass`` (the floor any Python command pays), ``claude-meter statusline`` fed
+a reading (parse, store under the lock, pace), fed input without readings, and chained to
+a trivial previous command; then ccstatusline, the status line users would otherwise put
+there, fed the same JSON, against a bare ``node -e 0`` and against ``claude-meter
+statusline``.
+
+ccstatusline is installed on first use into ``bench/.npm`` (ignored by git) with npm; it
+gets a HOME of its own holding a settings file whose widgets show the same facts as ours
+(model, 5-hour and weekly usage and resets, all read from the input, so it makes no
+request). Without npm or the registry it is skipped with a note.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
+import re
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-FIXTURES = ROOT / "tests" / "fixtures"
+import common
+from common import Command, Figure
 
-
-def environment(tmp: Path) -> dict[str, str]:
-    home = tmp / "home"
-    (home / ".claude").mkdir(parents=True)
-    shutil.copy(FIXTURES / "claude_json_oauth_account.json", home / ".claude.json")
-    return {**os.environ, "HOME": str(home), "CLAUDE_CONFIG_DIR": str(home / ".claude"),
-            "CLAUDEMETER_STATE_DIR": str(tmp / "state"),
-            "CLAUDEMETER_CONFIG_DIR": str(tmp / "config"),
-            "CLAUDEMETER_ANTHROPIC_BASE": "http://127.0.0.1:9"}
+CCSTATUSLINE = "ccstatusline@2.2.30"
+NPM_PREFIX = Path(__file__).resolve().parent / ".npm"
+CCSTATUSLINE_BIN = NPM_PREFIX / "node_modules" / ".bin" / "ccstatusline"
+# Widget types from ccstatusline's settings format (version 4): the same facts as our line.
+CCSTATUSLINE_WIDGETS = ["model", "session-usage", "reset-timer", "weekly-usage",
+                        "weekly-reset-timer"]
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def reading() -> bytes:
-    body = json.loads((FIXTURES / "claude_code_statusline_input.json").read_text())
+    """The fixture's statusLine input with its resets moved into the future."""
+    body = json.loads((common.FIXTURES / "claude_code_statusline_input.json").read_text())
     now = int(time.time())
     body["rate_limits"]["five_hour"]["resets_at"] = now + 7200
     body["rate_limits"]["seven_day"]["resets_at"] = now + 3 * 86400
     return json.dumps(body).encode()
 
 
-def per_call(argv: list[str], data: bytes, env: dict[str, str], runs: int) -> float:
-    """Median wall time of one call, in seconds."""
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        subprocess.run(argv, input=data, env=env, stdout=subprocess.DEVNULL, check=True)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+def ccstatusline() -> tuple[Path | None, str]:
+    """The ccstatusline executable (installed on first use), or None and why not."""
+    if CCSTATUSLINE_BIN.exists():
+        return CCSTATUSLINE_BIN, ""
+    if not (shutil.which("npm") and shutil.which("node")):
+        return None, "ccstatusline skipped: node/npm not installed"
+    done = subprocess.run(["npm", "install", "--prefix", str(NPM_PREFIX), "--no-audit",
+                           "--no-fund", "--loglevel=error", CCSTATUSLINE],
+                          capture_output=True, text=True, check=False, timeout=300)
+    if done.returncode or not CCSTATUSLINE_BIN.exists():
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        return None, f"ccstatusline skipped: npm install {CCSTATUSLINE} failed ({last})"
+    return CCSTATUSLINE_BIN, ""
+
+
+def ccstatusline_settings(home: Path) -> None:
+    items: list[dict[str, str]] = []
+    for n, widget in enumerate(CCSTATUSLINE_WIDGETS):
+        if items:
+            items.append({"id": f"s{n}", "type": "separator"})
+        items.append({"id": str(n), "type": widget})
+    config = home / ".config" / "ccstatusline"
+    config.mkdir(parents=True, exist_ok=True)
+    (config / "settings.json").write_text(json.dumps({"version": 4, "lines": [items]}))
+
+
+def line(command: Command, env: dict[str, str]) -> str:
+    """What the command prints for Claude Code's bar, colours stripped."""
+    out = subprocess.run(command.argv, input=command.stdin, env=env, capture_output=True,
+                         check=True).stdout.decode()
+    return ANSI.sub("", out).strip()
+
+
+def measure(runs: int = 40) -> tuple[list[Figure], list[str]]:
+    """The figures, and notes: each tool's output line, or why ccstatusline is missing."""
+    no_readings = (common.FIXTURES / "claude_code_statusline_input_api_key_user.json")
+    statusline = [*common.meter(), "statusline"]
+    commands = {
+        "python3 -c pass": Command([sys.executable, "-c", "pass"]),
+        "statusline, reading stored": Command(statusline, reading()),
+        "statusline, no readings": Command(statusline, no_readings.read_bytes()),
+        "statusline --chain true": Command([*statusline, "--chain", "true"], reading()),
+    }
+    ours = commands["statusline, reading stored"]
+    tool, why = ccstatusline()
+    if tool:
+        commands["node -e 0"] = Command(["node", "-e", "0"])
+        commands["ccstatusline"] = Command([str(tool)], reading())
+    with tempfile.TemporaryDirectory(prefix="cmbench") as tmp:
+        env = common.isolated_env(Path(tmp), COLUMNS="200")
+        shutil.copy(common.FIXTURES / "claude_json_oauth_account.json",
+                    Path(env["HOME"]) / ".claude.json")
+        ccstatusline_settings(Path(env["HOME"]))
+        notes = [f"claude-meter statusline prints: {line(ours, env)}"]
+        if tool:
+            notes.append(f"ccstatusline prints:            {line(commands['ccstatusline'], env)}")
+        else:
+            notes.append(why)
+        times = {name: common.median(t) * 1000
+                 for name, t in common.interleaved(commands, env, runs).items()}
+    floor = times["python3 -c pass"]
+    figures = [Figure(f"{name} (median of {runs})", times[name], "ms", "python3 -c pass",
+                      floor) for name in list(commands)[1:4]]
+    if tool:
+        figures += [
+            Figure(f"ccstatusline (median of {runs})", times["ccstatusline"], "ms",
+                   "node -e 0", times["node -e 0"]),
+            Figure("ccstatusline vs ours, same input", times["ccstatusline"], "ms",
+                   "claude-meter statusline", times["statusline, reading stored"]),
+        ]
+    return figures, notes
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=40)
-    runs = parser.parse_args().runs
-    script = Path(sys.executable).parent / "claude-meter"
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "claudemeter"]
-    no_readings = (FIXTURES / "claude_code_statusline_input_api_key_user.json").read_bytes()
-    with tempfile.TemporaryDirectory() as tmp:
-        env = environment(Path(tmp))
-        floor = per_call([sys.executable, "-c", "pass"], b"", env, runs)
-        cases = {
-            "statusline, reading stored": ([*command, "statusline"], reading()),
-            "statusline, no readings": ([*command, "statusline"], no_readings),
-            "statusline --chain true": ([*command, "statusline", "--chain", "true"],
-                                        reading()),
-        }
-        print(f"{'python3 -c pass':<30} {floor * 1000:7.1f} ms   1.00x  (floor)")
-        for name, (argv, data) in cases.items():
-            cost = per_call(argv, data, env, runs)
-            print(f"{name:<30} {cost * 1000:7.1f} ms  {cost / floor:5.2f}x")
-    print(f"({runs} runs each, median; {sys.version.split()[0]})")
+    parser.add_argument("--runs", type=int, default=40, help="timed calls per command")
+    figures, notes = measure(parser.parse_args().runs)
+    print(common.machine())
+    print(common.table(figures))
+    print("\n".join(notes))
 
 
 if __name__ == "__main__":

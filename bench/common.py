@@ -1,0 +1,151 @@
+"""What every benchmark shares: the figure it reports, the machine it ran on, a sealed-off
+environment, and timing a command many times.
+
+A figure is only worth printing beside a baseline measured in the same run on the same
+machine, so ``Figure`` carries both and the ratio is what a reader compares across
+machines.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "tests" / "fixtures"
+# Not a real address: anything that escapes the sealed environment fails at once.
+NOWHERE = "127.0.0.1:9"
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One measured value beside the baseline it should be read against."""
+
+    name: str
+    value: float
+    unit: str
+    baseline_name: str
+    baseline: float
+    goal: str = ""
+
+    @property
+    def ratio(self) -> float:
+        return self.value / self.baseline if self.baseline else math.nan
+
+
+@dataclass(frozen=True)
+class Command:
+    argv: Sequence[str]
+    stdin: bytes = b""
+
+
+def amount(value: float, unit: str) -> str:
+    if math.isnan(value):
+        return "n/a"
+    digits = 0 if abs(value) >= 100 or float(value).is_integer() else 2
+    return f"{value:.{digits}f} {unit}".rstrip()
+
+
+def table(figures: Sequence[Figure]) -> str:
+    """A plain-text table that pastes into Markdown as-is (fixed width, ``|`` columns)."""
+    rows = [("figure", "value", "baseline", "ratio", "goal")]
+    for f in figures:
+        ratio = "n/a" if math.isnan(f.ratio) else f"{f.ratio:.3g}x"
+        rows.append((f.name, amount(f.value, f.unit),
+                     f"{f.baseline_name}: {amount(f.baseline, f.unit)}", ratio, f.goal))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["| " + " | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True))
+             + " |" for row in rows]
+    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return "\n".join(lines)
+
+
+def machine() -> str:
+    """Platform, CPU model and count, Python and tmux versions: what the ratios ran on."""
+    model = "unknown CPU"
+    try:
+        found = re.search(r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(),
+                          re.MULTILINE)
+        model = found.group(1).strip() if found else model
+    except OSError:
+        pass
+    tmux = "tmux not installed"
+    if shutil.which("tmux"):
+        tmux = subprocess.run(["tmux", "-V"], capture_output=True, text=True,
+                              check=False).stdout.strip()
+    return (f"{platform.platform()}; {os.cpu_count()} x {model}; "
+            f"Python {platform.python_version()}; {tmux}")
+
+
+def median(samples: Sequence[float]) -> float:
+    return statistics.median(samples)
+
+
+def p99(samples: Sequence[float]) -> float:
+    return statistics.quantiles(samples, n=100)[98] if len(samples) > 1 else samples[0]
+
+
+def meter() -> list[str]:
+    """``claude-meter`` from this interpreter's environment (the checkout under test)."""
+    script = Path(sys.executable).parent / "claude-meter"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "claudemeter"]
+
+
+def isolated_env(root: Path, **extra: str) -> dict[str, str]:
+    """An environment whose HOME, state, config and upstreams all live under ``root`` (or
+    nowhere), so a benchmark never reads or writes the user's real files or the network.
+    This checkout's package and scripts come first."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("CLAUDEMETER_", "CM_GUARD_")) and k != "TMUX"}
+    home = root / "home"
+    (home / ".claude").mkdir(parents=True, exist_ok=True)
+    env.update(
+        HOME=str(home), XDG_STATE_HOME=str(home / ".local/state"),
+        XDG_CONFIG_HOME=str(home / ".config"), CLAUDE_CONFIG_DIR=str(home / ".claude"),
+        CLAUDEMETER_STATE_DIR=str(root / "state"), CLAUDEMETER_CONFIG_DIR=str(root / "config"),
+        CLAUDEMETER_ANTHROPIC_BASE=f"http://{NOWHERE}",
+        CLAUDEMETER_CLAUDE_AI_BASE=f"http://{NOWHERE}", CLAUDEMETER_BRIDGE=NOWHERE,
+        TMUX_TMPDIR=str(root), PYTHONPATH=str(ROOT / "python"),
+        PATH=os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]),
+    )
+    env.update(extra)
+    return env
+
+
+@contextmanager
+def environ(env: Mapping[str, str]) -> Iterator[None]:
+    """This process's environment replaced for a block (for benchmarks that use the store
+    in-process), and restored after, so the next benchmark starts clean."""
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def interleaved(commands: Mapping[str, Command], env: Mapping[str, str],
+                runs: int) -> dict[str, list[float]]:
+    """Wall time of each command, ``runs`` times, taking turns so that a machine getting
+    busier or quieter during the run weighs on every command alike."""
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    for _ in range(runs):
+        for name, command in commands.items():
+            start = time.perf_counter()
+            subprocess.run(command.argv, input=command.stdin, env=env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+            times[name].append(time.perf_counter() - start)
+    return times
