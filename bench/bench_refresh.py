@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from tests.upstream import FakeUpstream, Reply, fixture
 WORKER = """
 import sys, time
 from claudemeter.refresh import refresh
-deadline = time.time() + float(sys.argv[1])
+deadline = float(sys.argv[1])
 while time.time() < deadline:
     refresh(min_age=float(sys.argv[2]))
 """
@@ -49,8 +50,10 @@ def requests_for(n: int, seconds: float, interval: float) -> tuple[int, float]:
                         home / ".claude/.credentials.json")
             shutil.copy(common.FIXTURES / "claude_json_oauth_account.json",
                         home / ".claude.json")
-            procs = [subprocess.Popen([sys.executable, "-c", WORKER, str(seconds),
-                                       str(interval)], env=env) for _ in range(n)]
+            # one deadline for all: readers that start late do not stretch the window
+            deadline = str(time.time() + seconds)
+            procs = [subprocess.Popen([sys.executable, "-c", WORKER, deadline, str(interval)],
+                                      env=env) for _ in range(n)]
             for proc in procs:
                 proc.wait()
     finally:
