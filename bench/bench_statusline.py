@@ -58,8 +58,8 @@ def ccstatusline() -> tuple[Path | None, str]:
                            "--no-fund", "--loglevel=error", CCSTATUSLINE],
                           capture_output=True, text=True, check=False, timeout=300)
     if done.returncode or not CCSTATUSLINE_BIN.exists():
-        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        return None, f"ccstatusline skipped: npm install {CCSTATUSLINE} failed ({last})"
+        said = "; ".join(done.stderr.strip().splitlines()[:2]) or "no output"
+        return None, f"ccstatusline skipped: npm install {CCSTATUSLINE} failed ({said})"
     return CCSTATUSLINE_BIN, ""
 
 
