@@ -114,8 +114,9 @@ def test_ingest_from_stdin() -> None:
         ('[{"org_uuid": "o", "browser": "Chrome", "account_email": null,'
          ' "fetched_at": "2026-11-25T12:00:00Z"}, {"org_uuid": 1}]', "[1].org_uuid"),
         ('"just a string"', "expected a JSON object"),
+        ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
     ],
-    ids=["empty", "garbage", "bad-time", "bad-second-item", "string"],
+    ids=["empty", "garbage", "bad-time", "bad-second-item", "string", "deep"],
 )
 def test_ingest_refuses_bad_input_and_stores_nothing(stdin: str, message: str,
                                                      state_dir: Path) -> None:
@@ -139,6 +140,8 @@ def test_corrupt_state_is_a_warning_not_a_crash(state_dir: Path) -> None:
     done = cli("--json", "--cached")
     assert done.returncode == 0 and json.loads(done.stdout) == []
     assert "corrupt" in done.stderr and "Traceback" not in done.stderr
+    assert "moved it aside" in done.stderr  # at once, not at some later write
+    assert len(list(state_dir.glob("state.json.corrupt-*"))) == 1
     assert cli("ingest", str(BRIDGE_FIXTURE)).returncode == 0
     assert len(json.loads(cli("--json", "--cached").stdout)) == 2
 

@@ -131,6 +131,11 @@ def test_expired_login_is_reported_not_refreshed(
     summary = cli()
     assert summary.returncode == 1
     assert "login expired" in summary.stderr and "Traceback" not in summary.stderr
+    again = cli("refresh")  # inside the spacing: the stored reason, not "fresh"
+    assert again.returncode == 1 and "login expired" in again.stderr
+    doctor = cli("doctor")
+    assert "FAIL  oauth" in doctor.stdout and "login expired" in doctor.stdout
+    assert "every reading is stale" not in doctor.stdout  # there are no readings
 
 
 def test_a_renewed_login_is_fetched_at_once(claude_dir: Path, upstream: FakeUpstream) -> None:
@@ -202,7 +207,7 @@ def test_refresh_within_the_spacing_fetches_nothing(claude_dir: Path,
                                                     upstream: FakeUpstream) -> None:
     refresh(Store(), min_age=MIN_SPACING)
     results = refresh(Store(), min_age=MIN_SPACING)
-    assert "fresh" in results[0].message
+    assert results[0].ok and "fetched 0s ago" in results[0].message
     assert len(upstream.hits(USAGE)) == 1
 
 

@@ -39,7 +39,7 @@ def _fresh_state(args: argparse.Namespace) -> State:
     store = Store()
     state = store.read()
     if state.problem:
-        warn(state.problem)
+        state = store.repair()  # says what it moved aside, or why it could not
     if getattr(args, "cached", False):
         return state
     now = utcnow()
@@ -148,6 +148,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         return 1
     except ValidationError as exc:
         print(f"claude-meter ingest: invalid snapshot: {exc}", file=sys.stderr)
+        return 1
+    except RecursionError:
+        print("claude-meter ingest: JSON nested too deeply to be a snapshot", file=sys.stderr)
         return 1
     count = Store().put(snapshots)
     print(f"stored {count} snapshot{'s' if count != 1 else ''}", file=sys.stderr)

@@ -216,7 +216,11 @@ class DemoSession:
     def stop(self) -> None:
         """Kill the server, let everything it ran finish writing, then remove the world."""
         guards = [entry.pid for entry in registry.active(self.workdir / "state")]
+        socket_file = self.tmux("display-message", "-p", "#{socket_path}", check=False)
         self.tmux("kill-server", check=False)
+        if socket_file.returncode == 0 and socket_file.stdout.strip():
+            with contextlib.suppress(OSError):  # tmux 3.3 leaves it behind
+                Path(socket_file.stdout.strip()).unlink()
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and (
             any(registry.alive(pid) for pid in guards) or self._loop_running()
@@ -273,6 +277,16 @@ def run(args: argparse.Namespace) -> int:
         session.stop()
 
 
+def _speed(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.1 <= value <= 100:  # also false for nan
+        raise argparse.ArgumentTypeError(f"expected a number from 0.1 to 100, got {text!r}")
+    return value
+
+
 def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
     parser.description = (
         "Open a tmux session on its own socket with a simulated account: three guarded "
@@ -281,7 +295,7 @@ def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
         "Nothing touches your tmux server, your state or your Claude login. Ctrl-b d or "
         "Ctrl-c ends it and cleans everything up."
     )
-    parser.add_argument("--speed", type=float, default=1.0,
+    parser.add_argument("--speed", type=_speed, default=1.0,
                         help="run the simulation this many times faster (default 1)")
     parser.add_argument("--no-attach", action="store_true",
                         help="do not attach; print the status line and guards as they change")

@@ -77,8 +77,8 @@ def check_logins(state: State) -> list[Check]:
 
 
 def check_sources(state: State) -> list[Check]:
-    rows = state.accounts(utcnow())
-    if any(row.usage is not None and not row.stale for row in rows):
+    rows = [row for row in state.accounts(utcnow()) if row.usage is not None]
+    if any(not row.stale for row in rows):
         return []
     if rows:
         return [Check(WARN, "data", "every reading is stale: start `claude-meter serve`"

@@ -310,7 +310,8 @@ def _check_usage(usage: JSON) -> None:
             or not math.isfinite(util)
             or util < 0
         ):
-            raise ValidationError(f"usage.{name}.utilization", "expected a number 0–100 or null")
+            raise ValidationError(f"usage.{name}.utilization",
+                                  "expected a percentage (a number, 0 or more) or null")
         resets = body.get("resets_at")
         if resets is not None:
             if not isinstance(resets, str):

@@ -76,9 +76,9 @@ def refresh(store: Store | None = None, min_age: float = OAUTH_INTERVAL,
 
 def _refresh_locked(store: Store, min_age: float, explicit: bool) -> list[Result]:
     results: list[Result] = []
-    for config_dir, login in configured_logins():
+    for _config_dir, login in configured_logins():
         if isinstance(login, oauth.LoginError):
-            results.append(Result(f"oauth:{config_dir}", False, str(login)))
+            results.append(Result("oauth", False, str(login)))  # the message names the dir
             continue
         state = store.read()
         book = state.sources.get(login.key, {})
@@ -93,8 +93,9 @@ def _refresh_locked(store: Store, min_age: float, explicit: bool) -> list[Result
                                   f"backing off for {wait}s after: {book.get('error')}"))
             continue
         if now - last < min_age and not _login_changed(login, book):
-            results.append(Result(login.key, book.get("status") == oauth.STATUS_OK,
-                                  f"fresh: fetched {int(now - last)}s ago"))
+            ok = book.get("status") == oauth.STATUS_OK
+            said = "fetched" if ok else f"{book.get('error')}; last tried"
+            results.append(Result(login.key, ok, f"{said} {int(now - last)}s ago"))
             continue
         covered = _statusline_age(state, login)
         if not explicit and covered is not None and now - last < OAUTH_INTERVAL_WITH_STATUSLINE:

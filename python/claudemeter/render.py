@@ -210,7 +210,7 @@ def account_block(row: Snapshot, raws: list[Snapshot], bookings: dict[str, JSON]
                   guards: list[GuardEntry], now: datetime, look: Look,
                   points: list[HistoryPoint]) -> list[str]:
     """One account: heading, every bucket, money, sources, problems, guards."""
-    org = f"  (org {row.org_uuid[:8]})" if row.org_uuid else ""
+    org = f"  (org {row.org_uuid[:8]})" if row.org_uuid and row.account_email else ""
     lines = [look.paint(account_name(row), "bold") + org]
     if row.stale:
         lines.append(look.paint(f"  STALE: newest reading is {duration(row.age(now))} old", "warn"))

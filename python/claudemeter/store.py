@@ -243,6 +243,17 @@ class Store:
         except (ValueError, UnicodeDecodeError) as exc:
             return State(problem=f"state file {self.path} is corrupt ({_short(exc)})")
 
+    def repair(self) -> State:
+        """Move a damaged state file aside now (not at the next write, which may be far
+        off when no source works) and return the clean state. Only for interactive
+        commands: it takes the writer lock briefly, which the status line never does."""
+        try:
+            with self.update():
+                pass
+        except StoreError as exc:
+            warn(str(exc))
+        return self.read()
+
     def lock(self, timeout: float = WRITE_LOCK_TIMEOUT) -> FileLock:
         # Imported here: filelock costs ~30 ms of imports that lock-free readers (the
         # status line on every redraw) never need.
