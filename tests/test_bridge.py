@@ -170,7 +170,9 @@ def cached_rows() -> list[dict[str, Any]]:
 
 
 def test_health_needs_no_token_and_a_post_lands(bridge: Bridge) -> None:
-    assert bridge.call("GET", "/healthz", token=None).body == {"ok": True}
+    health = bridge.call("GET", "/healthz", token=None).body
+    assert health["ok"] is True and len(health["store"]) == 12
+    assert str(bridge.state_dir) not in json.dumps(health)  # names the store, shows no path
     posted = fixture("snapshots_two_browsers_two_accounts.json")
     assert isinstance(posted, list)
     for item in posted:
@@ -519,3 +521,13 @@ def test_a_remote_box_ingests_what_get_snapshots_serves(
     rows = cached_rows()
     assert [(r["browser"], r["account_email"], r["usage"]["five_hour"]["utilization"])
             for r in rows] == [("Chrome, Arc", "ada@example.com", 41.0)]
+
+
+def test_doctor_tells_its_own_bridge_from_another_setups(
+    bridge: Bridge, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CLAUDEMETER_BRIDGE", f"127.0.0.1:{bridge.port}")
+    assert f"ok    bridge     running on 127.0.0.1:{bridge.port}" in cli("doctor").stdout
+    monkeypatch.setenv("CLAUDEMETER_STATE_DIR", str(tmp_path / "another-setup"))
+    theirs = cli("doctor").stdout
+    assert "writes to another state dir" in theirs and "warn  bridge" in theirs

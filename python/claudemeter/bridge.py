@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import hmac
 import ipaddress
 import json
@@ -66,6 +67,12 @@ _TOKEN_RE = re.compile(r"^[A-Za-z0-9_\-]{20,200}$")
 
 
 # --- the token -------------------------------------------------------------------------
+
+
+def store_id(directory: Path) -> str:
+    """Names the state dir a bridge writes to without showing its path, so ``doctor``
+    can tell its own bridge from another user's or another setup's on the same port."""
+    return hashlib.sha256(str(directory.resolve()).encode()).hexdigest()[:12]
 
 
 def token_path(directory: Path | None = None) -> Path:
@@ -273,7 +280,7 @@ class Handler(BaseHTTPRequestHandler):
             raise Refusal(405, f"{self.command} is not allowed on {path}; use {allowed}",
                           {"Allow": allowed})
         if path == "/healthz":
-            self._reply(200, {"ok": True})
+            self._reply(200, {"ok": True, "store": store_id(self.server.bridge.store.directory)})
             return
         self._check_token()
         if self.command == "GET":

@@ -93,7 +93,8 @@ def check_bridge() -> list[Check]:
     try:
         connection.request("GET", "/healthz", headers={"Host": str(address)})
         response = connection.getresponse()
-        ok = response.status == 200 and json.loads(response.read() or b"{}").get("ok") is True
+        health = json.loads(response.read() or b"{}") if response.status == 200 else {}
+        ok = isinstance(health, dict) and health.get("ok") is True
     except (OSError, ValueError):
         return [Check(WARN, "bridge", f"not running on {address}: start `claude-meter serve`"
                                       " (the tmux plugin starts it) for the browser extension")]
@@ -102,6 +103,12 @@ def check_bridge() -> list[Check]:
     if not ok:
         return [Check(WARN, "bridge", f"something else answers on {address}:"
                                       " set CLAUDEMETER_BRIDGE to a free port")]
+    from .bridge import store_id
+
+    if health.get("store") != store_id(env.state_dir()):
+        return [Check(WARN, "bridge", f"the bridge on {address} writes to another state dir"
+                                      " (another user or setup): stop it, or set"
+                                      " CLAUDEMETER_BRIDGE to a free port for yours")]
     return [Check(OK, "bridge", f"running on {address}")]
 
 
