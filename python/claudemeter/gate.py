@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from .model import JSON, Snapshot, format_time
+from .model import JSON, KNOWN_WINDOWS, Snapshot, format_time
 from .sources.oauth import STATUS_LOGIN, Account
 
 DEFAULT_BUCKETS = ("five_hour", "seven_day", "seven_day_oauth_apps")
@@ -58,9 +58,7 @@ class Verdict:
 
     @property
     def account(self) -> str | None:
-        if self.row is None:
-            return None
-        return self.row.account_email or self.row.org_uuid or None
+        return (who(self.row) or None) if self.row else None
 
     def holds(self, fail_closed: bool) -> bool:
         return self.state == OVER or (self.state == UNKNOWN and fail_closed)
@@ -88,13 +86,24 @@ def _peak(row: Snapshot, buckets: Sequence[str]) -> float:
     return max(levels, default=-1.0)
 
 
+def who(row: Snapshot) -> str:
+    """The row's name as ``--account`` takes it: the email, else the org uuid."""
+    return row.account_email or row.org_uuid
+
+
+def is_account(row: Snapshot, wanted: str) -> bool:
+    """``--account``: the row's email or its org uuid (the only name a row whose email
+    look-up failed has, and what tells a personal plan from a team one), either case."""
+    wanted = wanted.lower()
+    return bool(wanted) and wanted in ((row.account_email or "").lower(), row.org_uuid.lower())
+
+
 def select_row(rows: Sequence[Snapshot], buckets: Sequence[str], email: str | None,
                login: Account | None) -> Snapshot | None:
     """``--account`` if given (and nothing else), else the Claude Code login's account,
     else the only account, else the one closest to its limit (the safe guess)."""
     if email is not None:
-        wanted = email.lower()
-        return next((r for r in rows if (r.account_email or "").lower() == wanted), None)
+        return next((r for r in rows if is_account(r, email)), None)
     if login is not None:
         for row in rows:
             if login.org_uuid and row.org_uuid == login.org_uuid:
@@ -106,6 +115,30 @@ def select_row(rows: Sequence[Snapshot], buckets: Sequence[str], email: str | No
     if len(rows) == 1:
         return rows[0]
     return max(rows, key=lambda r: _peak(r, buckets), default=None)
+
+
+def mismatch(rows: Sequence[Snapshot], buckets: Sequence[str], email: str | None,
+             login: Account | None) -> str | None:
+    """Why the options name an account or a bucket the store does not have; None if
+    they do not. A typo must not read as "no data yet": a guard that went ahead on it
+    would never pause. An account is judged only once the store has rows; a bucket
+    passes when it is a known window (the server leaves out a bucket it has no number
+    for) or the chosen row's usage carries it."""
+    if email is not None and rows and not any(is_account(r, email) for r in rows):
+        present = ", ".join(dict.fromkeys(who(r) for r in rows))
+        return f'no account "{email}" in the store; accounts: {present}'
+    row = select_row(rows, buckets, email, login)
+    usage = (row.usage if row else None) or {}
+    shown = list(row.windows()) if row else []
+    sent = {name for name, body in usage.items()
+            if name != "extra_usage" and (body is None or isinstance(body, Mapping))}
+    for name in buckets:
+        if name in KNOWN_WINDOWS or name in shown or name in sent:
+            continue
+        if row is None:
+            return f'no bucket "{name}" (no usage data yet); known: {", ".join(KNOWN_WINDOWS)}'
+        return f'no bucket "{name}" for {who(row)}; known: {", ".join(shown or KNOWN_WINDOWS)}'
+    return None
 
 
 def _bucket(name: str, row: Snapshot, threshold: float, grace: float, now: datetime) -> Bucket:

@@ -26,7 +26,7 @@ from datetime import datetime
 from pathlib import Path
 
 from . import env, registry
-from .gate import DEFAULT_BUCKETS, UNKNOWN, Verdict, decide
+from .gate import DEFAULT_BUCKETS, UNKNOWN, Verdict, decide, mismatch
 from .job import (
     CONTINUED,
     JOB_CONTROL_STOPS,
@@ -81,6 +81,11 @@ class UsageError(Exception):
     """Bad options: exit 125 (not argparse's 2, which CMD itself might return)."""
 
 
+class Refused(Exception):
+    """Options that name an account or bucket the store does not have: exit 125, since
+    guarding on a typo would never pause."""
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]  # raises, never returns
         raise UsageError(message)
@@ -126,8 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="bucket to watch; repeatable (default: "
                              + ", ".join(DEFAULT_BUCKETS) + ")")
     parser.add_argument("--account", metavar="EMAIL",
-                        help="which account's row to read (default: the Claude Code login,"
-                             " else the only account, else the one nearest its limit)")
+                        help="which account's row to read, by email or org uuid (default:"
+                             " the Claude Code login, else the only account, else the one"
+                             " nearest its limit)")
     parser.add_argument("--grace", type=_number(0.0, 86400.0), default=30.0, metavar="SECONDS",
                         help="wait this long past the reset before resuming (default 30)")
     parser.add_argument("--poll", type=_number(0.05, 3600.0), default=5.0, metavar="SECONDS",
@@ -155,6 +161,8 @@ def parse_options(argv: Sequence[str]) -> Options:
         raise UsageError("--check and --wait take no command")
     if not (args.check or args.wait or command):
         raise UsageError("give a command to guard, or --check / --wait")
+    if args.account is not None and not args.account.strip():
+        raise UsageError("--account needs an email or an org uuid")
     threshold = args.threshold
     if threshold is None:
         configured = env.guard_threshold()
@@ -287,7 +295,17 @@ class Guard:
                and time.monotonic() < deadline and not self.pending):
             self.wait(0.1)
             found = self.verdict()
+        self.refuse_typos()
         return found
+
+    def refuse_typos(self) -> None:
+        """Before the command starts: an account or bucket the store does not have ends
+        the guard (exit 125). Once the command runs, the guard never kills it for that."""
+        state = self.reader.read()
+        wrong = mismatch(state.accounts(utcnow()), self.opts.buckets, self.opts.account,
+                         self.login)
+        if wrong:
+            raise Refused(wrong)
 
     def warn_unknown(self, found: Verdict) -> None:
         key = ("unknown", found.reason, found.login_problem or "")
@@ -361,6 +379,7 @@ class Guard:
             self.update(registry.HELD, found)
             self.wait(self.timeout(found))
             found = self.verdict()
+            self.refuse_typos()
         return 128 + self.pending[0]
 
     def announce(self, found: Verdict, doing: str) -> None:
@@ -558,6 +577,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run(sys.argv[1:] if argv is None else argv)
     except UsageError as exc:
         say(f"{exc} (see {PROG} --help)")
+        return EXIT_FAILED
+    except Refused as exc:
+        say(str(exc))
         return EXIT_FAILED
     except KeyboardInterrupt:
         return 130
