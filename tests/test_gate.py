@@ -8,7 +8,16 @@ from typing import Any
 
 import pytest
 
-from claudemeter.gate import OVER, RESET, UNDER, UNKNOWN, decide, login_problem, select_row
+from claudemeter.gate import (
+    OVER,
+    RESET,
+    UNDER,
+    UNKNOWN,
+    decide,
+    login_problem,
+    mismatch,
+    select_row,
+)
 from claudemeter.model import Snapshot, format_time
 from claudemeter.sources.oauth import Account
 
@@ -97,3 +106,28 @@ def test_login_problem_is_the_sources_own_words() -> None:
              "oauth:org-b": {"status": "login", "error": "someone else's"}}
     assert "login expired" in (login_problem(books, row({})) or "")
     assert login_problem({"oauth:org-a": {"status": "ok"}}, row({})) is None
+
+
+def test_mismatch_names_what_the_store_has() -> None:
+    ada = row({"five_hour": bucket(10, 600), "seven_day_sonnet": bucket(3, 600),
+               "seven_day_opus": None, "brand_new": None,
+               "extra_usage": {"is_enabled": False, "utilization": None}})
+    bob = row({"five_hour": bucket(10, 600)}, org="org-b", email="bob@example.com")
+    assert mismatch([ada], ("five_hour", "seven_day_opus", "brand_new"), None, None) is None
+    assert mismatch([ada], ("seven_day",), None, None) is None  # known, just not sent
+    assert mismatch([ada], ("nope",), None, None) == (
+        'no bucket "nope" for a@example.com; known: five_hour, seven_day_sonnet')
+    assert "no bucket" in (mismatch([ada], ("extra_usage",), None, None) or "")
+    assert mismatch([], ("five_hour",), "x@example.com", None) is None  # no data yet
+    assert "no usage data yet" in (mismatch([], ("nope",), None, None) or "")
+    assert mismatch([ada, bob], ("five_hour",), "nobody@x", None) == (
+        'no account "nobody@x" in the store; accounts: a@example.com, bob@example.com')
+    assert mismatch([ada, bob], ("five_hour",), "ORG-B", None) is None
+
+
+def test_select_row_by_org_uuid_tells_two_plans_of_one_email_apart() -> None:
+    personal = row({"five_hour": bucket(10, 600)}, org="org-personal")
+    team = row({"five_hour": bucket(80, 600)}, org="org-team")
+    assert select_row([personal, team], ("five_hour",), "org-team", None) is team
+    assert select_row([personal, team], ("five_hour",), "a@example.com", None) is personal
+    assert select_row([personal], ("five_hour",), "", None) is None

@@ -425,6 +425,129 @@ def test_python_dash_m_runs_the_guard() -> None:
     assert done.returncode == 4
 
 
+# -- typos: an --account or --bucket the store does not have is the guard failing ------
+
+def guard_module(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "claudemeter.guard", *args],
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                          timeout=30, check=False, start_new_session=True)
+
+
+def ingest_fixture_usage(email: str = "ada@example.com", org: str = "org-a") -> None:
+    """The OAuth fixture's body (with a null ``seven_day_opus``, a null future window
+    ``iguana_necktie`` and ``extra_usage``), stored through ``claude-meter ingest``."""
+    usage = json.loads((FIXTURES / "oauth_usage_basic.json").read_text())
+    for window in usage.values():  # reset times in the future, whatever today is
+        if isinstance(window, dict) and window.get("utilization") is not None:
+            window["resets_at"] = format_time(utcnow() + timedelta(hours=2))
+    snapshot = {"org_uuid": org, "browser": "Chrome", "account_email": email,
+                "fetched_at": format_time(utcnow()), "usage": usage}
+    done = subprocess.run(["claude-meter", "ingest", "-"], input=json.dumps(snapshot),
+                          capture_output=True, text=True, timeout=30, check=False)
+    assert done.returncode == 0, done.stderr
+
+
+MODES = [["--check"], ["--wait"], ["sh", "-c", "echo ran"]]
+
+
+def refused(done: subprocess.CompletedProcess[str]) -> str:
+    """The one line a refused guard says; nothing on stdout, the command never ran."""
+    assert done.returncode == 125, done.stderr
+    assert done.stdout == ""
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_misspelt_bucket_is_refused_naming_the_rows_buckets(mode: list[str]) -> None:
+    ingest_fixture_usage()
+    line = refused(guard_module("--bucket", "five_hour", "--bucket", "nope", *mode))
+    assert line == ('cm-guard: no bucket "nope" for ada@example.com; known: five_hour,'
+                    " seven_day, seven_day_oauth_apps, seven_day_sonnet")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_misspelt_bucket_is_refused_before_any_data(mode: list[str]) -> None:
+    line = refused(guard_module("--bucket", "fivehour", *mode))
+    assert '"fivehour"' in line and "no usage data yet" in line
+    assert "five_hour, seven_day, seven_day_oauth_apps, seven_day_opus, seven_day_sonnet" in line
+
+
+def test_a_known_bucket_without_data_keeps_the_missing_data_policy() -> None:
+    done = guard_module("--bucket", "seven_day_opus", "--check")  # empty store
+    assert done.returncode == 0 and json.loads(done.stdout)["state"] == "unknown"
+    assert "going ahead" in done.stderr
+    assert guard_module("--bucket", "seven_day_opus", "--check",
+                        "--fail-closed").returncode == 75
+    ingest_fixture_usage()  # now the row has it as null: still known, still no number
+    done = guard_module("--bucket", "seven_day_opus", "--check")
+    state = json.loads(done.stdout)
+    assert (done.returncode, state["state"]) == (0, "unknown")
+    assert state["buckets"]["seven_day_opus"]["state"] == "absent"
+    assert guard_module("--bucket", "seven_day_opus", "--check",
+                        "--fail-closed").returncode == 75
+
+
+def test_a_window_the_server_sends_under_a_new_name_is_accepted() -> None:
+    ingest_fixture_usage()
+    done = guard_module("--bucket", "iguana_necktie", "--check")  # sent, as null
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["state"] == "unknown"
+    put(95, bucket="seven_day_gizmo", email="ada@example.com", org="org-a")
+    done = guard_module("--bucket", "seven_day_gizmo", "--check")  # sent, with a number
+    assert done.returncode == 75, done.stderr
+    # extra_usage is not a bucket, although its body has a utilization key
+    assert "no bucket" in refused(guard_module("--bucket", "extra_usage", "--check"))
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_an_account_not_in_the_store_is_refused_naming_the_accounts(mode: list[str]
+                                                                    ) -> None:
+    put(10, email="ada@example.com", org="org-a")
+    put(10, email="bob@example.com", org="org-b")
+    line = refused(guard_module("--account", "nobody@x", *mode))
+    assert line.startswith('cm-guard: no account "nobody@x" in the store; accounts: ')
+    assert set(line.split("accounts: ")[1].split(", ")) == {"ada@example.com",
+                                                            "bob@example.com"}
+
+
+def test_account_by_org_uuid_and_an_emailless_row_is_named_by_its_org() -> None:
+    put(10, email="ada@example.com", org="org-a")
+    put(96, email="", org="org-b")
+    done = guard_module("--account", "ORG-B", "--check")
+    state = json.loads(done.stdout)
+    assert (done.returncode, state["org_uuid"]) == (75, "org-b")
+    assert refused(guard_module("--account", "org-c", "--check")).endswith(
+        "accounts: ada@example.com, org-b")
+
+
+def test_an_account_with_no_data_yet_waits_for_it_by_name() -> None:
+    done = guard_module("--account", "nobody@x", "--check")  # empty store: no verdict yet
+    assert done.returncode == 0 and json.loads(done.stdout)["state"] == "unknown"
+    assert "nobody@x" in done.stderr and "going ahead" in done.stderr
+    done = guard_module("--account", "nobody@x", "--check", "--fail-closed")
+    assert done.returncode == 75 and "nobody@x" in done.stderr
+
+
+def test_a_held_guard_refuses_once_the_store_shows_other_accounts_only() -> None:
+    guard = start("--account", "nobody@x", "--fail-closed", *FAST, "sh", "-c", "echo ran")
+    until(lambda: (e := entry_of(guard.pid)) is not None and e.state == "held", "held")
+    put(10, email="ada@example.com")
+    out, err = guard.communicate(timeout=20)
+    assert (guard.returncode, out) == (125, "")
+    assert 'no account "nobody@x" in the store; accounts: ada@example.com' in err
+    assert entry_of(guard.pid) is None
+
+
+def test_a_held_guard_starts_once_its_account_shows_up() -> None:
+    waiter = start("--account", "Nobody@X", "--fail-closed", "--wait", *FAST)
+    until(lambda: (e := entry_of(waiter.pid)) is not None and e.state == "held", "held")
+    put(10, email="nobody@x")
+    _, err = waiter.communicate(timeout=20)
+    assert waiter.returncode == 0, err
+
+
 TUI = """\
 import curses, os, signal, sys
 log = open(sys.argv[1], "a", buffering=1)
