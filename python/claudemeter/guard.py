@@ -37,7 +37,7 @@ from .job import (
     exec_failure_status,
     has_job_control_parent,
 )
-from .model import Snapshot, utcnow
+from .model import KNOWN_WINDOWS, Snapshot, utcnow
 from .sources.oauth import Account, read_account
 from .store import State, Store
 
@@ -66,11 +66,14 @@ restores the terminal) when a bucket crosses it, and resume CMD at the bucket's 
 time plus the grace. Every guard on the account pauses and resumes together.
 """
 
-EPILOG = """\
-exit status: CMD's own (128+N when it died of signal N); 125 cm-guard failed;
-126 CMD not executable; 127 CMD not found; 75 over the threshold (--check).
+EPILOG = f"""\
+exit status: CMD's own (128+N when it died of signal N); 125 cm-guard failed
+(including an --account or --bucket the store does not have); 126 CMD not
+executable; 127 CMD not found; 75 over the threshold (--check).
 
-missing or old data: a warning, and CMD runs anyway (--fail-closed holds instead).
+missing or old data: a warning, and CMD runs anyway (--fail-closed holds instead,
+and --check exits 75). A --bucket must be a known window or one the account's
+usage has; known windows: {", ".join(KNOWN_WINDOWS)}.
 environment: CLAUDEMETER_THRESHOLD sets the default threshold (the tmux option
 @claude_meter_threshold); CM_GUARD_ACTIVE marks a guarded command, so an inner
 `cm-guard CMD` (alias claude='cm-guard claude') runs CMD directly.
