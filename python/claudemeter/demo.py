@@ -100,28 +100,38 @@ def snapshot(five: float, resets_at: float, seven: float, now: float) -> Snapsho
     )
 
 
+INTRO = f"""\
+ claudemeter demo: this pane plays the server's 5-hour bucket.
+ The other panes run stand-in agents as `cm-guard -- claude N`;
+ their work fills the bucket. At {THRESHOLD:.0f}% every guard pauses its
+ agent; all resume together after the reset.
+
+ Watch the status line (bottom right).
+ Ctrl-b M: the breakdown (q closes it).
+ Ctrl-b d or Ctrl-c: end the demo, removing all it made."""
+
+
 def simulate(workdir: Path, speed: float) -> None:
     """The simulated server: publish the bucket every second until killed."""
     store = Store()
     work_file = workdir / "work"
     period = PERIOD / speed
     bucket = Bucket(START, 0, time.time() + period)
-    print("claudemeter demo: this pane plays the server's 5-hour bucket.\n"
-          f"Three agents below run under cm-guard --threshold {THRESHOLD:.0f}: they pause at"
-          f" {THRESHOLD:.0f}% and resume together after the reset.\n"
-          "Watch the status line (bottom right); prefix+M (Ctrl-b M) opens the breakdown;"
-          " Ctrl-b d or Ctrl-c ends the demo.\n", flush=True)
+    resets = 0
     while True:
         now = time.time()
         steps = work_steps(work_file)
         if now >= bucket.resets_at:
             bucket = Bucket(AFTER_RESET, steps, now + period)
-            print("-- the 5-hour window reset --", flush=True)
+            resets += 1
         five = bucket.utilization(steps)
         store.put([snapshot(five, bucket.resets_at, 41.0 + steps // 100, now)])
         left = int(bucket.resets_at - now)
         bar = "#" * int(five / 5)
-        print(f"5-hour bucket {five:5.1f}% [{bar:<20}] resets in {left:3d}s", flush=True)
+        # Redrawn in place, so the explanation stays on screen.
+        print(f"\033[H\033[2J{INTRO}\n\n"
+              f" 5-hour {five:5.1f}% [{bar:<20}] resets in {left:3d}s"
+              f" · resets so far: {resets}", end="", flush=True)
         time.sleep(max(0.25, 1.0 / speed))
 
 
@@ -196,8 +206,16 @@ class DemoSession:
             "--grace", f"{GRACE / self.speed:g}", "--poll", f"{min(1.0, 2 / self.speed):g}",
             "--",
         ])
+        # The stand-in is called `claude`, so the guards and the popup name it as a
+        # guarded `claude` would be named.
+        bindir = self.workdir / "bin"
+        bindir.mkdir()
+        stand_in = bindir / "claude"
+        stand_in.write_text(f"#!/bin/sh\nexec {self.python('agent')} \"$1\" "
+                            f"{shlex.quote(str(self.workdir))} {speed}\n")
+        stand_in.chmod(0o700)
         for number in range(1, AGENTS + 1):
-            command = f"{guard} {self.python('agent', str(number), str(self.workdir), speed)}"
+            command = f"PATH={shlex.quote(str(bindir))}:\"$PATH\" {guard} claude {number}"
             self.tmux("split-window", "-t", "demo", "-v", command)
         self.tmux("select-layout", "-t", "demo", "tiled")
         # The plugin re-reads options on load; run it again now the session exists.
