@@ -1,17 +1,22 @@
 #!/bin/sh
-# First load without claude-meter on PATH: build the plugin's own virtualenv in the
-# background (TPM only clones; it never runs pip), then load the plugin again.
-# Started detached by plugin.sh, which holds .venv.installing/ as the lock.
+# First load without claude-meter on PATH, or the plugin's source changed since the
+# last build (a TPM update): build the plugin's own virtualenv in the background (TPM
+# only clones and pulls; it never runs pip), then load the plugin again. Started
+# detached by plugin.sh, which holds .venv.installing/ as the lock and passes the
+# source's fingerprint; the ready mark records it, so the next load knows what it has.
 set -u
 plugin_dir=$1
+build=${2:-}
 venv=$plugin_dir/.venv
 log=$plugin_dir/install.log
 python=${CLAUDEMETER_PYTHON:-python3}
 
+rm -f "$venv/.claudemeter-ready"
+# pip (>= 20.3) always reinstalls a local directory, so a rebuild takes the new code.
 {
   "$python" -m venv "$venv" &&
     "$venv/bin/python" -m pip install --disable-pip-version-check "$plugin_dir" &&
-    : >"$venv/.claudemeter-ready"
+    printf '%s\n' "$build" >"$venv/.claudemeter-ready"
 } >"$log" 2>&1
 status=$?
 rm -rf "$plugin_dir/.venv.installing"

@@ -1,11 +1,18 @@
 #!/bin/sh
 # Loads claudemeter into the tmux server that runs it (see claudemeter.tmux).
 #
-# Fast by design, because tmux waits for it while starting: three tmux calls and some
-# sed. The slow parts run detached: the first-load venv install (scripts/install.sh),
-# `claude-meter serve` (the bridge and pollers, which refuses to run twice per machine)
-# and `claude-meter tmux-loop` (one per server; it pushes the rendered segment into
+# Fast by design, because tmux waits for it while starting: a handful of tmux calls
+# (two reads, then a few writes; the README counts them) and some sed. The slow parts
+# run detached: the venv install or rebuild (scripts/install.sh), `claude-meter serve`
+# (the bridge and pollers; one per state directory, a second one exits) and
+# `claude-meter tmux-loop` (one per server; it pushes the rendered segment into
 # @claude_meter* options, so a status redraw starts no process).
+#
+# Updates: the venv's ready mark holds the fingerprint of the source it was built from
+# (the git commit, else a checksum of pyproject.toml and python/); when the source
+# changes (TPM's update is a git pull) the venv is rebuilt in the background. The loop
+# records the fingerprint it was started under in @claude_meter_build: when that differs
+# from the plugin's, the old loop is stopped and a new one started on the new code.
 #
 # tmux is always called with -u: under LC_ALL=C it would otherwise print "·" as "_"
 # and we would write the mangled status line back.
@@ -38,6 +45,17 @@ interpolate() {  # SPEC section 7 placeholders -> the options tmux-loop keeps cu
     -e 's/#{claude_meter_paused}/#{E:@claude_meter_paused}/g'
 }
 
+fingerprint() {  # which source this is: its git commit, else a checksum of the code
+  here=$(CDPATH='' cd -- "$plugin_dir" && pwd -P) || return 1
+  if found=$(git -C "$here" rev-parse --show-toplevel HEAD 2>/dev/null) &&
+    [ "$(printf '%s\n' "$found" | LC_ALL=C sed -n 1p)" = "$here" ]; then
+    printf '%s\n' "$found" | LC_ALL=C sed -n 2p  # our own checkout, not a dotfiles repo
+    return 0
+  fi
+  (cd "$here" && find pyproject.toml python -type f \( -name '*.py' -o -name '*.toml' \) |
+    LC_ALL=C sort | xargs cat | cksum | LC_ALL=C sed 's/ /-/g')
+}
+
 find_bin() {
   bin=$(opt bin '')
   if [ -n "$bin" ]; then
@@ -47,8 +65,9 @@ find_bin() {
   fi
   bin=$(command -v claude-meter 2>/dev/null) && return 0
   bin=$plugin_dir/.venv/bin/claude-meter
-  [ -x "$bin" ] && [ -f "$plugin_dir/.venv/.claudemeter-ready" ] && return 0
-  install_in_background
+  ready=$(cat "$plugin_dir/.venv/.claudemeter-ready" 2>/dev/null) || ready=''
+  [ -x "$bin" ] && [ "$ready" = "$build" ] && return 0
+  install_in_background  # never built, or built from older source: (re)build it
   return 1
 }
 
@@ -64,8 +83,17 @@ install_in_background() {
     mkdir "$lock" 2>/dev/null || return 0
   fi
   tmux -u set-option -gq @claude_meter "claude: installing"
-  nohup /bin/sh "$plugin_dir/scripts/install.sh" "$plugin_dir" </dev/null >/dev/null 2>&1 &
+  nohup /bin/sh "$plugin_dir/scripts/install.sh" "$plugin_dir" "$build" \
+    </dev/null >/dev/null 2>&1 &
   echo "$!" >"$lock/pid"
+}
+
+stop_old_loop() {  # the loop started under another build: stop it, print its pid
+  pid=$(opt loop_pid '')
+  case "$pid" in '' | *[!0-9]*) return 0 ;; esac
+  case "$(ps -ww -o args= -p "$pid" 2>/dev/null)" in
+    *tmux-loop*) kill "$pid" 2>/dev/null && printf '%s' "$pid" ;;
+  esac  # else it is gone, and the number may be someone else's by now
 }
 
 # Placeholders first: even while installing, the status line says what is going on.
@@ -83,6 +111,9 @@ printf '%s\n' "$options" | LC_ALL=C grep -q '^@claude_meter ' ||
 threshold=$(opt threshold '')
 [ -z "$threshold" ] || tmux set-environment -g CLAUDEMETER_THRESHOLD "$threshold"
 
+build=$(fingerprint) || build=''
+old_loop=''
+[ "$(opt build '')" = "$build" ] || old_loop=$(stop_old_loop)
 find_bin || exit 0
 run=$(shell_quote "$bin")
 
@@ -97,27 +128,40 @@ old_key=$(opt bound_key '')
 width=$(opt popup_width 82)
 height=$(opt popup_height 26)
 if [ -n "$old_key" ] && [ "$old_key" != "$key" ]; then
+  # Give the key back what it had before we took it (tmux's own M: select-pane -M).
+  was=$(tmux -u show-options -gqv @claude_meter_key_was)
   tmux unbind-key "$old_key" 2>/dev/null
+  [ -z "$was" ] || tmux if-shell -F 1 "$was" 2>/dev/null
+  tmux set-option -gqu @claude_meter_key_was \; set-option -gqu @claude_meter_bound_key
 fi
 popup="$run show --watch"
+if [ "$key" != none ] && [ "$old_key" != "$key" ]; then
+  # First time on this key: note its binding (list-keys prints it as a command).
+  was=$(tmux list-keys -T prefix "$key" 2>/dev/null) || was=''
+  tmux set-option -gq @claude_meter_key_was "$was"
+fi
 if [ "$key" = none ]; then
-  tmux set-option -gqu @claude_meter_bound_key
+  :
 elif tmux list-commands display-popup >/dev/null 2>&1; then
   case "$width$height" in
     *[!0-9]*)  # percentages always fit
-      tmux bind-key "$key" display-popup -E -w "$width" -h "$height" "$popup" ;;
+      tmux bind-key "$key" display-popup -E -w "$width" -h "$height" "$popup" \; \
+        set-option -g @claude_meter_bound_key "$key" ;;
     *)  # tmux refuses a popup larger than the client: fill a smaller one instead
       quoted=$(tmux_quote "$popup")
       tmux bind-key "$key" if-shell -F \
         "#{||:#{e|<:#{client_width},$width},#{e|<:#{client_height},$height}}" \
         "display-popup -E -w 100% -h 100% $quoted" \
-        "display-popup -E -w $width -h $height $quoted" ;;
+        "display-popup -E -w $width -h $height $quoted" \; \
+        set-option -g @claude_meter_bound_key "$key" ;;
   esac
-  tmux set-option -g @claude_meter_bound_key "$key"
 else  # tmux < 3.2: no popups, a split instead
   tmux bind-key "$key" split-window -v -l "$height" "$popup" \; \
     set-option -g @claude_meter_bound_key "$key"
 fi
 
-# One loop per server: a second one finds the first's lock and exits at once.
-tmux run-shell -b "exec $run tmux-loop </dev/null >/dev/null 2>&1"
+# One loop per server: a second one finds the first's lock and exits at once. A loop
+# just stopped for a new build still holds that lock for a moment: wait it out.
+loop="exec $run tmux-loop </dev/null >/dev/null 2>&1"
+[ -z "$old_loop" ] || loop="while kill -0 $old_loop 2>/dev/null; do sleep 1; done; $loop"
+tmux set-option -g @claude_meter_build "$build" \; run-shell -b "$loop"

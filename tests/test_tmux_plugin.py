@@ -114,6 +114,7 @@ def test_entry_rewrites_placeholders_binds_the_key_and_reloads_cleanly(
     server.cmd("set-option", "-g", "@claude_meter_key", "none")
     server.cmd("run-shell", str(entry))
     assert prefix_bindings(server) == []
+    assert "select-pane -M" in server.cmd("list-keys", "-T", "prefix", "M")  # tmux's own
     assert server.option("status-right") == EXPECTED_RIGHT
     # cm-guard in a new pane reads it from the environment tmux gives that pane
     assert "CLAUDEMETER_THRESHOLD=85\n" in server.cmd("show-environment", "-g")
@@ -240,15 +241,114 @@ def test_first_load_without_a_backend_installs_in_the_background(
     assert (clone / "install.log").exists()
     assert not (clone / ".venv.installing").exists()
 
-    # A finished install (what pip leaves, plus the ready mark) is used on the next load.
-    venv_bin = clone / ".venv" / "bin"
-    venv_bin.mkdir(parents=True, exist_ok=True)
-    (venv_bin / "claude-meter").unlink(missing_ok=True)
-    (venv_bin / "claude-meter").symlink_to(Path(sys.executable).parent / "claude-meter")
-    (clone / ".venv" / ".claudemeter-ready").touch()
+    # With a working install the next load builds, stamps and uses the venv; after an
+    # update of the source it rebuilds, and the loop restarts on the new code.
+    gate = tmp_path / "pip-may-finish"
+    installs = tmp_path / "installs"
+    stand_in_python(tmp_path / "python3", gate, installs)
+    server.cmd("set-environment", "-g", "CLAUDEMETER_PYTHON", str(tmp_path / "python3"))
+    gate.touch()
     server.cmd("run-shell", str(clone / "claudemeter.tmux"))
+    venv_bin = clone / ".venv" / "bin"
+    assert until(lambda: server.option("@claude_meter") == "claude: setup", 20), \
+        server.option("@claude_meter")
     assert f"'{venv_bin / 'claude-meter'}' show --watch" in prefix_bindings(server)[0]
-    assert until(lambda: server.option("@claude_meter") == "claude: setup", 10)
+    first_build = (clone / ".venv" / ".claudemeter-ready").read_text().strip()
+    assert first_build and server.option("@claude_meter_build") == first_build
+    assert until(lambda: server.option("@claude_meter_loop_pid") != "", 10)
+    first_loop = int(server.option("@claude_meter_loop_pid"))
+
+    gate.unlink()  # the rebuild waits here, so its "installing" can be seen
+    with (clone / "python" / "claudemeter" / "__init__.py").open("a") as source:
+        source.write("# a newer version\n")  # what a TPM update (git pull) does
+    server.cmd("run-shell", str(clone / "claudemeter.tmux"))
+    assert server.option("@claude_meter") == "claude: installing"
+    assert until(lambda: not process_alive(first_loop), 10)  # old code stops at once
+    gate.touch()
+    assert until(lambda: server.option("@claude_meter") == "claude: setup", 20), \
+        server.option("@claude_meter")
+    second_build = (clone / ".venv" / ".claudemeter-ready").read_text().strip()
+    assert second_build not in ("", first_build)
+    assert server.option("@claude_meter_build") == second_build
+    assert until(lambda: server.option("@claude_meter_loop_pid") not in ("", str(first_loop)),
+                 10)
+    assert process_alive(int(server.option("@claude_meter_loop_pid")))
+    assert installs.read_text().count("install") == 2
+    assert loops_running() == 1
+
+    server.cmd("run-shell", str(clone / "claudemeter.tmux"))  # same source: nothing rebuilt
+    assert installs.read_text().count("install") == 2
+
+
+def stand_in_python(path: Path, gate: Path, installs: Path) -> None:
+    """PyPI is out of reach here: this stands in for ``python3 -m venv`` and the venv's
+    ``pip install``, whose result is a claude-meter that is this test run's own."""
+    real = Path(sys.executable).parent / "claude-meter"
+    path.write_text(
+        "#!/bin/sh\n"
+        # rm first: a real venv's bin/python is a symlink to the system python, and cp
+        # would write through it
+        'if [ "$1 $2" = "-m venv" ]; then mkdir -p "$3/bin" && rm -f "$3/bin/python" &&'
+        ' cp "$0" "$3/bin/python"; exit; fi\n'
+        '[ "$1 $2 $3" = "-m pip install" ] || exit 1\n'
+        "n=0\n"  # waits for the test's go-ahead, at most a minute if the test is gone
+        f"while [ ! -e '{gate}' ] && [ $n -lt 600 ]; do sleep 0.1; n=$((n + 1)); done\n"
+        f"echo install >> '{installs}'\n"
+        f'ln -sf \'{real}\' "$(dirname "$0")/claude-meter"\n'
+    )
+    path.chmod(0o755)
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+def test_a_loop_from_another_build_is_replaced_on_reload(
+    lab: Lab, isolated: Path, state_dir: Path
+) -> None:
+    entry = plugin_dir(isolated) / "claudemeter.tmux"
+    server = lab.server("cm-r", config(entry))
+    server.cmd("new-session", "-d", "-s", "work")
+    assert until(lambda: server.option("@claude_meter_loop_pid") != "", 10)
+    first = int(server.option("@claude_meter_loop_pid"))
+    build = server.option("@claude_meter_build")
+    assert build
+
+    server.cmd("set-option", "-g", "@claude_meter_build", "an older checkout")
+    server.cmd("run-shell", str(entry))
+    assert until(lambda: not process_alive(first), 10)
+    assert until(lambda: server.option("@claude_meter_loop_pid") not in ("", str(first)), 15)
+    assert process_alive(int(server.option("@claude_meter_loop_pid")))
+    assert server.option("@claude_meter_build") == build
+    assert until(lambda: loops_running() == 1, 10)
+
+
+def test_the_key_gives_back_what_tmux_had_bound_there(lab: Lab, isolated: Path) -> None:
+    entry = plugin_dir(isolated) / "claudemeter.tmux"
+    server = lab.server("cm-k", config(entry))
+    server.cmd("new-session", "-d", "-s", "work")
+
+    def binding(key: str) -> str:
+        return " ".join(server.cmd("list-keys", "-T", "prefix", key, check=False).split())
+
+    assert "claude-meter" in binding("M")  # the default key takes tmux's "mark pane"
+    server.cmd("set-option", "-g", "@claude_meter_key", "F5")
+    server.cmd("run-shell", str(entry))
+    assert binding("M") == "bind-key -T prefix M select-pane -M"
+    assert "claude-meter" in binding("F5")
+
+    server.cmd("bind-key", "F6", "display-message", "mine")
+    server.cmd("set-option", "-g", "@claude_meter_key", "F6")
+    server.cmd("run-shell", str(entry))
+    assert binding("F5") == ""  # it had nothing before us
+    assert "claude-meter" in binding("F6")
+    server.cmd("set-option", "-g", "@claude_meter_key", "none")
+    server.cmd("run-shell", str(entry))
+    assert binding("F6") == "bind-key -T prefix F6 display-message mine"
+    assert prefix_bindings(server) == []
 
 
 def test_tmux_loop_outside_tmux_says_what_it_needs() -> None:

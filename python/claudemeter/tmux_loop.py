@@ -4,7 +4,9 @@ The status line reads ``#{E:@claude_meter}`` (and the other placeholders' option
 a redraw starts no process at all. This loop re-renders every ``@claude_meter_interval``
 seconds, or as soon as the store or the guard registry changes, and pushes the result
 only when it differs: ages and countdowns keep moving, so stale data still looks stale.
-It also raises the threshold notices. It exits when its server is gone.
+It also raises the threshold notices. It exits when its server is gone, or on SIGTERM:
+it publishes its pid in ``@claude_meter_loop_pid`` so the plugin can replace it with a
+loop running new code after an update.
 """
 
 from __future__ import annotations
@@ -175,5 +177,6 @@ def cmd_tmux_loop(args: argparse.Namespace) -> int:
     for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
         signal.signal(signum, loop.halt)
     with contextlib.suppress(TmuxGone):
+        loop.tmux.set_user_options({"claude_meter_loop_pid": str(os.getpid())})
         loop.run()
     return 0
