@@ -169,3 +169,25 @@ def test_doctor_sees_the_installed_statusline(isolated: Path) -> None:
     assert "statusline not installed" in cli("doctor").stdout
     assert cli("install-statusline").returncode == 0
     assert "ok    statusline Claude Code's statusLine feeds claudemeter" in cli("doctor").stdout
+
+
+@pytest.mark.parametrize("args, complaint", [
+    (["--warn", "abc"], "argument --warn: expected a percent above 0 and at most 100, not 'abc'"),
+    (["--crit", "0"], "argument --crit: expected a percent above 0 and at most 100, not '0'"),
+    (["--warn", "nan"], "argument --warn: expected a percent"),
+    (["--warn", "95", "--crit", "80"], "--warn (95) must be below --crit (80)"),
+    (["--crit", "50"], "--warn (70, the default) must be below --crit (50)"),
+])
+def test_status_refuses_tiers_it_cannot_use(args: list[str], complaint: str) -> None:
+    done = cli("status", *args)
+    assert done.returncode == 2 and done.stdout == ""
+    assert complaint in done.stderr and "Traceback" not in done.stderr
+
+
+def test_status_tiers_colour_the_segment() -> None:
+    cli("ingest", str(BRIDGE_FIXTURE))
+    plain = cli("status", "--account", "ada", "--warn", "95", "--crit", "99")
+    coloured = cli("status", "--account", "ada", "--warn", "1%", "--crit", "2")
+    assert plain.returncode == coloured.returncode == 0
+    assert "#[fg=red]" not in plain.stdout and "#[fg=yellow]" not in plain.stdout
+    assert "#[fg=red]5h 63%" in coloured.stdout

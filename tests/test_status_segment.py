@@ -118,6 +118,20 @@ def test_options_parse_tmux_output_and_fall_back_on_nonsense() -> None:
     assert settings.warn == 50.0 and settings.interval == 5.0 and settings.crit == 90.0
 
 
+def test_options_with_unusable_tiers_fall_back_to_the_defaults() -> None:
+    def tiers(**values: str) -> tuple[float, float]:
+        settings = Settings.from_options(values)
+        return settings.warn, settings.crit
+
+    assert tiers(warn="60%", crit="80") == (60.0, 80.0)
+    assert tiers(warn="abc") == (70.0, 90.0)
+    assert tiers(warn="-5", crit="101") == (70.0, 90.0)
+    assert tiers(warn="nan", crit="inf") == (70.0, 90.0)
+    assert tiers(warn="95", crit="80") == (70.0, 90.0)  # crossed: neither can be trusted
+    assert tiers(crit="50") == (70.0, 90.0)
+    assert Settings.from_options({"interval": "inf"}).interval == 5.0
+
+
 def test_readme_options_table_matches_the_code() -> None:
     found = re.findall(r"^\| `@claude_meter_(\w+)` \| (?:`([^`]*)`|_empty_) \|",
                        README.read_text(), re.M)

@@ -27,11 +27,23 @@ def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
         )
         parser.add_argument("--format", help="segment layout with {tokens} (see README)")
         parser.add_argument("--account", help="email (or its start) of the account to show")
-        parser.add_argument("--warn", help="warn tier, percent (default 70)")
-        parser.add_argument("--crit", help="crit tier, percent (default 90)")
+        parser.add_argument("--warn", type=_tier, metavar="PCT",
+                            help="warn tier, percent above 0 and below --crit (default 70)")
+        parser.add_argument("--crit", type=_tier, metavar="PCT",
+                            help="crit tier, percent up to 100 (default 90)")
     if name == "ingest":
         parser.add_argument("file", nargs="?", default="-", metavar="FILE|-",
                             help="JSON file with one snapshot or a list (default: stdin)")
+
+
+def _tier(text: str) -> str:
+    """argparse's check of a tier; the value stays text, as a tmux option would be."""
+    from .options import percent
+
+    if percent(text) is None:
+        raise argparse.ArgumentTypeError(f"expected a percent above 0 and at most 100,"
+                                         f" not {text!r}")
+    return text
 
 
 def _fresh_state(args: argparse.Namespace) -> State:
@@ -102,11 +114,18 @@ def _login_reason() -> str | None:
 def cmd_status(args: argparse.Namespace) -> int:
     """The fast path: stdlib, the store and the registry only; never fails to print."""
     from . import env, registry
-    from .options import Settings
+    from .options import DEFAULTS, Settings, percent
     from .status import job_output
 
     given = {name: getattr(args, name, None) for name in ("format", "account", "warn", "crit")}
-    settings = Settings.from_options({k: v for k, v in given.items() if v is not None})
+    chosen = {k: v for k, v in given.items() if v is not None}
+    settings = Settings.from_options(chosen)
+    warn, crit = (chosen.get(name, DEFAULTS[name]) for name in ("warn", "crit"))
+    if (percent(warn) or 0) >= (percent(crit) or 0):
+        said = {name: "" if name in chosen else ", the default" for name in ("warn", "crit")}
+        print(f"claude-meter status: error: --warn ({warn}{said['warn']}) must be below"
+              f" --crit ({crit}{said['crit']})", file=sys.stderr)
+        return 2
     print(job_output(Store().read(), env.now(), settings, registry.paused_count()))
     return 0
 

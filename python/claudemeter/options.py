@@ -8,6 +8,7 @@ to its default rather than breaking the status line.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -90,9 +91,12 @@ class Settings:
     @classmethod
     def from_options(cls, values: dict[str, str]) -> Settings:
         merged = {**DEFAULTS, **values}
+        warn, crit = percent(merged["warn"]) or 70.0, percent(merged["crit"]) or 90.0
+        if warn >= crit:  # tiers that cannot both be reached: the defaults, not a guess
+            warn, crit = 70.0, 90.0
         return cls(
-            warn=_number(merged["warn"], 70.0),
-            crit=_number(merged["crit"], 90.0),
+            warn=warn,
+            crit=crit,
             threshold=_number(merged["threshold"], 90.0),
             account=merged["account"].strip(),
             format=merged["format"] or DEFAULTS["format"],
@@ -106,11 +110,21 @@ class Settings:
         )
 
 
+def percent(text: str) -> float | None:
+    """A tier as a person writes it (``70``, ``70%``); None unless 0 < value <= 100.
+
+    One rule for both doors: ``claude-meter status --warn`` refuses what this refuses,
+    and a tmux option holding it falls back to its default."""
+    value = _number(text, math.nan)
+    return value if 0 < value <= 100 else None
+
+
 def _number(text: str, default: float) -> float:
     try:
-        return float(text.strip().rstrip("%"))
+        value = float(text.strip().rstrip("%"))
     except ValueError:
         return default
+    return value if math.isfinite(value) else default
 
 
 def _flag(text: str) -> bool:
