@@ -81,11 +81,18 @@ def paused(home: Path, state: Path) -> None:
         "five_hour": {"utilization": 93.0, "resets_at": "2026-11-25T16:59:59.571404+00:00"},
     }))
     resume = datetime(2026, 11, 25, 17, 0, 29, tzinfo=timezone.utc).timestamp()
-    for pane, command in (("%3", "claude -p 'fix the flaky test'"), ("%5", "claude")):
+    # What `claude-meter demo` starts: a long venv path, then what tells the agents apart.
+    python = "/home/ada/src/claudemeter/.venv/bin/python3 -m claudemeter.demo agent"
+    macos_tmp = "/var/folders/7x/k2c9vz4s1qg0lq8m5t7dk3w40000gn/T/claudemeter-demo-q8x2m0ab"
+    # Registry entries of dead processes are dropped: each guard needs a live pid.
+    for pid, pane, command in (
+        (os.getpid(), "%3", "claude -p 'fix the flaky test'"),
+        (os.getppid(), "%5", f"{python} 1 /tmp/claudemeter-demo-q8x2m0ab 1"),
+        (1, "%7", f"{python} 2 {macos_tmp} 1"),
+    ):
         registry.register(registry.GuardEntry(
-            pid=os.getpid() if pane == "%3" else os.getppid(), command=command,
-            account="ada@example.com", state=registry.PAUSED, pane=pane, resume_at=resume,
-            started_at=float(pane[1:]),
+            pid=pid, command=command, account="ada@example.com", state=registry.PAUSED,
+            pane=pane, resume_at=resume, started_at=float(pane[1:]),
         ), state)
 
 

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from claudemeter.model import Snapshot
 from claudemeter.options import DEFAULTS, OPTIONS, Settings, parse_show_options
+from claudemeter.registry import GuardEntry
+from claudemeter.render import GUARD_WIDTH, guard_lines, short_command
 from claudemeter.status import Piece, fill, initials, job_output, render
 from claudemeter.store import State
 from claudemeter.tmux import socket_path
@@ -142,3 +144,24 @@ def test_readme_options_table_matches_the_code() -> None:
 def test_socket_path_from_tmux_environment() -> None:
     assert socket_path({"TMUX": "/tmp/tmux-0/my,sock,123,0"}) == "/tmp/tmux-0/my,sock"
     assert socket_path({}) is None
+
+
+def test_guard_lines_tell_long_commands_apart_within_the_popup_width() -> None:
+    venv = "/home/ada/src/claudemeter/.venv/bin/python3"
+    work = "/var/folders/7x/k2c9vz4s1qg0lq8m5t7dk3w40000gn/T/claudemeter-demo-q8x2m0ab"
+    seen = []
+    for number in (1, 2):
+        entry = GuardEntry(pid=1, command=f"{venv} -m claudemeter.demo agent {number} {work} 1",
+                           account=None, state="paused", pane=f"%{number}")
+        lines = guard_lines(entry, NOW)
+        assert all(len(line) <= GUARD_WIDTH for line in lines)
+        shown = f"python3 -m claudemeter.demo agent {number} …/claudemeter-demo-q8x2m0ab 1"
+        assert lines == [f"guard %{number}: paused", f"  {shown}"]
+        seen.append(lines[1])
+    assert seen[0] != seen[1]
+    assert guard_lines(GuardEntry(pid=1, command="claude", account=None, state="held"), NOW) == [
+        "guard claude: held"]
+    assert short_command("'/opt/my tools/claude' -p hi", 40) == "claude -p hi"
+    # nothing left to shorten: the end stays, the start goes
+    assert short_command("claude -p '" + "x" * 50 + " the end'", 20) == "…xxxxxxxxxx the end'"
+    assert short_command("claude -p 'cut by cm-guard at 200 charact…", 80).startswith("claude -p")

@@ -6,8 +6,10 @@ same words appear wherever a reading is shown.
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import PurePosixPath
 
 from .model import JSON, Snapshot, Window
 from .registry import GuardEntry
@@ -196,14 +198,45 @@ def source_line(raws: list[Snapshot], now: datetime) -> str:
     return "sources: " + (" · ".join(seen) if seen else "none")
 
 
-def guard_line(entry: GuardEntry, now: datetime) -> str:
-    where = f"{entry.pane} " if entry.pane else ""
-    command = entry.command if len(entry.command) <= 30 else entry.command[:29] + "…"
-    text = f"guard {where}{command}: {entry.state}"
+#: A guard line's room: the popup's 80 columns less the two-space indent of its block.
+GUARD_WIDTH = 78
+
+
+def short_command(command: str, room: int) -> str:
+    """The command in ``room`` columns: ``python3 -m claudemeter.demo agent 1 …/work``.
+
+    A full path (``/home/…/venv/bin/python3``) fills the line and reads the same for
+    every guard; the arguments are what tell them apart. So the program becomes its name,
+    then, if that is not enough, path arguments their last part, and last of all the
+    text is cut from the left (its end is likelier to differ than its start)."""
+    try:
+        words = shlex.split(command)
+    except ValueError:  # cm-guard cuts long labels at 200 characters, maybe inside quotes
+        words = command.split()
+    text = command
+    for written in (shlex.quote(words[0]), words[0]) if words else ():
+        if command.startswith(written):
+            text = (PurePosixPath(words[0]).name or words[0]) + command[len(written):]
+            break
+    for word in words[1:]:
+        path = PurePosixPath(word)
+        if len(text) > room and path.is_absolute() and len(path.parts) > 2:
+            text = text.replace(word, f"…/{path.name}")
+    return text if len(text) <= room else "…" + text[len(text) - room + 1:]
+
+
+def guard_lines(entry: GuardEntry, now: datetime, width: int = GUARD_WIDTH) -> list[str]:
+    """``guard %3 claude: paused until …``; a command too long for that goes on a line
+    of its own below, cut from the left (its end is what differs between guards)."""
+    where = f"guard {entry.pane}" if entry.pane else "guard"
+    status = entry.state
     if entry.resume_at is not None:
         when = datetime.fromtimestamp(entry.resume_at, timezone.utc)
-        text += f" until {local_time(when, now)} (in {duration((when - now).total_seconds())})"
-    return text
+        status += f" until {local_time(when, now)} (in {duration((when - now).total_seconds())})"
+    line = f"{where} {short_command(entry.command, width)}: {status}"
+    if len(line) <= width:
+        return [line]
+    return [f"{where}: {status}", f"  {short_command(entry.command, width - 2)}"]
 
 
 def account_block(row: Snapshot, raws: list[Snapshot], bookings: dict[str, JSON],
@@ -236,7 +269,7 @@ def account_block(row: Snapshot, raws: list[Snapshot], bookings: dict[str, JSON]
         elif isinstance(error, str) and error and error not in problems:
             problems.append(error)
     lines.extend(f"  error: {problem}" for problem in problems[-3:])
-    lines.extend(f"  {guard_line(entry, now)}" for entry in guards)
+    lines.extend(f"  {line}" for entry in guards for line in guard_lines(entry, now))
     return lines
 
 
@@ -259,7 +292,7 @@ def breakdown(state: State, now: datetime, guards: list[GuardEntry], look: Look)
     unclaimed = [g for g in guards if id(g) not in placed]
     if unclaimed:
         blocks.append(["guards (default account)"]
-                      + [f"  {guard_line(entry, now)}" for entry in unclaimed])
+                      + [f"  {line}" for entry in unclaimed for line in guard_lines(entry, now)])
     orphans = [
         book for key, book in state.sources.items()
         if isinstance(book, dict) and book.get("error")
