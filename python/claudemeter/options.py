@@ -24,7 +24,8 @@ class Option:
 
 #: What the README documents, in this order.
 OPTIONS: tuple[Option, ...] = (
-    Option("key", "M", "popup key after the prefix; `none` binds nothing"),
+    Option("key", "M", "popup key after the prefix (`M` replaces tmux's own `select-pane -M`,"
+           " mark pane); `none` binds nothing"),
     Option("interval", "5", "seconds between re-renders of the segment (ages and countdowns)"),
     Option("warn", "70", "percent at which a bucket turns the warn colour and notifies"),
     Option("crit", "90", "percent at which a bucket turns the crit colour and notifies"),
