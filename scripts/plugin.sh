@@ -10,9 +10,10 @@
 #
 # Updates: the venv's ready mark holds the fingerprint of the source it was built from
 # (the git commit, else a checksum of pyproject.toml and python/); when the source
-# changes (TPM's update is a git pull) the venv is rebuilt in the background. The loop
-# records the fingerprint it was started under in @claude_meter_build: when that differs
-# from the plugin's, the old loop is stopped and a new one started on the new code.
+# changes (TPM's update is a git pull) the venv is rebuilt in the background.
+# @claude_meter_build notes the fingerprint the running loop was started under, and the
+# loop publishes its pid in @claude_meter_loop_pid: when the fingerprint differs from the
+# plugin's, the old loop is stopped and a new one started on the new code.
 #
 # tmux is always called with -u: under LC_ALL=C it would otherwise print "·" as "_"
 # and we would write the mangled status line back.
@@ -131,17 +132,17 @@ if [ -n "$old_key" ] && [ "$old_key" != "$key" ]; then
   # Give the key back what it had before we took it (tmux's own M: select-pane -M).
   was=$(tmux -u show-options -gqv @claude_meter_key_was)
   tmux unbind-key "$old_key" 2>/dev/null
-  [ -z "$was" ] || tmux if-shell -F 1 "$was" 2>/dev/null
+  [ -z "$was" ] || tmux -u if-shell -F 1 "$was" 2>/dev/null  # if-shell parses it
   tmux set-option -gqu @claude_meter_key_was \; set-option -gqu @claude_meter_bound_key
 fi
 popup="$run show --watch"
 if [ "$key" != none ] && [ "$old_key" != "$key" ]; then
   # First time on this key: note its binding (list-keys prints it as a command).
-  was=$(tmux list-keys -T prefix "$key" 2>/dev/null) || was=''
-  tmux set-option -gq @claude_meter_key_was "$was"
+  was=$(tmux -u list-keys -T prefix "$key" 2>/dev/null) || was=''
+  tmux -u set-option -gq @claude_meter_key_was "$was"
 fi
 if [ "$key" = none ]; then
-  :
+  :  # nothing bound; the old key got its binding back above
 elif tmux list-commands display-popup >/dev/null 2>&1; then
   case "$width$height" in
     *[!0-9]*)  # percentages always fit
