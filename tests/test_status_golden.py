@@ -81,7 +81,7 @@ def paused(home: Path, state: Path) -> None:
         "five_hour": {"utilization": 93.0, "resets_at": "2026-11-25T16:59:59.571404+00:00"},
     }))
     resume = datetime(2026, 11, 25, 17, 0, 29, tzinfo=timezone.utc).timestamp()
-    # What `claude-meter demo` starts: a long venv path, then what tells the agents apart.
+    # Guarded scripts: a long venv path first, what tells the agents apart at the end.
     python = "/home/ada/src/claudemeter/.venv/bin/python3 -m claudemeter.demo agent"
     macos_tmp = "/var/folders/7x/k2c9vz4s1qg0lq8m5t7dk3w40000gn/T/claudemeter-demo-q8x2m0ab"
     # Registry entries of dead processes are dropped: each guard needs a live pid.
