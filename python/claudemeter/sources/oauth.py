@@ -241,16 +241,24 @@ def fetch(login: Login, previous: JSON | None = None,
         session = requests.Session()
     base = env.anthropic_base()
     usage: Any = None
+    failed: _HttpProblem | None = None
     try:
         usage = _get_json(session, base + USAGE_PATH, login.access_token, "usage")
         if not isinstance(usage, dict):
             raise _HttpProblem("usage: malformed response (not an object)", STATUS_ERROR)
     except _HttpProblem as problem:
-        message = redact(str(problem))
-        wait = _backoff(book, problem.retry) if problem.status != STATUS_LOGIN else 0.0
+        failed = problem
+    # Booked when the answer is in, not when the request left: the next attempt then
+    # reaches the server a full interval after this one did, however slow this one was.
+    now_dt = utcnow()
+    now = now_dt.timestamp()
+    book["last_attempt"] = now
+    if failed is not None:
+        message = redact(str(failed))
+        wait = _backoff(book, failed.retry) if failed.status != STATUS_LOGIN else 0.0
         if wait:
             message += f"; next try in {int(wait)}s"
-        book.update(status=problem.status, error=message, next_allowed=now + wait)
+        book.update(status=failed.status, error=message, next_allowed=now + wait)
         return Outcome(_snapshot(account, None, [message], now_dt), book)
     book.update(status=STATUS_OK, error=None, failures=0, last_ok=now, next_allowed=now)
     if account is None or now - float(book.get("profile_at", 0)) > PROFILE_EVERY:
