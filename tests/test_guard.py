@@ -92,9 +92,11 @@ def child_of(guard: subprocess.Popen[str]) -> int:
 
 def start(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     """A guard in a session of its own, off any terminal (the pytest run may have one)."""
-    return subprocess.Popen([guard_bin(), *args], stdin=subprocess.DEVNULL,
+    proc = subprocess.Popen([guard_bin(), *args], stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True, env=env)
+    _STARTED.append(proc)
+    return proc
 
 
 def start_ticker(out: Path, guards: list[subprocess.Popen[str]]
@@ -119,12 +121,16 @@ def grows(path: Path) -> Callable[[], bool]:
     return lambda: ticks(path) > before + 2
 
 
-@pytest.fixture
-def guards() -> Iterator[list[subprocess.Popen[str]]]:
-    """Guards a test started; any still alive at the end are killed with their jobs."""
-    started: list[subprocess.Popen[str]] = []
-    yield started
-    for proc in started:
+_STARTED: list[subprocess.Popen[str]] = []
+
+
+@pytest.fixture(autouse=True)
+def reap_guards() -> Iterator[None]:
+    """Every guard ``start`` made is gone after its test, passed or failed: one left
+    holding (``--fail-closed`` with no data) would poll forever."""
+    yield
+    while _STARTED:
+        proc = _STARTED.pop()
         if proc.poll() is None:
             entry = entry_of(proc.pid)
             proc.kill()
@@ -132,6 +138,12 @@ def guards() -> Iterator[list[subprocess.Popen[str]]]:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(entry.child_pid, signal.SIGKILL)
         proc.communicate(timeout=10)
+
+
+@pytest.fixture
+def guards() -> list[subprocess.Popen[str]]:
+    """Guards a test keeps a hand on (``reap_guards`` ends them all anyway)."""
+    return []
 
 
 def test_pauses_when_the_store_crosses_and_resumes_after_reset_plus_grace(
