@@ -191,3 +191,13 @@ def test_status_tiers_colour_the_segment() -> None:
     assert plain.returncode == coloured.returncode == 0
     assert "#[fg=red]" not in plain.stdout and "#[fg=yellow]" not in plain.stdout
     assert "#[fg=red]5h 63%" in coloured.stdout
+
+
+def test_a_malformed_guard_file_never_breaks_the_status_line(state_dir: Path) -> None:
+    guards = state_dir / "guards"
+    guards.mkdir(parents=True)
+    (guards / "1.json").write_text('{"pid": "1", "command": "x", "account": null,'
+                                   ' "state": "paused"}')
+    (guards / "2.json").write_text('{"sources": "not a guard"}')
+    done = cli("status")
+    assert done.returncode == 0 and done.stdout.strip() and "Traceback" not in done.stderr

@@ -716,3 +716,13 @@ def test_a_stop_with_no_job_control_shell_above_is_undone(
     guard.send_signal(signal.SIGTERM)
     _, err = guard.communicate(timeout=10)
     assert "no job-control shell" in err
+
+
+def test_a_threshold_written_with_a_percent_sign_works_from_tmux() -> None:
+    """``@claude_meter_threshold 85%`` reaches guards as CLAUDEMETER_THRESHOLD=85%."""
+    put(50)
+    env = {**os.environ, "CLAUDEMETER_THRESHOLD": "85%"}
+    done = subprocess.run([guard_bin(), "--check"], capture_output=True, text=True, env=env,
+                          timeout=30, check=False)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["threshold"] == 85

@@ -303,3 +303,59 @@ def test_a_429_storm_under_fifty_refreshers_is_one_request(claude_dir: Path,
     again = cli("refresh")  # still inside the back-off
     assert "backing off" in again.stderr
     assert len(upstream.hits(USAGE)) == 1
+
+
+def test_a_retry_after_of_hours_is_capped_not_read_as_a_clock_jump(
+    claude_dir: Path, upstream: FakeUpstream
+) -> None:
+    upstream.routes[USAGE] = Reply(429, fixture("error_429_rate_limited.json"),
+                                   {"retry-after": "10800"})
+    store = Store()
+    refresh(store)
+    results = refresh(store, min_age=0)
+    assert "backing off for" in results[0].message
+    assert len(upstream.hits(USAGE)) == 1
+    book = next(iter(store.read().sources.values()))
+    assert book["next_allowed"] - book["last_attempt"] == pytest.approx(oauth.MAX_RETRY)
+
+
+def test_a_body_cut_short_is_one_line_not_a_traceback(claude_dir: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            with conn:
+                conn.recv(65536)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                             b"Content-Length: 100\r\n\r\n{\"five")
+
+    threading.Thread(target=serve, daemon=True).start()
+    monkeypatch.setenv("CLAUDEMETER_ANTHROPIC_BASE",
+                       f"http://127.0.0.1:{listener.getsockname()[1]}")
+    try:
+        done = cli("refresh")
+    finally:
+        listener.close()
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr and "usage: cannot reach" in done.stderr
+
+
+def test_a_state_dir_that_is_a_file_is_one_line(claude_dir: Path, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    blocker = tmp_path / "blocker"
+    blocker.write_text("")
+    monkeypatch.setenv("CLAUDEMETER_STATE_DIR", str(blocker / "state"))
+    for args in (("refresh",), ("--json",), ()):
+        done = cli(*args)
+        assert done.returncode == 1 and "Traceback" not in done.stderr, args
+        assert "cannot write the state" in done.stderr

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import re
+import subprocess
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+
+import pytest
 
 from claudemeter.model import Snapshot
 from claudemeter.options import DEFAULTS, OPTIONS, Settings, parse_show_options
@@ -165,3 +168,22 @@ def test_guard_lines_tell_long_commands_apart_within_the_popup_width() -> None:
     # nothing left to shorten: the end stays, the start goes
     assert short_command("claude -p '" + "x" * 50 + " the end'", 20) == "…xxxxxxxxxx the end'"
     assert short_command("claude -p 'cut by cm-guard at 200 charact…", 80).startswith("claude -p")
+
+
+def test_options_read_back_exactly_what_real_tmux_was_given(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch
+                                                            ) -> None:
+    """tmux escapes some values in ``show-options`` (``\\~5``, ``\\#``, quotes and
+    backslashes): the reader must undo exactly that, as plugin.sh's opt() does."""
+    monkeypatch.setenv("TMUX_TMPDIR", str(tmp_path))
+    values = {"warn": "~5", "key": "#", "format": "{5h} \"x\" 'y' \\z", "account": "a b"}
+    base = ["tmux", "-L", "opts", "-f", "/dev/null"]
+    subprocess.run([*base, "new-session", "-d"], check=True)
+    try:
+        for key, value in values.items():
+            subprocess.run([*base, "set", "-g", f"@claude_meter_{key}", value], check=True)
+        shown = subprocess.run([*base, "show-options", "-g"], capture_output=True, text=True,
+                               check=True).stdout
+    finally:
+        subprocess.run([*base, "kill-server"], check=False)
+    assert {k: v for k, v in parse_show_options(shown).items() if k in values} == values

@@ -38,6 +38,7 @@ from .job import (
     has_job_control_parent,
 )
 from .model import KNOWN_WINDOWS, Snapshot, utcnow
+from .options import number
 from .sources.oauth import Account, read_account
 from .store import State, Store
 
@@ -108,13 +109,13 @@ class Options:
 
 
 def _number(low: float, high: float) -> Callable[[str], float]:
+    """The tmux options' rule (``85%`` is fine), so a value the status line accepts in
+    ``@claude_meter_threshold`` never stops a guard from starting."""
     def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-        if not math.isfinite(value) or not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"{text} is outside {low:g}–{high:g}")
+        value = number(text, math.nan)
+        if not low <= value <= high:  # also refuses nan: not a number at all
+            raise argparse.ArgumentTypeError(f"expected a number from {low:g} to {high:g},"
+                                             f" got {text!r}")
         return value
 
     return parse
@@ -412,7 +413,11 @@ class Guard:
         try:
             return self.supervise(job)
         finally:
-            job.take_terminal()
+            if job.running:  # leaving early (an unexpected error): never strand it stopped
+                job.give_terminal()
+                job.kill(signal.SIGCONT)
+            else:
+                job.take_terminal()
 
     def supervise(self, job: Job) -> int:
         timeout = 0.0
@@ -588,6 +593,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except OSError as exc:
         say(f"failed: {exc.strerror or exc}")
+        return EXIT_FAILED
+    except Exception as exc:  # a bug of ours must still exit 125, never look like CMD's status
+        say(f"internal error ({type(exc).__name__}: {exc}); the command was left running")
         return EXIT_FAILED
 
 

@@ -55,11 +55,9 @@ def _unquote(value: str) -> str:
     """Undo tmux's quoting of an option value in ``show-options`` output."""
     value = value.strip()
     if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-        inner = value[1:-1]
-        if value[0] == '"':
-            inner = re.sub(r"\\(.)", r"\1", inner)
-        return inner
-    return value
+        value = value[1:-1]
+    # tmux escapes inside either quote and bare (`\~5`, `\#`), as plugin.sh's opt() undoes
+    return re.sub(r"\\(.)", r"\1", value)
 
 
 def parse_show_options(text: str) -> dict[str, str]:
@@ -98,14 +96,14 @@ class Settings:
         return cls(
             warn=warn,
             crit=crit,
-            threshold=_number(merged["threshold"], 90.0),
+            threshold=number(merged["threshold"], 90.0),
             account=merged["account"].strip(),
             format=merged["format"] or DEFAULTS["format"],
             colour_ok=merged["colour_ok"],
             colour_warn=merged["colour_warn"],
             colour_crit=merged["colour_crit"],
             colour_stale=merged["colour_stale"],
-            interval=max(1.0, _number(merged["interval"], 5.0)),
+            interval=max(1.0, number(merged["interval"], 5.0)),
             notify=_flag(merged["notify"]),
             notify_desktop=_flag(merged["notify_desktop"]),
         )
@@ -116,11 +114,12 @@ def percent(text: str) -> float | None:
 
     One rule for both doors: ``claude-meter status --warn`` refuses what this refuses,
     and a tmux option holding it falls back to its default."""
-    value = _number(text, math.nan)
+    value = number(text, math.nan)
     return value if 0 < value <= 100 else None
 
 
-def _number(text: str, default: float) -> float:
+def number(text: str, default: float) -> float:
+    """A number as a person writes it in an option (``85``, ``85%``); ``default`` if not."""
     try:
         value = float(text.strip().rstrip("%"))
     except ValueError:

@@ -65,8 +65,11 @@ def refresh(store: Store | None = None, min_age: float = OAUTH_INTERVAL,
     (see :data:`OAUTH_INTERVAL_WITH_STATUSLINE`); an ``explicit`` refresh is the user
     asking for the server's answer now, so it is held back only by ``min_age``."""
     store = store or Store()
-    ensure_private_dir(store.directory)
-    lock = FileLock(str(store.directory / REFRESH_LOCK), timeout=wait, mode=0o600)
+    try:
+        ensure_private_dir(store.directory)
+        lock = FileLock(str(store.directory / REFRESH_LOCK), timeout=wait, mode=0o600)
+    except OSError as exc:
+        raise store.write_error(exc) from None
     try:
         with lock:
             return _refresh_locked(store, min_age, explicit)

@@ -76,6 +76,8 @@ def active(state_dir: Path | None = None) -> list[GuardEntry]:
             entry = GuardEntry(**json.loads(path.read_text()))
         except (OSError, ValueError, TypeError):
             continue  # being written, or not ours; a stale one has a dead pid below
+        if not isinstance(entry.pid, int) or isinstance(entry.pid, bool):
+            continue  # not a guard's file
         if not alive(entry.pid):
             with contextlib.suppress(OSError):
                 path.unlink()

@@ -176,7 +176,9 @@ class State:
                     points = [HistoryPoint.from_json(p) for p in raw_points]
                     history[key] = [p for p in points if p is not None]
         sources = body.get("sources")
-        return cls(rows, history, sources if isinstance(sources, dict) else {})
+        books = {k: v for k, v in sources.items() if isinstance(v, dict)} if isinstance(
+            sources, dict) else {}
+        return cls(rows, history, books)
 
 
 def ensure_private_dir(path: Path) -> Path:
@@ -277,7 +279,7 @@ class Store:
                 f"another claudemeter process holds {self.directory / LOCK_FILE}; try again"
             ) from None
         except OSError as exc:
-            raise self._write_error(exc) from None
+            raise self.write_error(exc) from None
         try:
             state = self.read()
             if state.problem:
@@ -286,13 +288,15 @@ class Store:
             yield state
             self._cleanup_temp_files()
             try:
-                write_private(self.path, json.dumps(state.to_json(), indent=1).encode())
+                # Compact: indenting forces json's pure-Python encoder, 3x slower.
+                data = json.dumps(state.to_json(), separators=(",", ":")).encode()
+                write_private(self.path, data)
             except OSError as exc:
-                raise self._write_error(exc) from None
+                raise self.write_error(exc) from None
         finally:
             lock.release()
 
-    def _write_error(self, exc: OSError) -> StoreError:
+    def write_error(self, exc: OSError) -> StoreError:
         hint = " (fix its owner/permissions or set CLAUDEMETER_STATE_DIR)"
         return StoreError(
             f"cannot write the state in {self.directory}: {exc.strerror or exc}{hint}"
@@ -316,7 +320,7 @@ class Store:
         except FileNotFoundError:
             return
         except OSError as exc:
-            raise self._write_error(exc) from None
+            raise self.write_error(exc) from None
         warn(f"{problem}; moved it aside to {aside.name} and started clean")
 
     def _cleanup_temp_files(self) -> None:

@@ -36,6 +36,8 @@ MAX_BODY = 1 << 20
 #: Without Retry-After, back off this long, doubling per consecutive failure.
 BACKOFF_BASE = 120.0
 BACKOFF_MAX = 1800.0
+#: The longest Retry-After we honour (refresh reads a longer booking as a clock jump).
+MAX_RETRY = 3600.0
 #: Even ``Retry-After: 0`` gets this much: one attempt per ~30 s across processes.
 MIN_RETRY = 30.0
 #: The profile only confirms what .claude.json says; once a day is plenty.
@@ -182,7 +184,13 @@ def _get_json(session: requests.Session, url: str, token: str, what: str) -> Any
     }
     try:
         with session.get(url, headers=headers, timeout=TIMEOUT, stream=True) as response:
-            body = response.raw.read(MAX_BODY + 1, decode_content=True)
+            # iter_content, not raw.read: requests turns a broken body (a connection cut
+            # mid-read, bad gzip) into a RequestException we report, not a traceback.
+            body = b""
+            for chunk in response.iter_content(65536):
+                body += chunk
+                if len(body) > MAX_BODY:
+                    break
             code = response.status_code
             retry_header = response.headers.get("retry-after")
     except requests.Timeout:
@@ -214,8 +222,8 @@ def _get_json(session: requests.Session, url: str, token: str, what: str) -> Any
 def _backoff(book: JSON, retry: float | None) -> float:
     failures: int = int(book.get("failures", 0)) + 1
     book["failures"] = failures
-    if retry is not None:
-        return max(retry, MIN_RETRY)
+    if retry is not None:  # honoured, within reason: a day-long wait is a server hiccup
+        return min(max(retry, MIN_RETRY), MAX_RETRY)
     return float(min(BACKOFF_BASE * 2.0 ** (failures - 1), BACKOFF_MAX))
 
 
