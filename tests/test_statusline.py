@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -351,3 +351,28 @@ def test_run_by_hand_in_a_terminal_it_explains_instead_of_waiting() -> None:
     assert done.returncode == 0
     assert done.stdout.strip() == "claude-meter: –"
     assert "install-statusline" in done.stderr
+
+
+def test_carried_over_buckets_do_not_enter_the_history(claude_dir: Path) -> None:
+    """The statusline row borrows 7-day OAuth apps from the OAuth row so the fold shows
+    it; the history must not record that one OAuth reading again on every call."""
+    from claudemeter.model import format_time, utcnow
+
+    start = utcnow()
+    Store().put([Snapshot(org_uuid="0f6c3b2a-0000-4000-8000-00000000b001",
+                          browser="Claude Code", account_email="ada@example.com",
+                          fetched_at=start, usage=fixture("oauth_usage_basic.json"))])
+    body = json.loads((FIXTURES / "claude_code_statusline_input.json").read_text())
+    body["rate_limits"]["five_hour"]["resets_at"] = int(time.time()) + 3600
+    body["rate_limits"]["seven_day"]["resets_at"] = int(time.time()) + 86400
+    for later in (30, 60, 90):  # further apart than readings that merge into one point
+        at = format_time(start + timedelta(seconds=later))
+        subprocess.run([sys.executable, "-m", "claudemeter", "statusline"],
+                       input=json.dumps(body), capture_output=True, text=True, check=True,
+                       env={**os.environ, "CLAUDEMETER_NOW": at})
+    state = Store().read()
+    row = next(r for r in state.rows if r.browser == "statusline")
+    assert "seven_day_oauth_apps" in (row.usage or {})  # carried over for the fold
+    points = next(iter(state.history.values()))
+    assert len(points) == 4
+    assert sum("seven_day_oauth_apps" in p.used for p in points) == 1  # the OAuth reading only

@@ -89,7 +89,7 @@ class State:
         merged = [p for key in dict.fromkeys(keys) for p in self.history.get(key, [])]
         return sorted(merged, key=lambda p: p.t)
 
-    def put(self, snapshot: Snapshot) -> None:
+    def put(self, snapshot: Snapshot, measured: Snapshot | None = None) -> None:
         """Keep the newest reading per (account, source); a failed fetch keeps the last
         good numbers (they go stale on their own) and records what failed.
 
@@ -119,7 +119,9 @@ class State:
                 break
         else:
             self.rows.append(snapshot)
-        self._record_history(snapshot)
+        # History holds only what this source measured: buckets a row carries over from
+        # another source would repeat that source's one reading and fake a flat pace.
+        self._record_history(measured or snapshot)
 
     def _record_history(self, snapshot: Snapshot) -> None:
         used = {

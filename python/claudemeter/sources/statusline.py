@@ -264,7 +264,10 @@ def ours(data: bytes, now: datetime) -> str:
     try:
         with Store().update(LOCK_TIMEOUT) as state:
             stored = merge(state, snapshot, now)
-            state.put(stored)
+            own = Snapshot(**{**stored.__dict__})  # history: its own buckets, as stored
+            own.usage = {k: v for k, v in (stored.usage or {}).items()
+                         if k in (snapshot.usage or {})}
+            state.put(stored, measured=own)
     except Exception:  # a full disk, a held lock or a bad state dir must not break the agent
         return line(snapshot.usage, now) + " (not saved: run claude-meter doctor)"
     return line(stored.usage, now, _warning(state, account, now))
