@@ -19,7 +19,7 @@ from claudemeter.gate import (
     select_row,
 )
 from claudemeter.model import Snapshot, format_time
-from claudemeter.sources.oauth import Account
+from claudemeter.sources.claude_account import Account
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
 

@@ -184,3 +184,10 @@ def test_secrets_are_redacted_from_errors() -> None:
     joined = " ".join(snap.errors)
     assert "SECRET" not in joined and "abc123" not in joined
     assert redact("access_token: abc") == "[redacted]"
+
+
+def test_unknown_keys_that_name_a_credential_are_dropped() -> None:
+    snap = Snapshot.from_json(snapshot_with(None, sessionKey="sk-ant-sid01-x", pace={},
+                                            access_token="t", Cookie="c", apiKey="k"))
+    assert set(snap.to_json()) - {"org_uuid", "browser", "account_email", "fetched_at", "usage",
+                                  "overage", "subscription", "errors", "stale"} == {"pace"}

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from .model import JSON, KNOWN_WINDOWS, Snapshot, format_time
-from .sources.oauth import STATUS_LOGIN, Account
+from .sources.claude_account import Account
+from .sources.oauth import STATUS_LOGIN
 
 DEFAULT_BUCKETS = ("five_hour", "seven_day", "seven_day_oauth_apps")
 

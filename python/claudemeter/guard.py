@@ -39,7 +39,7 @@ from .job import (
 )
 from .model import KNOWN_WINDOWS, Snapshot, utcnow
 from .options import number
-from .sources.oauth import Account, read_account
+from .sources.claude_account import Account, read_account
 from .store import State, Store
 
 PROG = "cm-guard"

@@ -53,6 +53,11 @@ _SECRET_RE = re.compile(
 )
 
 
+#: Unknown top-level keys are kept for forward compatibility, except any whose name says
+#: it holds a credential: a client that sent its cookie along must not get it stored.
+_SECRET_KEY_RE = re.compile(r"token|cookie|session|secret|passw|auth|api_?key", re.IGNORECASE)
+
+
 class ValidationError(ValueError):
     """A snapshot that does not fit SPEC section 3; ``field`` names the culprit."""
 
@@ -285,7 +290,8 @@ class Snapshot:
             subscription=subscription,
             errors=[redact(e)[:MAX_ERROR_LEN] for e in errors_raw[:MAX_ERRORS]],
             stale=stale,
-            extra={k: v for k, v in body.items() if k not in known},
+            extra={k: v for k, v in body.items()
+                   if k not in known and not _SECRET_KEY_RE.search(str(k))},
         )
 
 

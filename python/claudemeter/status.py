@@ -18,7 +18,7 @@ from datetime import datetime
 from . import pace
 from .model import Snapshot, Window
 from .options import Settings
-from .render import duration, percent
+from .render import account_name, duration, percent
 from .store import State
 
 OK, WARN, CRIT = "ok", "warn", "crit"
@@ -137,16 +137,14 @@ def tokens(row: Snapshot, state: State, now: datetime, settings: Settings,
         "reset": _reset_piece(five, now),
         "7d_reset": _reset_piece(seven, now),
         "paused": Piece(f"⏸{paused}" if paused else "", WARN),
-        "pace": _pace_piece(row, state, now, settings),
+        # the pace costs a fit per bucket: only when the format shows it
+        "pace": _pace_piece(row, state, now, settings) if "{pace}" in settings.format
+        else Piece(""),
         "status": _status_piece(row, state, now),
         "age": Piece(duration(row.age(now))),
-        "account": Piece(account_label(row)),
-        "initial": Piece(account_label(row)[:1]),
+        "account": Piece(account_name(row)),
+        "initial": Piece(account_name(row)[:1]),
     }
-
-
-def account_label(row: Snapshot) -> str:
-    return row.account_email or f"org {row.org_uuid[:8]}"
 
 
 def _styled(piece: Piece, settings: Settings) -> str:
@@ -205,7 +203,7 @@ def pick(rows: list[Snapshot], settings: Settings, now: datetime) -> Snapshot | 
 
 def initials(rows: list[Snapshot]) -> list[str]:
     """Shortest distinct starts of each account's name: ``a``, ``b``; ``al``, ``an``."""
-    names = [account_label(r).lower() for r in rows]
+    names = [account_name(r).lower() for r in rows]
     found = []
     for name in names:
         size = 1
