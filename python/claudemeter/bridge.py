@@ -84,8 +84,10 @@ def _read_token(path: Path) -> str | None:
         text = path.read_text(encoding="ascii").strip()
     except FileNotFoundError:
         return None
-    except (OSError, UnicodeDecodeError):
-        return ""
+    except UnicodeDecodeError:
+        return ""  # mangled: replaced below
+    # Any other OSError (a transient EACCES, EIO) propagates: replacing the token over a
+    # hiccup would silently unpair every browser.
     return text
 
 
