@@ -94,10 +94,11 @@ class State:
         good numbers (they go stale on their own) and records what failed.
 
         A reading from the future (a clock that jumped, or a remote machine's) is
-        clamped to now: left alone it would win every fold and never go stale."""
+        moved to just before now: left alone it would win every fold and never go
+        stale, and an honest reading taken now should win over it."""
         now = utcnow()
         if snapshot.fetched_at > now + CLOCK_SKEW:
-            snapshot.fetched_at = now
+            snapshot.fetched_at = now - CLOCK_SKEW
         for old in self.rows:
             if old.fetched_at > now + CLOCK_SKEW:
                 old.fetched_at = now - CLOCK_SKEW  # written before the clock went back
