@@ -36,12 +36,14 @@ function cycle() {
   return running;
 }
 
+// Every time the worker wakes, not only on install and start-up: an alarm lost to a
+// browser update would otherwise stop the readings until the next restart.
+ensureAlarm();
+
 chrome.runtime.onInstalled.addListener(() => {
-  ensureAlarm();
   cycle();
 });
 chrome.runtime.onStartup.addListener(() => {
-  ensureAlarm();
   cycle();
 });
 chrome.alarms.onAlarm.addListener((alarm) => {

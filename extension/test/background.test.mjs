@@ -69,6 +69,9 @@ test("install schedules the alarm; a token and a refresh put the row in claude-m
     value: { userAgent: "Mozilla/5.0 Chrome/131.0.0.0 Safari/537.36 Edg/131.0.0.0" },
   });
   await import("../background.js");
+  await new Promise((resolve) => setTimeout(resolve, 10));
+  assert.deepEqual(fake.alarms.claudemeter, { periodInMinutes: 1, delayInMinutes: 1 },
+    "a worker woken by anything re-creates a lost alarm");
   const ask = () => new Promise((reply) => {
     const handled = fake.listeners.message[0]({ type: "refresh" }, {}, reply);
     assert.equal(handled, true, "the reply comes asynchronously");
