@@ -115,6 +115,10 @@ class Window:
         """The server's reading predates the reset, so the number no longer holds."""
         return self.resets_at is not None and self.resets_at <= now
 
+    def used(self, now: datetime) -> float | None:
+        """The percent to show now: a window whose reset has passed counts as empty."""
+        return 0.0 if self.has_reset(now) else self.utilization
+
 
 def _window_from(name: str, body: Any) -> Window | None:
     if not isinstance(body, Mapping):

@@ -150,9 +150,17 @@ class Look:
         return f"\033[{_ANSI[kind]}m{text}\033[0m" if self.colour and text else text
 
     def tier(self, value: float | None) -> str:
-        if value is None or value < self.warn:
-            return "ok"
-        return "crit" if value >= self.crit else "warn"
+        return tier(value, self.warn, self.crit)
+
+
+OK, WARN, CRIT = "ok", "warn", "crit"
+
+
+def tier(value: float | None, warn: float, crit: float) -> str:
+    """Which colour a percent gets: unknown is never alarming."""
+    if value is None or value < warn:
+        return OK
+    return CRIT if value >= crit else WARN
 
 
 def bar(value: float | None, width: int = BAR_WIDTH) -> str:
@@ -172,7 +180,7 @@ def short_reset(window: Window, now: datetime) -> str:
 
 
 def window_line(name: str, window: Window, now: datetime, look: Look) -> str:
-    value = 0.0 if window.has_reset(now) else window.utilization
+    value = window.used(now)
     kind = look.tier(value)
     return (
         f"  {label(name)[:LABEL_WIDTH]:<{LABEL_WIDTH}}  {look.paint(bar(value), kind)}  "

@@ -18,10 +18,10 @@ from datetime import datetime
 from . import pace
 from .model import Snapshot, Window
 from .options import Settings
-from .render import account_name, duration, percent
+from .render import CRIT, OK, WARN, account_name, duration, percent
+from .render import tier as render_tier
 from .store import State
 
-OK, WARN, CRIT = "ok", "warn", "crit"
 #: The OAuth source books this status when the login expired or was rejected
 #: (``sources.oauth.STATUS_LOGIN``; not imported: that module pulls in requests).
 LOGIN_STATUS = "login"
@@ -61,18 +61,11 @@ class Rendered:
 
 
 def tier(value: float | None, settings: Settings) -> str:
-    if value is None:
-        return OK
-    if value >= settings.crit:
-        return CRIT
-    return WARN if value >= settings.warn else OK
+    return render_tier(value, settings.warn, settings.crit)
 
 
 def used(window: Window | None, now: datetime) -> float | None:
-    """A window whose ``resets_at`` has passed counts as reset: its old number is gone."""
-    if window is None:
-        return None
-    return 0.0 if window.has_reset(now) else window.utilization
+    return None if window is None else window.used(now)
 
 
 def escape(text: str) -> str:

@@ -29,8 +29,8 @@ from types import FrameType
 from . import env, registry
 from .model import Snapshot
 from .options import Settings
-from .render import account_name, label, percent, short_reset
-from .status import CRIT, OK, WARN, escape, render, tier, used
+from .render import CRIT, OK, WARN, account_name, label, percent, short_reset
+from .status import escape, render, tier, used
 from .store import STATE_FILE, Store, ensure_private_dir
 from .tmux import Tmux, TmuxGone, socket_path
 
