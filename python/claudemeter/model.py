@@ -120,15 +120,19 @@ class Window:
         return 0.0 if self.has_reset(now) else self.utilization
 
 
+def json_number(value: Any) -> float | None:
+    """A JSON number as a float; None for null, a string, a bool (JSON ``true`` is not 1)
+    or a non-finite value."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
 def _window_from(name: str, body: Any) -> Window | None:
     if not isinstance(body, Mapping):
         return None
-    util = body.get("utilization")
-    utilization = (
-        float(util)
-        if isinstance(util, (int, float)) and not isinstance(util, bool) and math.isfinite(util)
-        else None
-    )
+    utilization = json_number(body.get("utilization"))
     resets = body.get("resets_at")
     resets_at: datetime | None = None
     if isinstance(resets, str):
@@ -314,12 +318,8 @@ def _check_usage(usage: JSON) -> None:
         if not isinstance(body, dict) or "utilization" not in body:
             continue
         util = body["utilization"]
-        if util is not None and (
-            isinstance(util, bool)
-            or not isinstance(util, (int, float))
-            or not math.isfinite(util)
-            or util < 0
-        ):
+        number = json_number(util)
+        if util is not None and (number is None or number < 0):
             raise ValidationError(f"usage.{name}.utilization",
                                   "expected a percentage (a number, 0 or more) or null")
         resets = body.get("resets_at")

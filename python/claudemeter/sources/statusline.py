@@ -17,7 +17,6 @@ import argparse
 import contextlib
 import hashlib
 import json
-import math
 import os
 import re
 import signal
@@ -29,7 +28,15 @@ from pathlib import Path
 from typing import IO, Any
 
 from .. import env
-from ..model import JSON, SOURCE_STATUSLINE, Snapshot, format_time, parse_time, utcnow
+from ..model import (
+    JSON,
+    SOURCE_STATUSLINE,
+    Snapshot,
+    format_time,
+    json_number,
+    parse_time,
+    utcnow,
+)
 from ..render import duration, percent
 from ..store import State, Store, ensure_private_dir, write_private
 from .claude_account import Account, read_account
@@ -111,26 +118,19 @@ def account_for(claude_dir: Path) -> Account | None:
     return account
 
 
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    number = float(value)
-    return number if math.isfinite(number) else None
-
-
 def _window(entry: Any, now: datetime) -> JSON | None:
     """One ``rate_limits`` entry as a usage window, or None when it is not a reading we
     can trust: a wrong type, an out-of-range time (milliseconds are not guessed), or a
     reset already past (Claude Code's cached numbers from before it)."""
     if not isinstance(entry, dict):
         return None
-    used = _number(entry.get("used_percentage"))
+    used = json_number(entry.get("used_percentage"))
     if used is None or not 0.0 <= used <= MAX_PERCENT:
         return None
     resets_raw = entry.get("resets_at")
     resets_at: str | None = None
     if resets_raw is not None:
-        resets = _number(resets_raw)
+        resets = json_number(resets_raw)
         if resets is None or not EPOCH_RANGE[0] <= resets <= EPOCH_RANGE[1]:
             return None
         when = datetime.fromtimestamp(resets, timezone.utc)
@@ -196,7 +196,7 @@ def merge(state: State, snapshot: Snapshot, now: datetime) -> Snapshot:
         if mine is None:
             continue
         same_window = [
-            _number(theirs.get("utilization"))
+            json_number(theirs.get("utilization"))
             for row in others
             if isinstance(theirs := (row.usage or {}).get(name), dict)
             and (resets := _resets(theirs)) is not None and abs(resets - mine) <= SAME_RESET
@@ -220,7 +220,7 @@ def line(usage: JSON | None, now: datetime, warning: str | None = None) -> str:
             continue
         resets = _resets(window)
         over = resets is not None and resets <= now.timestamp()  # a stored row's old window
-        text = f"{short} {percent(0.0 if over else _number(window.get('utilization')))}"
+        text = f"{short} {percent(0.0 if over else json_number(window.get('utilization')))}"
         if name == "five_hour" and resets is not None and not over:
             text += f" ↻{duration(resets - now.timestamp())}"
         parts.append(text)
