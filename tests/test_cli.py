@@ -184,7 +184,9 @@ def test_status_refuses_tiers_it_cannot_use(args: list[str], complaint: str) -> 
     assert complaint in done.stderr and "Traceback" not in done.stderr
 
 
-def test_status_tiers_colour_the_segment() -> None:
+def test_status_tiers_colour_the_segment(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The fixture's 5-hour window resets at 16:59 on its own day: read it before that.
+    monkeypatch.setenv("CLAUDEMETER_NOW", "2026-11-25T12:02:00.000Z")
     cli("ingest", str(BRIDGE_FIXTURE))
     plain = cli("status", "--account", "ada", "--warn", "95", "--crit", "99")
     coloured = cli("status", "--account", "ada", "--warn", "1%", "--crit", "2")

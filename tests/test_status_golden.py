@@ -34,6 +34,14 @@ def snapshot(fetched_at: str, **changes: object) -> dict[str, object]:
     return body
 
 
+@pytest.fixture(autouse=True)
+def pinned_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every claude-meter call here, writers included, runs at NOW: the store drops
+    history older than its horizon by its own clock, so a wall clock would age the
+    fixtures out and the goldens would depend on the date."""
+    monkeypatch.setenv("CLAUDEMETER_NOW", NOW)
+
+
 def ingest(body: object) -> None:
     subprocess.run(["claude-meter", "ingest", "-"], input=json.dumps(body), text=True,
                    check=True, capture_output=True)
