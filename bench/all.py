@@ -27,8 +27,9 @@ import common
 from common import Figure
 
 
-def figures_only(measure: Callable[..., list[Figure]]) -> Callable[..., tuple[list[Figure],
-                                                                             list[str]]]:
+def figures_only(
+    measure: Callable[..., list[Figure]],
+) -> Callable[..., tuple[list[Figure], list[str]]]:
     """For benchmarks that have figures but no notes."""
     return lambda **settings: (measure(**settings), [])
 
@@ -43,18 +44,30 @@ class Bench:
 
 BENCHES = {
     "statusline": Bench(bench_statusline.measure, {"runs": 15}, {"runs": 40}, {"runs": 100}),
-    "status": Bench(figures_only(bench_status.measure), {"runs": 15, "seconds": 4},
-                    {"runs": 40, "seconds": 10}, {"runs": 100, "seconds": 30}),
-    "refresh": Bench(figures_only(bench_refresh.measure),
-                     {"seconds": 4, "interval": 1, "runs": 10},
-                     {"seconds": 8, "interval": 2, "runs": 20},
-                     {"seconds": 20, "interval": 2, "runs": 50}),
-    "bridge": Bench(figures_only(bench_bridge.measure), {"posts": 300, "rejected": 2000},
-                    {"posts": 1000, "rejected": 10_000}, {"posts": 5000, "rejected": 50_000}),
-    "guard": Bench(figures_only(bench_guard.measure),
-                   {"guards": 10, "poll": 1, "grace": 0.5, "seconds": 5},
-                   {"guards": 20, "poll": 2, "grace": 1, "seconds": 20},
-                   {"guards": 20, "poll": 5, "grace": 1, "seconds": 60}),
+    "status": Bench(
+        figures_only(bench_status.measure),
+        {"runs": 15, "seconds": 4},
+        {"runs": 40, "seconds": 10},
+        {"runs": 100, "seconds": 30},
+    ),
+    "refresh": Bench(
+        figures_only(bench_refresh.measure),
+        {"seconds": 4, "interval": 1, "runs": 10},
+        {"seconds": 8, "interval": 2, "runs": 20},
+        {"seconds": 20, "interval": 2, "runs": 50},
+    ),
+    "bridge": Bench(
+        figures_only(bench_bridge.measure),
+        {"posts": 300, "rejected": 2000},
+        {"posts": 1000, "rejected": 10_000},
+        {"posts": 5000, "rejected": 50_000},
+    ),
+    "guard": Bench(
+        figures_only(bench_guard.measure),
+        {"guards": 10, "poll": 1, "grace": 0.5, "seconds": 5},
+        {"guards": 20, "poll": 2, "grace": 1, "seconds": 20},
+        {"guards": 20, "poll": 5, "grace": 1, "seconds": 60},
+    ),
 }
 
 
@@ -63,8 +76,13 @@ def main() -> int:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help="about a minute, fewer samples")
     mode.add_argument("--full", action="store_true", help="long runs, more samples")
-    parser.add_argument("--only", action="append", choices=sorted(BENCHES), metavar="NAME",
-                        help=f"run only this benchmark (repeatable): {', '.join(BENCHES)}")
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=sorted(BENCHES),
+        metavar="NAME",
+        help=f"run only this benchmark (repeatable): {', '.join(BENCHES)}",
+    )
     args = parser.parse_args()
     level = "quick" if args.quick else "full" if args.full else "default"
     figures: list[Figure] = []

@@ -31,8 +31,12 @@ def start(root: Path) -> tuple[subprocess.Popen[bytes], int, str]:
     env = common.isolated_env(root)
     out = root / "serve.out"
     with open(out, "wb") as stdout:
-        proc = subprocess.Popen([*common.meter(), "serve", "--port", "0"],
-                                env=env, stdout=stdout, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [*common.meter(), "serve", "--port", "0"],
+            env=env,
+            stdout=stdout,
+            stderr=subprocess.DEVNULL,
+        )
     for _ in range(1000):
         found = re.search(r"127\.0\.0\.1:(\d+)", out.read_text())
         if found:
@@ -41,13 +45,13 @@ def start(root: Path) -> tuple[subprocess.Popen[bytes], int, str]:
     else:
         proc.kill()
         raise SystemExit("the bridge did not start")
-    token = subprocess.run([*common.meter(), "pair"], env=env,
-                           capture_output=True, text=True, check=True).stdout.strip()
+    token = subprocess.run(
+        [*common.meter(), "pair"], env=env, capture_output=True, text=True, check=True
+    ).stdout.strip()
     return proc, int(found.group(1)), token
 
 
-def request(port: int, method: str, path: str, body: bytes | None,
-            headers: dict[str, str]) -> int:
+def request(port: int, method: str, path: str, body: bytes | None, headers: dict[str, str]) -> int:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     try:
         conn.request(method, path, body=body, headers=headers)
@@ -92,12 +96,16 @@ def rss_kib(pid: int) -> int:
 
 def snapshot_body(i: int, browser: str) -> bytes:
     now = datetime.now(timezone.utc)
-    return json.dumps({
-        "org_uuid": ORG, "browser": browser, "account_email": "ada@example.com",
-        "fetched_at": now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z",
-        "usage": {"five_hour": {"utilization": float(i % 100), "resets_at": None}},
-        "errors": [],
-    }).encode()
+    return json.dumps(
+        {
+            "org_uuid": ORG,
+            "browser": browser,
+            "account_email": "ada@example.com",
+            "fetched_at": now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z",
+            "usage": {"five_hour": {"utilization": float(i % 100), "resets_at": None}},
+            "errors": [],
+        }
+    ).encode()
 
 
 def measure(posts: int = 1000, rejected: int = 10_000) -> list[Figure]:
@@ -141,11 +149,16 @@ def measure(posts: int = 1000, rejected: int = 10_000) -> list[Figure]:
         Figure("bridge valid posts/s, 1 client", rate1, "/s", healthz, base_rate),
         Figure("bridge valid post p99, 1 client", p99_1 * 1000, "ms", healthz, base_p99 * 1000),
         Figure("bridge valid posts/s, 4 clients", rate4, "/s", healthz, base_rate),
-        Figure("bridge valid post p99, 4 clients", p99_4 * 1000, "ms", healthz,
-               base_p99 * 1000),
+        Figure("bridge valid post p99, 4 clients", p99_4 * 1000, "ms", healthz, base_p99 * 1000),
         Figure("bridge rejected posts/s (400/401)", reject_rate, "/s", healthz, base_rate),
-        Figure(f"bridge RSS after {rejected} rejected posts", rss_end / 1024, "MiB",
-               f"after {posts * 2 + 2} valid", rss_start / 1024, "~1x"),
+        Figure(
+            f"bridge RSS after {rejected} rejected posts",
+            rss_end / 1024,
+            "MiB",
+            f"after {posts * 2 + 2} valid",
+            rss_start / 1024,
+            "~1x",
+        ),
     ]
 
 

@@ -51,8 +51,17 @@ def put(store: Store, util: float, resets_in: float) -> float:
     now = utcnow()
     resets = now + timedelta(seconds=resets_in)
     body = {"utilization": util, "resets_at": resets.isoformat()}
-    store.put([Snapshot(org_uuid="org-bench", browser="Chrome", account_email="b@example.com",
-                        fetched_at=now, usage={"five_hour": body})])
+    store.put(
+        [
+            Snapshot(
+                org_uuid="org-bench",
+                browser="Chrome",
+                account_email="b@example.com",
+                fetched_at=now,
+                usage={"five_hour": body},
+            )
+        ]
+    )
     return time.time()
 
 
@@ -122,17 +131,25 @@ def children_of(guards: list[subprocess.Popen[bytes]]) -> list[int]:
     return found
 
 
-def measure(guards: int = 20, poll: float = 5, grace: float = 1,
-            seconds: float = 60) -> list[Figure]:
-    with tempfile.TemporaryDirectory(prefix="cmbench") as tmp, \
-            common.environ(common.isolated_env(Path(tmp))):
+def measure(
+    guards: int = 20, poll: float = 5, grace: float = 1, seconds: float = 60
+) -> list[Figure]:
+    with (
+        tempfile.TemporaryDirectory(prefix="cmbench") as tmp,
+        common.environ(common.isolated_env(Path(tmp))),
+    ):
         store = Store()
         put(store, 10, 3600)
         flags = ["--poll", str(poll), "--grace", str(grace)]
-        procs = [subprocess.Popen([*guard_command(), *flags, "sleep", "100000"],
-                                  stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                  start_new_session=True)
-                 for _ in range(guards)]
+        procs = [
+            subprocess.Popen(
+                [*guard_command(), *flags, "sleep", "100000"],
+                stdin=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+            for _ in range(guards)
+        ]
         try:
             children = children_of(procs)
             until_all(children, {"S", "R"}, 30)
@@ -151,12 +168,30 @@ def measure(guards: int = 20, poll: float = 5, grace: float = 1,
             for guard in procs:
                 guard.wait(timeout=20)
     return [
-        Figure(f"guard stop latency, last of {guards}", delays[-1] * 1000, "ms",
-               "--poll", poll * 1000, "<= 1x"),
-        Figure(f"guard resume skew, first to last of {guards}", (times[-1] - times[0]) * 1000,
-               "ms", "--poll", poll * 1000, "<< 1x"),
-        Figure("guard resume, last one after resets_at+grace", (times[-1] - resume_at) * 1000,
-               "ms", "--poll", poll * 1000, "<= 1x"),
+        Figure(
+            f"guard stop latency, last of {guards}",
+            delays[-1] * 1000,
+            "ms",
+            "--poll",
+            poll * 1000,
+            "<= 1x",
+        ),
+        Figure(
+            f"guard resume skew, first to last of {guards}",
+            (times[-1] - times[0]) * 1000,
+            "ms",
+            "--poll",
+            poll * 1000,
+            "<< 1x",
+        ),
+        Figure(
+            "guard resume, last one after resets_at+grace",
+            (times[-1] - resume_at) * 1000,
+            "ms",
+            "--poll",
+            poll * 1000,
+            "<= 1x",
+        ),
         *figures,
     ]
 
@@ -180,11 +215,17 @@ def idle_cost(guards: list[subprocess.Popen[bytes]], seconds: float) -> list[Fig
         bare.kill()
         bare.wait()
     return [
-        Figure(f"idle guard CPU over {window:.0f}s, each", 100 * cpu / window, "% core",
-               "sleeping python", 100 * bare_cpu / window),
+        Figure(
+            f"idle guard CPU over {window:.0f}s, each",
+            100 * cpu / window,
+            "% core",
+            "sleeping python",
+            100 * bare_cpu / window,
+        ),
         Figure("idle guard RSS, each", rss, "MiB", "sleeping python", bare_rss),
-        Figure("idle guard PSS (shared pages split), each", pss, "MiB", "sleeping python",
-               bare_pss),
+        Figure(
+            "idle guard PSS (shared pages split), each", pss, "MiB", "sleeping python", bare_pss
+        ),
     ]
 
 

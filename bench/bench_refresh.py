@@ -46,14 +46,16 @@ def requests_for(n: int, seconds: float, interval: float) -> tuple[int, float]:
         with tempfile.TemporaryDirectory(prefix="cmbench") as tmp:
             env = common.isolated_env(Path(tmp), CLAUDEMETER_ANTHROPIC_BASE=upstream.url)
             home = Path(env["HOME"])
-            shutil.copy(common.FIXTURES / "claude_code_credentials.json",
-                        home / ".claude/.credentials.json")
-            shutil.copy(common.FIXTURES / "claude_json_oauth_account.json",
-                        home / ".claude.json")
+            shutil.copy(
+                common.FIXTURES / "claude_code_credentials.json", home / ".claude/.credentials.json"
+            )
+            shutil.copy(common.FIXTURES / "claude_json_oauth_account.json", home / ".claude.json")
             # one deadline for all: readers that start late do not stretch the window
             deadline = str(time.time() + seconds)
-            procs = [subprocess.Popen([sys.executable, "-c", WORKER, deadline, str(interval)],
-                                      env=env) for _ in range(n)]
+            procs = [
+                subprocess.Popen([sys.executable, "-c", WORKER, deadline, str(interval)], env=env)
+                for _ in range(n)
+            ]
             for proc in procs:
                 proc.wait()
     finally:
@@ -63,30 +65,55 @@ def requests_for(n: int, seconds: float, interval: float) -> tuple[int, float]:
     return len(times), min(gaps, default=math.nan)
 
 
-def measure(seconds: float = 8, interval: float = 2, runs: int = 20,
-            readers: Sequence[int] = (1, 10, 50)) -> list[Figure]:
+def measure(
+    seconds: float = 8, interval: float = 2, runs: int = 20, readers: Sequence[int] = (1, 10, 50)
+) -> list[Figure]:
     figures = []
     one, _ = requests_for(1, seconds, interval)
     for n in readers[1:]:
         hits, gap = requests_for(n, seconds, interval)
         figures += [
-            Figure(f"upstream requests, {n} readers, {seconds:g}s", hits, "",
-                   "1 reader", one, "1.00x"),
-            Figure(f"smallest gap between requests, {n} readers", gap, "s",
-                   "refresh interval", interval, ">= 1x"),
+            Figure(
+                f"upstream requests, {n} readers, {seconds:g}s", hits, "", "1 reader", one, "1.00x"
+            ),
+            Figure(
+                f"smallest gap between requests, {n} readers",
+                gap,
+                "s",
+                "refresh interval",
+                interval,
+                ">= 1x",
+            ),
         ]
     with tempfile.TemporaryDirectory(prefix="cmbench") as tmp:
         env = common.isolated_env(Path(tmp))
-        subprocess.run([*common.meter(), "ingest",
-                        str(common.FIXTURES / "snapshots_two_browsers_two_accounts.json")],
-                       env=env, check=True, capture_output=True)
-        times = common.interleaved({
-            "bare": Command([sys.executable, "-c", "pass"]),
-            "read": Command([*common.meter(), "--json", "--cached"]),
-        }, env, runs)
-    figures.append(Figure(f"claude-meter --json --cached (median of {runs})",
-                          common.median(times["read"]) * 1000, "ms", "python3 -c pass",
-                          common.median(times["bare"]) * 1000))
+        subprocess.run(
+            [
+                *common.meter(),
+                "ingest",
+                str(common.FIXTURES / "snapshots_two_browsers_two_accounts.json"),
+            ],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+        times = common.interleaved(
+            {
+                "bare": Command([sys.executable, "-c", "pass"]),
+                "read": Command([*common.meter(), "--json", "--cached"]),
+            },
+            env,
+            runs,
+        )
+    figures.append(
+        Figure(
+            f"claude-meter --json --cached (median of {runs})",
+            common.median(times["read"]) * 1000,
+            "ms",
+            "python3 -c pass",
+            common.median(times["bare"]) * 1000,
+        )
+    )
     return figures
 
 

@@ -26,8 +26,9 @@ from common import Command, Figure
 FIXTURE = common.FIXTURES / "snapshots_two_browsers_two_accounts.json"
 
 
-def redraw_cost(env: dict[str, str], status_right: str, tmp: Path, tag: str,
-                seconds: float) -> tuple[int, int]:
+def redraw_cost(
+    env: dict[str, str], status_right: str, tmp: Path, tag: str, seconds: float
+) -> tuple[int, int]:
     """Processes a status line starts over ``seconds`` with one attached client redrawing
     every second: ``#()`` jobs (each logs a line to ``jobs``) and tmux clients the
     loop starts (the server's message log records every client command)."""
@@ -39,15 +40,37 @@ def redraw_cost(env: dict[str, str], status_right: str, tmp: Path, tag: str,
     )
     inner, outer = f"bench-in-{tag}", f"bench-out-{tag}"
     tmux = ["tmux", "-u"]
-    subprocess.run([*tmux, "-L", inner, "-f", str(conf), "new-session", "-d", "-s", "w"],
-                   env=env, check=True)
-    subprocess.run([*tmux, "-L", outer, "-f", "/dev/null", "new-session", "-d", "-x", "100",
-                    "-y", "30", f"tmux -u -L {inner} attach -t w"], env=env, check=True)
+    subprocess.run(
+        [*tmux, "-L", inner, "-f", str(conf), "new-session", "-d", "-s", "w"], env=env, check=True
+    )
+    subprocess.run(
+        [
+            *tmux,
+            "-L",
+            outer,
+            "-f",
+            "/dev/null",
+            "new-session",
+            "-d",
+            "-x",
+            "100",
+            "-y",
+            "30",
+            f"tmux -u -L {inner} attach -t w",
+        ],
+        env=env,
+        check=True,
+    )
     jobs = tmp / "jobs"
 
     def counts() -> tuple[int, int]:
-        log = subprocess.run([*tmux, "-L", inner, "show-messages"], env=env, check=True,
-                             capture_output=True, text=True).stdout
+        log = subprocess.run(
+            [*tmux, "-L", inner, "show-messages"],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
         clients = {line.split()[1] for line in log.splitlines() if " command: " in line}
         return (len(jobs.read_text().splitlines()) if jobs.exists() else 0), len(clients)
 
@@ -58,8 +81,9 @@ def redraw_cost(env: dict[str, str], status_right: str, tmp: Path, tag: str,
         after = counts()
     finally:
         for name in (outer, inner):
-            subprocess.run([*tmux, "-L", name, "kill-server"], env=env, check=False,
-                           stderr=subprocess.DEVNULL)
+            subprocess.run(
+                [*tmux, "-L", name, "kill-server"], env=env, check=False, stderr=subprocess.DEVNULL
+            )
     # the second count's own show-messages client is not the status line's
     return after[0] - before[0], after[1] - before[1] - 1
 
@@ -68,25 +92,45 @@ def measure(runs: int = 40, seconds: float = 10) -> list[Figure]:
     with tempfile.TemporaryDirectory(prefix="cmbench") as name:
         tmp = Path(name)
         env = common.isolated_env(tmp)
-        subprocess.run([*common.meter(), "ingest", str(FIXTURE)], env=env, check=True,
-                       capture_output=True)
-        times = common.interleaved({"bare": Command([sys.executable, "-c", "pass"]),
-                                    "status": Command([*common.meter(), "status"])}, env, runs)
+        subprocess.run(
+            [*common.meter(), "ingest", str(FIXTURE)], env=env, check=True, capture_output=True
+        )
+        times = common.interleaved(
+            {
+                "bare": Command([sys.executable, "-c", "pass"]),
+                "status": Command([*common.meter(), "status"]),
+            },
+            env,
+            runs,
+        )
         bare = common.median(times["bare"]) * 1000
-        figures = [Figure(f"status render (median of {runs})",
-                          common.median(times["status"]) * 1000, "ms",
-                          "python3 -c pass", bare, "<= 1.5x")]
+        figures = [
+            Figure(
+                f"status render (median of {runs})",
+                common.median(times["status"]) * 1000,
+                "ms",
+                "python3 -c pass",
+                bare,
+                "<= 1.5x",
+            )
+        ]
         if not shutil.which("tmux"):
             return figures
         counted = f"#(echo >> {tmp / 'jobs'}; claude-meter status)"
         polled, _ = redraw_cost(env, f"{counted} | %H:%M:%S", tmp, "job", seconds)
         (tmp / "jobs").unlink(missing_ok=True)
-        pushed, loop_calls = redraw_cost(env, "#{claude_meter} | %H:%M:%S", tmp, "push",
-                                         seconds)
+        pushed, loop_calls = redraw_cost(env, "#{claude_meter} | %H:%M:%S", tmp, "push", seconds)
         # status-interval 1: one redraw a second; a #() job is an sh plus a python
-        figures.append(Figure("processes per status redraw, #{claude_meter}",
-                              (pushed + loop_calls) / seconds, "",
-                              "#(claude-meter status)", 2 * polled / seconds, "0 per redraw"))
+        figures.append(
+            Figure(
+                "processes per status redraw, #{claude_meter}",
+                (pushed + loop_calls) / seconds,
+                "",
+                "#(claude-meter status)",
+                2 * polled / seconds,
+                "0 per redraw",
+            )
+        )
         return figures
 
 

@@ -34,8 +34,13 @@ CCSTATUSLINE = "ccstatusline@2.2.30"
 NPM_PREFIX = Path(__file__).resolve().parent / ".npm"
 CCSTATUSLINE_BIN = NPM_PREFIX / "node_modules" / ".bin" / "ccstatusline"
 # Widget types from ccstatusline's settings format (version 4): the same facts as our line.
-CCSTATUSLINE_WIDGETS = ["model", "session-usage", "reset-timer", "weekly-usage",
-                        "weekly-reset-timer"]
+CCSTATUSLINE_WIDGETS = [
+    "model",
+    "session-usage",
+    "reset-timer",
+    "weekly-usage",
+    "weekly-reset-timer",
+]
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
@@ -54,9 +59,22 @@ def ccstatusline() -> tuple[Path | None, str]:
         return CCSTATUSLINE_BIN, ""
     if not (shutil.which("npm") and shutil.which("node")):
         return None, "ccstatusline skipped: node/npm not installed"
-    done = subprocess.run(["npm", "install", "--prefix", str(NPM_PREFIX), "--no-audit",
-                           "--no-fund", "--loglevel=error", CCSTATUSLINE],
-                          capture_output=True, text=True, check=False, timeout=300)
+    done = subprocess.run(
+        [
+            "npm",
+            "install",
+            "--prefix",
+            str(NPM_PREFIX),
+            "--no-audit",
+            "--no-fund",
+            "--loglevel=error",
+            CCSTATUSLINE,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
     if done.returncode or not CCSTATUSLINE_BIN.exists():
         said = "; ".join(done.stderr.strip().splitlines()[:2]) or "no output"
         return None, f"ccstatusline skipped: npm install {CCSTATUSLINE} failed ({said})"
@@ -76,14 +94,15 @@ def ccstatusline_settings(home: Path) -> None:
 
 def line(command: Command, env: dict[str, str]) -> str:
     """What the command prints for Claude Code's bar, colours stripped."""
-    out = subprocess.run(command.argv, input=command.stdin, env=env, capture_output=True,
-                         check=True).stdout.decode()
+    out = subprocess.run(
+        command.argv, input=command.stdin, env=env, capture_output=True, check=True
+    ).stdout.decode()
     return ANSI.sub("", out).strip()
 
 
 def measure(runs: int = 40) -> tuple[list[Figure], list[str]]:
     """The figures, and notes: each tool's output line, or why ccstatusline is missing."""
-    no_readings = (common.FIXTURES / "claude_code_statusline_input_api_key_user.json")
+    no_readings = common.FIXTURES / "claude_code_statusline_input_api_key_user.json"
     statusline = [*common.meter(), "statusline"]
     commands = {
         "python3 -c pass": Command([sys.executable, "-c", "pass"]),
@@ -98,25 +117,40 @@ def measure(runs: int = 40) -> tuple[list[Figure], list[str]]:
         commands["ccstatusline"] = Command([str(tool)], reading())
     with tempfile.TemporaryDirectory(prefix="cmbench") as tmp:
         env = common.isolated_env(Path(tmp), COLUMNS="200")
-        shutil.copy(common.FIXTURES / "claude_json_oauth_account.json",
-                    Path(env["HOME"]) / ".claude.json")
+        shutil.copy(
+            common.FIXTURES / "claude_json_oauth_account.json", Path(env["HOME"]) / ".claude.json"
+        )
         ccstatusline_settings(Path(env["HOME"]))
         notes = [f"claude-meter statusline prints: {line(ours, env)}"]
         if tool:
             notes.append(f"ccstatusline prints:            {line(commands['ccstatusline'], env)}")
         else:
             notes.append(why)
-        times = {name: common.median(t) * 1000
-                 for name, t in common.interleaved(commands, env, runs).items()}
+        times = {
+            name: common.median(t) * 1000
+            for name, t in common.interleaved(commands, env, runs).items()
+        }
     floor = times["python3 -c pass"]
-    figures = [Figure(f"{name} (median of {runs})", times[name], "ms", "python3 -c pass",
-                      floor) for name in list(commands)[1:4]]
+    figures = [
+        Figure(f"{name} (median of {runs})", times[name], "ms", "python3 -c pass", floor)
+        for name in list(commands)[1:4]
+    ]
     if tool:
         figures += [
-            Figure(f"ccstatusline (median of {runs})", times["ccstatusline"], "ms",
-                   "node -e 0", times["node -e 0"]),
-            Figure("ccstatusline vs ours, same input", times["ccstatusline"], "ms",
-                   "claude-meter statusline", times["statusline, reading stored"]),
+            Figure(
+                f"ccstatusline (median of {runs})",
+                times["ccstatusline"],
+                "ms",
+                "node -e 0",
+                times["node -e 0"],
+            ),
+            Figure(
+                "ccstatusline vs ours, same input",
+                times["ccstatusline"],
+                "ms",
+                "claude-meter statusline",
+                times["statusline, reading stored"],
+            ),
         ]
     return figures, notes
 

@@ -62,11 +62,20 @@ def table(figures: Sequence[Figure]) -> str:
     rows = [("figure", "value", "baseline", "ratio", "goal")]
     for f in figures:
         ratio = "n/a" if math.isnan(f.ratio) else f"{f.ratio:.3g}x"
-        rows.append((f.name, amount(f.value, f.unit),
-                     f"{f.baseline_name}: {amount(f.baseline, f.unit)}", ratio, f.goal))
+        rows.append(
+            (
+                f.name,
+                amount(f.value, f.unit),
+                f"{f.baseline_name}: {amount(f.baseline, f.unit)}",
+                ratio,
+                f.goal,
+            )
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["| " + " | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True))
-             + " |" for row in rows]
+    lines = [
+        "| " + " | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) + " |"
+        for row in rows
+    ]
     lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
     return "\n".join(lines)
 
@@ -75,17 +84,21 @@ def machine() -> str:
     """Platform, CPU model and count, Python and tmux versions: what the ratios ran on."""
     model = "unknown CPU"
     try:
-        found = re.search(r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(),
-                          re.MULTILINE)
+        found = re.search(
+            r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), re.MULTILINE
+        )
         model = found.group(1).strip() if found else model
     except OSError:
         pass
     tmux = "tmux not installed"
     if shutil.which("tmux"):
-        tmux = subprocess.run(["tmux", "-V"], capture_output=True, text=True,
-                              check=False).stdout.strip()
-    return (f"{platform.platform()}; {os.cpu_count()} x {model}; "
-            f"Python {platform.python_version()}; {tmux}")
+        tmux = subprocess.run(
+            ["tmux", "-V"], capture_output=True, text=True, check=False
+        ).stdout.strip()
+    return (
+        f"{platform.platform()}; {os.cpu_count()} x {model}; "
+        f"Python {platform.python_version()}; {tmux}"
+    )
 
 
 def median(samples: Sequence[float]) -> float:
@@ -106,17 +119,25 @@ def isolated_env(root: Path, **extra: str) -> dict[str, str]:
     """An environment whose HOME, state, config and upstreams all live under ``root`` (or
     nowhere), so a benchmark never reads or writes the user's real files or the network.
     This checkout's package and scripts come first."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("CLAUDEMETER_", "CM_GUARD_")) and k != "TMUX"}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("CLAUDEMETER_", "CM_GUARD_")) and k != "TMUX"
+    }
     home = root / "home"
     (home / ".claude").mkdir(parents=True, exist_ok=True)
     env.update(
-        HOME=str(home), XDG_STATE_HOME=str(home / ".local/state"),
-        XDG_CONFIG_HOME=str(home / ".config"), CLAUDE_CONFIG_DIR=str(home / ".claude"),
-        CLAUDEMETER_STATE_DIR=str(root / "state"), CLAUDEMETER_CONFIG_DIR=str(root / "config"),
+        HOME=str(home),
+        XDG_STATE_HOME=str(home / ".local/state"),
+        XDG_CONFIG_HOME=str(home / ".config"),
+        CLAUDE_CONFIG_DIR=str(home / ".claude"),
+        CLAUDEMETER_STATE_DIR=str(root / "state"),
+        CLAUDEMETER_CONFIG_DIR=str(root / "config"),
         CLAUDEMETER_ANTHROPIC_BASE=f"http://{NOWHERE}",
-        CLAUDEMETER_CLAUDE_AI_BASE=f"http://{NOWHERE}", CLAUDEMETER_BRIDGE=NOWHERE,
-        TMUX_TMPDIR=str(root), PYTHONPATH=str(ROOT / "python"),
+        CLAUDEMETER_CLAUDE_AI_BASE=f"http://{NOWHERE}",
+        CLAUDEMETER_BRIDGE=NOWHERE,
+        TMUX_TMPDIR=str(root),
+        PYTHONPATH=str(ROOT / "python"),
         PATH=os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]),
     )
     env.update(extra)
@@ -137,15 +158,22 @@ def environ(env: Mapping[str, str]) -> Iterator[None]:
         os.environ.update(saved)
 
 
-def interleaved(commands: Mapping[str, Command], env: Mapping[str, str],
-                runs: int) -> dict[str, list[float]]:
+def interleaved(
+    commands: Mapping[str, Command], env: Mapping[str, str], runs: int
+) -> dict[str, list[float]]:
     """Wall time of each command, ``runs`` times, taking turns so that a machine getting
     busier or quieter during the run weighs on every command alike."""
     times: dict[str, list[float]] = {name: [] for name in commands}
     for _ in range(runs):
         for name, command in commands.items():
             start = time.perf_counter()
-            subprocess.run(command.argv, input=command.stdin, env=env,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+            subprocess.run(
+                command.argv,
+                input=command.stdin,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                check=True,
+            )
             times[name].append(time.perf_counter() - start)
     return times

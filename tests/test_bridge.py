@@ -48,14 +48,20 @@ def stamp(offset: float = 0.0) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
-def snapshot(browser: str = "Chrome", util: float = 62.0, offset: float = 0.0,
-             **fields: Any) -> dict[str, Any]:
+def snapshot(
+    browser: str = "Chrome", util: float = 62.0, offset: float = 0.0, **fields: Any
+) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "org_uuid": ORG, "browser": browser, "account_email": "ada@example.com",
+        "org_uuid": ORG,
+        "browser": browser,
+        "account_email": "ada@example.com",
         "fetched_at": stamp(offset),
-        "usage": {"five_hour": {"utilization": util,
-                                "resets_at": "2026-11-25T16:59:59.571404+00:00"}},
-        "overage": None, "subscription": None, "errors": [],
+        "usage": {
+            "five_hour": {"utilization": util, "resets_at": "2026-11-25T16:59:59.571404+00:00"}
+        },
+        "overage": None,
+        "subscription": None,
+        "errors": [],
     }
     body.update(fields)
     return body
@@ -83,9 +89,17 @@ class Bridge:
     def output(self) -> str:
         return self.out.read_text() + self.err.read_text()
 
-    def call(self, method: str, path: str, body: bytes | None = None, *,
-             token: str | None = "", host: str | None = "", length: bool = True,
-             headers: dict[str, str] | None = None) -> Reply:
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        *,
+        token: str | None = "",
+        host: str | None = "",
+        length: bool = True,
+        headers: dict[str, str] | None = None,
+    ) -> Reply:
         """One raw request. ``token=""`` sends the real token, None sends none; ``host=""``
         sends the loopback Host, None sends none."""
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
@@ -108,8 +122,7 @@ class Bridge:
 
     def post(self, body: Any, **kwargs: Any) -> Reply:
         headers = {"Content-Type": "application/json", **kwargs.pop("headers", {})}
-        return self.call("POST", "/snapshots", json.dumps(body).encode(), headers=headers,
-                         **kwargs)
+        return self.call("POST", "/snapshots", json.dumps(body).encode(), headers=headers, **kwargs)
 
     def rss_kib(self) -> int:
         status = Path(f"/proc/{self.proc.pid}/status").read_text()
@@ -130,7 +143,9 @@ def start_bridge(tmp_path: Path, *args: str, name: str = "serve") -> Bridge:
     with open(out, "wb") as stdout, open(err, "wb") as stderr:
         proc = subprocess.Popen(
             [sys.executable, "-m", "claudemeter", "serve", "--port", "0", *args],
-            stdout=stdout, stderr=stderr, stdin=subprocess.DEVNULL,
+            stdout=stdout,
+            stderr=stderr,
+            stdin=subprocess.DEVNULL,
         )
 
     def listening() -> int | None:
@@ -155,8 +170,14 @@ def bridge(tmp_path: Path) -> Iterator[Bridge]:
 
 
 def cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["claude-meter", *args], capture_output=True, text=True,
-                          input=stdin, timeout=60, check=False)
+    return subprocess.run(
+        ["claude-meter", *args],
+        capture_output=True,
+        text=True,
+        input=stdin,
+        timeout=60,
+        check=False,
+    )
 
 
 def cached_rows() -> list[dict[str, Any]]:
@@ -182,7 +203,8 @@ def test_health_needs_no_token_and_a_post_lands(bridge: Bridge) -> None:
     assert reply.headers["Content-Type"].startswith("application/json")
     rows = cached_rows()
     assert [(r["org_uuid"], r["browser"]) for r in rows] == [
-        (ORG, "Chrome, Arc, Brave"), ("9a8b7c6d-0000-4000-8000-00000000c002", "Chrome"),
+        (ORG, "Chrome, Arc, Brave"),
+        ("9a8b7c6d-0000-4000-8000-00000000c002", "Chrome"),
     ]
     served = bridge.call("GET", "/snapshots")
     assert served.status == 200
@@ -202,57 +224,179 @@ GOOD = json.dumps(snapshot()).encode()
 
 # (name, method, path, body, call options, status, words the error must contain)
 REFUSALS: list[tuple[str, str, str, bytes | None, dict[str, Any], int, str]] = [
-    ("truncated JSON", "POST", "/snapshots", b'{"org_uuid": ', {"headers": JSON_CT}, 400,
-     "bad JSON"),
+    (
+        "truncated JSON",
+        "POST",
+        "/snapshots",
+        b'{"org_uuid": ',
+        {"headers": JSON_CT},
+        400,
+        "bad JSON",
+    ),
     ("not UTF-8", "POST", "/snapshots", b"\xff\xfe{}", {"headers": JSON_CT}, 400, "UTF-8"),
     ("NaN", "POST", "/snapshots", b"NaN", {"headers": JSON_CT}, 400, "bad JSON"),
-    ("nested too deep", "POST", "/snapshots", b"[" * 200_000, {"headers": JSON_CT}, 400,
-     "bad JSON"),
-    ("bad Content-Length", "POST", "/snapshots", None,
-     {"headers": {**JSON_CT, "Content-Length": "-5"}}, 400, "Content-Length"),
-    ("non-ASCII digit length", "POST", "/snapshots", None,
-     {"headers": {**JSON_CT, "Content-Length": "\u00b2"}}, 400, "Content-Length"),
-    ("no token", "POST", "/snapshots", GOOD, {"headers": JSON_CT, "token": None}, 401,
-     "missing bearer token"),
-    ("wrong token", "POST", "/snapshots", GOOD,
-     {"headers": JSON_CT, "token": "x" * 43}, 401, "wrong token"),
-    ("basic auth", "POST", "/snapshots", GOOD,
-     {"headers": {**JSON_CT, "Authorization": "Basic eDp5"}, "token": None}, 401,
-     "missing bearer token"),
+    (
+        "nested too deep",
+        "POST",
+        "/snapshots",
+        b"[" * 200_000,
+        {"headers": JSON_CT},
+        400,
+        "bad JSON",
+    ),
+    (
+        "bad Content-Length",
+        "POST",
+        "/snapshots",
+        None,
+        {"headers": {**JSON_CT, "Content-Length": "-5"}},
+        400,
+        "Content-Length",
+    ),
+    (
+        "non-ASCII digit length",
+        "POST",
+        "/snapshots",
+        None,
+        {"headers": {**JSON_CT, "Content-Length": "\u00b2"}},
+        400,
+        "Content-Length",
+    ),
+    (
+        "no token",
+        "POST",
+        "/snapshots",
+        GOOD,
+        {"headers": JSON_CT, "token": None},
+        401,
+        "missing bearer token",
+    ),
+    (
+        "wrong token",
+        "POST",
+        "/snapshots",
+        GOOD,
+        {"headers": JSON_CT, "token": "x" * 43},
+        401,
+        "wrong token",
+    ),
+    (
+        "basic auth",
+        "POST",
+        "/snapshots",
+        GOOD,
+        {"headers": {**JSON_CT, "Authorization": "Basic eDp5"}, "token": None},
+        401,
+        "missing bearer token",
+    ),
     ("read without token", "GET", "/snapshots", None, {"token": None}, 401, "pair"),
-    ("rebinding Host", "POST", "/snapshots", GOOD,
-     {"headers": JSON_CT, "host": "evil.example:63762"}, 403, "loopback"),
-    ("look-alike Host", "GET", "/healthz", None, {"host": "127.0.0.1.evil.example"}, 403,
-     "loopback"),
-    ("no Host", "POST", "/snapshots", GOOD, {"headers": JSON_CT, "host": None}, 403,
-     "loopback"),
-    ("web page Origin", "POST", "/snapshots", GOOD,
-     {"headers": {**JSON_CT, "Origin": "https://claude.ai"}}, 403, "not a browser extension"),
-    ("null Origin", "POST", "/snapshots", GOOD,
-     {"headers": {**JSON_CT, "Origin": "null"}}, 403, "not a browser extension"),
+    (
+        "rebinding Host",
+        "POST",
+        "/snapshots",
+        GOOD,
+        {"headers": JSON_CT, "host": "evil.example:63762"},
+        403,
+        "loopback",
+    ),
+    (
+        "look-alike Host",
+        "GET",
+        "/healthz",
+        None,
+        {"host": "127.0.0.1.evil.example"},
+        403,
+        "loopback",
+    ),
+    ("no Host", "POST", "/snapshots", GOOD, {"headers": JSON_CT, "host": None}, 403, "loopback"),
+    (
+        "web page Origin",
+        "POST",
+        "/snapshots",
+        GOOD,
+        {"headers": {**JSON_CT, "Origin": "https://claude.ai"}},
+        403,
+        "not a browser extension",
+    ),
+    (
+        "null Origin",
+        "POST",
+        "/snapshots",
+        GOOD,
+        {"headers": {**JSON_CT, "Origin": "null"}},
+        403,
+        "not a browser extension",
+    ),
     ("unknown path", "GET", "/nope", None, {}, 404, "/snapshots"),
     ("path below", "POST", "/snapshots/1", GOOD, {"headers": JSON_CT}, 404, "no such"),
     ("PUT", "PUT", "/snapshots", GOOD, {"headers": JSON_CT}, 405, "GET, POST"),
     ("DELETE", "DELETE", "/snapshots", None, {}, 405, "not allowed"),
     ("POST health", "POST", "/healthz", GOOD, {"headers": JSON_CT}, 405, "GET"),
     ("unknown method", "BREW", "/snapshots", None, {}, 405, "not allowed"),
-    ("no length", "POST", "/snapshots", GOOD, {"headers": JSON_CT, "length": False}, 411,
-     "Content-Length"),
-    ("chunked", "POST", "/snapshots", None,
-     {"headers": {**JSON_CT, "Transfer-Encoding": "chunked"}}, 411, "Content-Length"),
-    ("too big", "POST", "/snapshots", None,
-     {"headers": {**JSON_CT, "Content-Length": str(MAX_BODY + 1)}}, 413, "256 KiB"),
-    ("text/plain", "POST", "/snapshots", GOOD, {"headers": {"Content-Type": "text/plain"}},
-     415, "application/json"),
+    (
+        "no length",
+        "POST",
+        "/snapshots",
+        GOOD,
+        {"headers": JSON_CT, "length": False},
+        411,
+        "Content-Length",
+    ),
+    (
+        "chunked",
+        "POST",
+        "/snapshots",
+        None,
+        {"headers": {**JSON_CT, "Transfer-Encoding": "chunked"}},
+        411,
+        "Content-Length",
+    ),
+    (
+        "too big",
+        "POST",
+        "/snapshots",
+        None,
+        {"headers": {**JSON_CT, "Content-Length": str(MAX_BODY + 1)}},
+        413,
+        "256 KiB",
+    ),
+    (
+        "text/plain",
+        "POST",
+        "/snapshots",
+        GOOD,
+        {"headers": {"Content-Type": "text/plain"}},
+        415,
+        "application/json",
+    ),
     ("no Content-Type", "POST", "/snapshots", GOOD, {}, 415, "application/json"),
-    ("string percent", "POST", "/snapshots",
-     json.dumps(snapshot(usage={"five_hour": {"utilization": "62"}})).encode(),
-     {"headers": JSON_CT}, 422, "usage.five_hour.utilization"),
-    ("second item without browser", "POST", "/snapshots",
-     json.dumps([snapshot(), {**snapshot(), "browser": ""}]).encode(),
-     {"headers": JSON_CT}, 422, "[1].browser"),
-    ("bad time", "POST", "/snapshots", json.dumps(snapshot(fetched_at="noon")).encode(),
-     {"headers": JSON_CT}, 422, "fetched_at"),
+    (
+        "string percent",
+        "POST",
+        "/snapshots",
+        json.dumps(snapshot(usage={"five_hour": {"utilization": "62"}})).encode(),
+        {"headers": JSON_CT},
+        422,
+        "usage.five_hour.utilization",
+    ),
+    (
+        "second item without browser",
+        "POST",
+        "/snapshots",
+        json.dumps([snapshot(), {**snapshot(), "browser": ""}]).encode(),
+        {"headers": JSON_CT},
+        422,
+        "[1].browser",
+    ),
+    (
+        "bad time",
+        "POST",
+        "/snapshots",
+        json.dumps(snapshot(fetched_at="noon")).encode(),
+        {"headers": JSON_CT},
+        422,
+        "fetched_at",
+    ),
     ("empty list", "POST", "/snapshots", b"[]", {"headers": JSON_CT}, 422, "snapshots"),
 ]
 
@@ -270,8 +414,10 @@ def test_every_refusal_is_json_and_stores_nothing(bridge: Bridge) -> None:
 
 
 def test_extension_origins_and_plain_clients_are_allowed(bridge: Bridge) -> None:
-    for origin, browser in [("chrome-extension://abcdefghijklmnop", "Chrome"),
-                            ("moz-extension://0b1c2d3e-aaaa", "Firefox")]:
+    for origin, browser in [
+        ("chrome-extension://abcdefghijklmnop", "Chrome"),
+        ("moz-extension://0b1c2d3e-aaaa", "Firefox"),
+    ]:
         reply = bridge.post(snapshot(browser), headers={"Origin": origin})
         assert reply.status == 200, reply.body
     assert bridge.call("GET", "/healthz", token=None, host="localhost").status == 200
@@ -289,8 +435,10 @@ def test_two_browsers_posting_at_once_fold_into_one_row(bridge: Bridge) -> None:
             reply = bridge.post(snapshot(name, util=util, offset=-30 + util / 10))
             statuses.append(reply.status)
 
-    workers = [threading.Thread(target=browse, args=("Chrome", 10.0)),
-               threading.Thread(target=browse, args=("Arc", 50.0))]
+    workers = [
+        threading.Thread(target=browse, args=("Chrome", 10.0)),
+        threading.Thread(target=browse, args=("Arc", 50.0)),
+    ]
     for worker in workers:
         worker.start()
     for worker in workers:
@@ -302,8 +450,7 @@ def test_two_browsers_posting_at_once_fold_into_one_row(bridge: Bridge) -> None:
     # The newest reading wins: Arc's last one (50 + 14), nothing lost to a race.
     assert rows[0]["usage"]["five_hour"]["utilization"] == 64.0
     state = json.loads((bridge.state_dir / "state.json").read_text())
-    by_browser = {row["browser"]: row["usage"]["five_hour"]["utilization"]
-                  for row in state["rows"]}
+    by_browser = {row["browser"]: row["usage"]["five_hour"]["utilization"] for row in state["rows"]}
     assert by_browser == {"Chrome": 24.0, "Arc": 64.0}
 
 
@@ -317,8 +464,9 @@ def test_a_flood_of_bad_requests_then_a_good_post_lands(bridge: Bridge) -> None:
         lambda: bridge.post(snapshot(), token="y" * 43),
         lambda: bridge.call("POST", "/snapshots", b"{nope", headers=JSON_CT),
         lambda: bridge.call("GET", "/healthz", host="attacker.example"),
-        lambda: bridge.call("POST", "/snapshots", None,
-                            headers={**JSON_CT, "Content-Length": str(10 * MAX_BODY)}),
+        lambda: bridge.call(
+            "POST", "/snapshots", None, headers={**JSON_CT, "Content-Length": str(10 * MAX_BODY)}
+        ),
         lambda: bridge.call("GET", "/nothing-here"),
     ]
     seen: list[int] = []
@@ -370,8 +518,10 @@ def test_slow_clients_cannot_pin_it(bridge: Bridge) -> None:
         with contextlib.suppress(ConnectionResetError):  # cut: as good as a close
             assert sock.recv(1024) == b"", "a stuck client got an answer instead of a close"
         sock.close()
-    wait_for(lambda: bridge.call("GET", "/healthz", token=None).status == 200,
-             what="the bridge to serve again")
+    wait_for(
+        lambda: bridge.call("GET", "/healthz", token=None).status == 200,
+        what="the bridge to serve again",
+    )
     trickler = socket.create_connection(("127.0.0.1", bridge.port), timeout=60)
     thread = threading.Thread(target=trickle, daemon=True)
     thread.start()
@@ -386,8 +536,13 @@ def test_slow_clients_cannot_pin_it(bridge: Bridge) -> None:
 
 
 def test_a_second_bridge_on_the_same_state_dir_says_so(bridge: Bridge) -> None:
-    done = subprocess.run([sys.executable, "-m", "claudemeter", "serve", "--port", "0"],
-                          capture_output=True, text=True, timeout=30, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "claudemeter", "serve", "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     assert done.returncode == 1
     assert done.stdout == ""
     assert done.stderr.count("\n") == 1
@@ -406,8 +561,7 @@ def test_signals_stop_it_cleanly(bridge: Bridge, tmp_path: Path, sig: int) -> No
     assert again.stop() == 0
 
 
-def test_kill_9_after_an_acknowledged_post_loses_nothing(bridge: Bridge,
-                                                         tmp_path: Path) -> None:
+def test_kill_9_after_an_acknowledged_post_loses_nothing(bridge: Bridge, tmp_path: Path) -> None:
     assert bridge.post(snapshot("Edge", util=71.5)).body == {"ok": True, "accepted": 1}
     bridge.proc.kill()
     bridge.proc.wait()
@@ -432,7 +586,8 @@ def test_non_loopback_and_bad_ports_are_refused(monkeypatch: pytest.MonkeyPatch)
 
 
 def test_claudemeter_bridge_moves_it_and_a_taken_port_is_explained(
-        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -443,8 +598,7 @@ def test_claudemeter_bridge_moves_it_and_a_taken_port_is_explained(
         assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
     out = tmp_path / "moved.out"
     with open(out, "wb") as stdout:
-        proc = subprocess.Popen(["claude-meter", "serve"], stdout=stdout,
-                                stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(["claude-meter", "serve"], stdout=stdout, stderr=subprocess.DEVNULL)
     try:
         wait_for(lambda: f"127.0.0.1:{port}" in out.read_text(), what="the moved bridge")
     finally:
@@ -496,7 +650,8 @@ def test_help_for_both_commands() -> None:
 
 
 def test_while_it_runs_the_oauth_source_stays_fresh(
-        upstream: FakeUpstream, claude_dir: Path, tmp_path: Path) -> None:
+    upstream: FakeUpstream, claude_dir: Path, tmp_path: Path
+) -> None:
     running = start_bridge(tmp_path)
     try:
         rows = wait_for(
@@ -510,17 +665,21 @@ def test_while_it_runs_the_oauth_source_stays_fresh(
 
 
 def test_a_remote_box_ingests_what_get_snapshots_serves(
-        bridge: Bridge, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    bridge: Bridge, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The README's tunnel recipe: ``curl …/snapshots | claude-meter ingest -``."""
-    assert bridge.post([snapshot("Chrome", util=40.0), snapshot("Arc", util=41.0, offset=1)]
-                       ).status == 200
+    assert (
+        bridge.post([snapshot("Chrome", util=40.0), snapshot("Arc", util=41.0, offset=1)]).status
+        == 200
+    )
     served = bridge.call("GET", "/snapshots")
     monkeypatch.setenv("CLAUDEMETER_STATE_DIR", str(tmp_path / "remote-state"))
     done = cli("ingest", "-", stdin=json.dumps(served.body))
     assert done.returncode == 0, done.stderr
     rows = cached_rows()
-    assert [(r["browser"], r["account_email"], r["usage"]["five_hour"]["utilization"])
-            for r in rows] == [("Chrome, Arc", "ada@example.com", 41.0)]
+    assert [
+        (r["browser"], r["account_email"], r["usage"]["five_hour"]["utilization"]) for r in rows
+    ] == [("Chrome, Arc", "ada@example.com", 41.0)]
 
 
 def test_doctor_tells_its_own_bridge_from_another_setups(

@@ -23,8 +23,14 @@ BRIDGE_FIXTURE = FIXTURES / "snapshots_two_browsers_two_accounts.json"
 
 
 def cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "claudemeter", *args], input=stdin,
-                          capture_output=True, text=True, timeout=60, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "claudemeter", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 @pytest.fixture
@@ -48,9 +54,17 @@ def test_summary_golden_oauth_shapes(utc: None) -> None:
     now = datetime(2026, 11, 25, 12, 1, tzinfo=timezone.utc)
     rows = []
     for name in ("oauth_usage_basic.json", "oauth_usage_idle.json", "oauth_usage_2026_shape.json"):
-        rows.extend(parse_many({"org_uuid": name, "browser": "Claude Code",
-                                "account_email": name.removesuffix(".json") + "@example.com",
-                                "fetched_at": "2026-11-25T12:00:00Z", "usage": fixture(name)}))
+        rows.extend(
+            parse_many(
+                {
+                    "org_uuid": name,
+                    "browser": "Claude Code",
+                    "account_email": name.removesuffix(".json") + "@example.com",
+                    "fetched_at": "2026-11-25T12:00:00Z",
+                    "usage": fixture(name),
+                }
+            )
+        )
     check_golden("summary_oauth_shapes.txt", render.summary(rows, now) + "\n")
 
 
@@ -62,8 +76,17 @@ def test_json_is_only_json_and_jq_shaped() -> None:
     assert [r["browser"] for r in rows] == ["Chrome, Arc, Brave", "Chrome"]
     assert rows[0]["usage"]["five_hour"]["utilization"] == 63.0
     for row in rows:
-        assert set(row) >= {"org_uuid", "browser", "account_email", "fetched_at", "usage",
-                            "overage", "subscription", "errors", "stale"}
+        assert set(row) >= {
+            "org_uuid",
+            "browser",
+            "account_email",
+            "fetched_at",
+            "usage",
+            "overage",
+            "subscription",
+            "errors",
+            "stale",
+        }
         assert row["fetched_at"].endswith("Z")
 
 
@@ -74,8 +97,7 @@ def test_json_with_no_data_is_an_empty_list_and_a_hint() -> None:
     assert "claude-meter demo" in done.stderr
 
 
-def test_json_refreshes_through_the_oauth_source(claude_dir: Path,
-                                                 upstream: FakeUpstream) -> None:
+def test_json_refreshes_through_the_oauth_source(claude_dir: Path, upstream: FakeUpstream) -> None:
     done = cli("--json")
     rows = json.loads(done.stdout)
     assert rows[0]["browser"] == "Claude Code" and rows[0]["stale"] is False
@@ -111,15 +133,19 @@ def test_ingest_from_stdin() -> None:
         ("", "no input"),
         ("{oops", "not JSON"),
         ('{"org_uuid": "o", "browser": "Chrome", "fetched_at": "later"}', "fetched_at"),
-        ('[{"org_uuid": "o", "browser": "Chrome", "account_email": null,'
-         ' "fetched_at": "2026-11-25T12:00:00Z"}, {"org_uuid": 1}]', "[1].org_uuid"),
+        (
+            '[{"org_uuid": "o", "browser": "Chrome", "account_email": null,'
+            ' "fetched_at": "2026-11-25T12:00:00Z"}, {"org_uuid": 1}]',
+            "[1].org_uuid",
+        ),
         ('"just a string"', "expected a JSON object"),
         ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
     ],
     ids=["empty", "garbage", "bad-time", "bad-second-item", "string", "deep"],
 )
-def test_ingest_refuses_bad_input_and_stores_nothing(stdin: str, message: str,
-                                                     state_dir: Path) -> None:
+def test_ingest_refuses_bad_input_and_stores_nothing(
+    stdin: str, message: str, state_dir: Path
+) -> None:
     cli("ingest", str(BRIDGE_FIXTURE))
     before = (state_dir / "state.json").read_bytes()
     done = cli("ingest", "-", stdin=stdin)
@@ -171,13 +197,19 @@ def test_doctor_sees_the_installed_statusline(isolated: Path) -> None:
     assert "ok    statusline Claude Code's statusLine feeds claudemeter" in cli("doctor").stdout
 
 
-@pytest.mark.parametrize("args, complaint", [
-    (["--warn", "abc"], "argument --warn: expected a percent above 0 and at most 100, not 'abc'"),
-    (["--crit", "0"], "argument --crit: expected a percent above 0 and at most 100, not '0'"),
-    (["--warn", "nan"], "argument --warn: expected a percent"),
-    (["--warn", "95", "--crit", "80"], "--warn (95) must be below --crit (80)"),
-    (["--crit", "50"], "--warn (70, the default) must be below --crit (50)"),
-])
+@pytest.mark.parametrize(
+    "args, complaint",
+    [
+        (
+            ["--warn", "abc"],
+            "argument --warn: expected a percent above 0 and at most 100, not 'abc'",
+        ),
+        (["--crit", "0"], "argument --crit: expected a percent above 0 and at most 100, not '0'"),
+        (["--warn", "nan"], "argument --warn: expected a percent"),
+        (["--warn", "95", "--crit", "80"], "--warn (95) must be below --crit (80)"),
+        (["--crit", "50"], "--warn (70, the default) must be below --crit (50)"),
+    ],
+)
 def test_status_refuses_tiers_it_cannot_use(args: list[str], complaint: str) -> None:
     done = cli("status", *args)
     assert done.returncode == 2 and done.stdout == ""
@@ -198,8 +230,9 @@ def test_status_tiers_colour_the_segment(monkeypatch: pytest.MonkeyPatch) -> Non
 def test_a_malformed_guard_file_never_breaks_the_status_line(state_dir: Path) -> None:
     guards = state_dir / "guards"
     guards.mkdir(parents=True)
-    (guards / "1.json").write_text('{"pid": "1", "command": "x", "account": null,'
-                                   ' "state": "paused"}')
+    (guards / "1.json").write_text(
+        '{"pid": "1", "command": "x", "account": null, "state": "paused"}'
+    )
     (guards / "2.json").write_text('{"sources": "not a guard"}')
     done = cli("status")
     assert done.returncode == 0 and done.stdout.strip() and "Traceback" not in done.stderr

@@ -14,11 +14,22 @@ from tests.upstream import fixture
 NOW = datetime(2026, 11, 25, 12, 1, tzinfo=timezone.utc)
 
 
-def row(org: str, browser: str, email: str | None, seconds_ago: float,
-        five: float | None = 10.0, **extra: object) -> Snapshot:
+def row(
+    org: str,
+    browser: str,
+    email: str | None,
+    seconds_ago: float,
+    five: float | None = 10.0,
+    **extra: object,
+) -> Snapshot:
     usage = None if five is None else {"five_hour": {"utilization": five, "resets_at": None}}
-    snap = Snapshot(org_uuid=org, browser=browser, account_email=email,
-                    fetched_at=NOW - timedelta(seconds=seconds_ago), usage=usage)
+    snap = Snapshot(
+        org_uuid=org,
+        browser=browser,
+        account_email=email,
+        fetched_at=NOW - timedelta(seconds=seconds_ago),
+        usage=usage,
+    )
     for key, value in extra.items():
         setattr(snap, key, value)
     return snap
@@ -43,16 +54,16 @@ def test_the_bridge_fixture_folds_to_two_accounts() -> None:
 
 
 def test_two_browsers_one_account() -> None:
-    rows = dedupe_by_account([row("o1", "Chrome", "a@x", 30, 40), row("o1", "Arc", "a@x", 10, 41)],
-                             NOW)
+    rows = dedupe_by_account(
+        [row("o1", "Chrome", "a@x", 30, 40), row("o1", "Arc", "a@x", 10, 41)], NOW
+    )
     assert len(rows) == 1
     assert rows[0].browser == "Chrome, Arc"
     assert five(rows[0]) == 41
 
 
 def test_failed_email_lookup_folds_by_org() -> None:
-    rows = dedupe_by_account([row("o1", "Chrome", "a@x", 30), row("o1", "Brave", None, 5, 50)],
-                             NOW)
+    rows = dedupe_by_account([row("o1", "Chrome", "a@x", 30), row("o1", "Brave", None, 5, 50)], NOW)
     assert len(rows) == 1
     assert rows[0].account_email == "a@x"
     assert five(rows[0]) == 50
@@ -71,14 +82,17 @@ def test_empty_org_rows_fold_among_themselves() -> None:
 
 
 def test_two_accounts_stay_two_in_first_seen_order() -> None:
-    rows = dedupe_by_account([row("o2", "Chrome", "b@x", 1), row("o1", "Chrome", "a@x", 2),
-                              row("o2", "Arc", "b@x", 3)], NOW)
+    rows = dedupe_by_account(
+        [row("o2", "Chrome", "b@x", 1), row("o1", "Chrome", "a@x", 2), row("o2", "Arc", "b@x", 3)],
+        NOW,
+    )
     assert [r.org_uuid for r in rows] == ["o2", "o1"]
 
 
 def test_one_email_in_two_orgs_is_two_rows() -> None:
-    rows = dedupe_by_account([row("personal", "Chrome", "a@x", 1, 10),
-                              row("team", "Chrome", "a@x", 1, 90)], NOW)
+    rows = dedupe_by_account(
+        [row("personal", "Chrome", "a@x", 1, 10), row("team", "Chrome", "a@x", 1, 90)], NOW
+    )
     assert [(r.org_uuid, five(r)) for r in rows] == [("personal", 10), ("team", 90)]
 
 
@@ -97,8 +111,11 @@ def test_age_makes_a_row_stale() -> None:
 
 
 def test_all_stale_takes_the_newest_with_usage() -> None:
-    rows = [row("o1", "Chrome", "a@x", 4000, 10), row("o1", "Arc", "a@x", 3000, 20),
-            row("o1", "Brave", "a@x", 1000, None)]
+    rows = [
+        row("o1", "Chrome", "a@x", 4000, 10),
+        row("o1", "Arc", "a@x", 3000, 20),
+        row("o1", "Brave", "a@x", 1000, None),
+    ]
     folded = dedupe_by_account(rows, NOW)[0]
     assert five(folded) == 20 and folded.stale
 
@@ -116,8 +133,9 @@ def test_errors_of_the_winner_are_kept() -> None:
 
 def test_merge_of_merged_rows_is_stable() -> None:
     first = dedupe_by_account([row("o1", "Chrome", "a@x", 30), row("o1", "Arc", "a@x", 20)], NOW)
-    again = dedupe_by_account([*first, row("o1", "Arc", "a@x", 5), row("o1", "Edge", "a@x", 1)],
-                              NOW)
+    again = dedupe_by_account(
+        [*first, row("o1", "Arc", "a@x", 5), row("o1", "Edge", "a@x", 1)], NOW
+    )
     assert again[0].browser == "Chrome, Arc, Edge"
 
 
@@ -137,8 +155,7 @@ rows_strategy = st.lists(
 
 
 def _view(rows: list[Snapshot]) -> list[object]:
-    return [(r.org_uuid, r.account_email, r.browser, r.fetched_at, r.usage, r.stale)
-            for r in rows]
+    return [(r.org_uuid, r.account_email, r.browser, r.fetched_at, r.usage, r.stale) for r in rows]
 
 
 @settings(max_examples=200, deadline=None)

@@ -26,43 +26,76 @@ def test_demo_pauses_every_guard_at_the_threshold_and_resumes_them_together(
 ) -> None:
     env = {**os.environ, "TMPDIR": str(tmp_path)}
     done = subprocess.run(
-        [sys.executable, "-m", "claudemeter", "demo", "--no-attach", "--speed", "8",
-         "--seconds", "18"],
-        capture_output=True, text=True, timeout=90, env=env, check=False,
+        [
+            sys.executable,
+            "-m",
+            "claudemeter",
+            "demo",
+            "--no-attach",
+            "--speed",
+            "8",
+            "--seconds",
+            "18",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        env=env,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    all_paused = [i for i, line in enumerate(lines)
-                  if "guards: paused, paused, paused" in line and "⏸3" in line]
+    all_paused = [
+        i
+        for i, line in enumerate(lines)
+        if "guards: paused, paused, paused" in line and "⏸3" in line
+    ]
     assert all_paused, done.stdout
-    resumed = [i for i, line in enumerate(lines)
-               if i > all_paused[0] and "guards: running, running, running" in line]
+    resumed = [
+        i
+        for i, line in enumerate(lines)
+        if i > all_paused[0] and "guards: running, running, running" in line
+    ]
     assert resumed, done.stdout
     # The status line the tmux server shows climbed past the threshold before the pause.
-    percents = [float(m.group(1)) for line in lines[: all_paused[0] + 1]
-                if (m := re.search(r"5h (\d+(?:\.\d+)?)%", line))]
+    percents = [
+        float(m.group(1))
+        for line in lines[: all_paused[0] + 1]
+        if (m := re.search(r"5h (\d+(?:\.\d+)?)%", line))
+    ]
     assert percents and max(percents) >= 85, done.stdout
     # Its own world: the user's state dir is never written, and nothing is left behind.
     assert not state_dir.exists()
     assert not list(tmp_path.glob("claudemeter-demo-*"))
-    leftovers = subprocess.run(["pgrep", "-f", "claudemeter.demo|tmux-loop"], capture_output=True,
-                               text=True, check=False).stdout.split()
+    leftovers = subprocess.run(
+        ["pgrep", "-f", "claudemeter.demo|tmux-loop"], capture_output=True, text=True, check=False
+    ).stdout.split()
     assert str(os.getpid()) not in leftovers
     assert not list(tmux_tmpdir.rglob("claudemeter-demo-*"))  # not even a dead socket
 
 
 def test_demo_without_tmux_says_so(tmp_path: Path) -> None:
     env = {**os.environ, "PATH": str(Path(sys.executable).parent)}
-    done = subprocess.run([sys.executable, "-m", "claudemeter", "demo", "--no-attach"],
-                          capture_output=True, text=True, timeout=30, env=env, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "claudemeter", "demo", "--no-attach"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=env,
+        check=False,
+    )
     assert done.returncode == 1
     assert "tmux is not installed" in done.stderr and "Traceback" not in done.stderr
 
 
 @pytest.mark.parametrize("speed", ["0", "-2", "nan", "fast"])
 def test_a_speed_that_makes_no_sense_is_refused(speed: str) -> None:
-    done = subprocess.run([sys.executable, "-m", "claudemeter", "demo", "--no-attach",
-                           "--speed", speed], capture_output=True, text=True, timeout=30,
-                          check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "claudemeter", "demo", "--no-attach", "--speed", speed],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     assert done.returncode == 2
     assert "expected a number from 0.1 to 100" in done.stderr and "Traceback" not in done.stderr

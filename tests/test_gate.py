@@ -24,10 +24,20 @@ from claudemeter.sources.claude_account import Account
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
 
 
-def row(usage: dict[str, Any] | None, *, org: str = "org-a", email: str = "a@example.com",
-        age: float = 0.0) -> Snapshot:
-    snap = Snapshot(org_uuid=org, browser="Chrome", account_email=email,
-                    fetched_at=NOW - timedelta(seconds=age), usage=usage)
+def row(
+    usage: dict[str, Any] | None,
+    *,
+    org: str = "org-a",
+    email: str = "a@example.com",
+    age: float = 0.0,
+) -> Snapshot:
+    snap = Snapshot(
+        org_uuid=org,
+        browser="Chrome",
+        account_email=email,
+        fetched_at=NOW - timedelta(seconds=age),
+        usage=usage,
+    )
     return snap.with_staleness(NOW)
 
 
@@ -36,25 +46,32 @@ def bucket(util: float | None, resets_in: float | None) -> dict[str, Any]:
     return {"utilization": util, "resets_at": resets}
 
 
-@pytest.mark.parametrize(("util", "resets_in", "grace", "state"), [
-    (89.9, 600, 30, UNDER),
-    (90.0, 600, 30, OVER),  # "at or above"
-    (150.0, 600, 30, OVER),  # may exceed 100
-    (95.0, -10, 30, OVER),  # reset passed, but still inside the grace
-    (95.0, -30, 30, RESET),  # resets_at + grace reached
-    (40.0, -1, 30, RESET),
-    (None, 600, 30, UNKNOWN),  # unknown is not 0
-])
+@pytest.mark.parametrize(
+    ("util", "resets_in", "grace", "state"),
+    [
+        (89.9, 600, 30, UNDER),
+        (90.0, 600, 30, OVER),  # "at or above"
+        (150.0, 600, 30, OVER),  # may exceed 100
+        (95.0, -10, 30, OVER),  # reset passed, but still inside the grace
+        (95.0, -30, 30, RESET),  # resets_at + grace reached
+        (40.0, -1, 30, RESET),
+        (None, 600, 30, UNKNOWN),  # unknown is not 0
+    ],
+)
 def test_bucket_states(util: float | None, resets_in: float, grace: float, state: str) -> None:
-    verdict = decide([row({"five_hour": bucket(util, resets_in)})], {}, NOW, threshold=90,
-                     grace=grace)
+    verdict = decide(
+        [row({"five_hour": bucket(util, resets_in)})], {}, NOW, threshold=90, grace=grace
+    )
     assert verdict.buckets[0].state == state
     assert verdict.state == {RESET: UNDER}.get(state, state)
 
 
 def test_resume_time_is_the_latest_over_bucket_plus_grace() -> None:
-    usage = {"five_hour": bucket(95, 600), "seven_day": bucket(91, 7200),
-             "seven_day_oauth_apps": bucket(10, 60)}
+    usage = {
+        "five_hour": bucket(95, 600),
+        "seven_day": bucket(91, 7200),
+        "seven_day_oauth_apps": bucket(10, 60),
+    }
     verdict = decide([row(usage)], {}, NOW, threshold=90, grace=30)
     assert verdict.state == OVER
     assert verdict.resume_at == NOW + timedelta(seconds=7230)
@@ -78,8 +95,7 @@ def test_no_row_no_usage_and_unwatched_buckets_are_unknown() -> None:
     assert decide([row(None)], {}, NOW, threshold=90).state == UNKNOWN
     only_opus = row({"seven_day_opus": bucket(99, 600)})
     assert decide([only_opus], {}, NOW, threshold=90).state == UNKNOWN
-    assert decide([only_opus], {}, NOW, threshold=90,
-                  buckets=("seven_day_opus",)).state == OVER
+    assert decide([only_opus], {}, NOW, threshold=90, buckets=("seven_day_opus",)).state == OVER
 
 
 def test_holds_depends_on_fail_closed_only_for_unknown() -> None:
@@ -101,27 +117,39 @@ def test_select_row_order_of_preference() -> None:
 
 
 def test_login_problem_is_the_sources_own_words() -> None:
-    books = {"oauth:org-a": {"status": "login", "error": "login expired at 2026-11-24: run"
-                                                       " `claude` once to refresh the login"},
-             "oauth:org-b": {"status": "login", "error": "someone else's"}}
+    books = {
+        "oauth:org-a": {
+            "status": "login",
+            "error": "login expired at 2026-11-24: run `claude` once to refresh the login",
+        },
+        "oauth:org-b": {"status": "login", "error": "someone else's"},
+    }
     assert "login expired" in (login_problem(books, row({})) or "")
     assert login_problem({"oauth:org-a": {"status": "ok"}}, row({})) is None
 
 
 def test_mismatch_names_what_the_store_has() -> None:
-    ada = row({"five_hour": bucket(10, 600), "seven_day_sonnet": bucket(3, 600),
-               "seven_day_opus": None, "brand_new": None,
-               "extra_usage": {"is_enabled": False, "utilization": None}})
+    ada = row(
+        {
+            "five_hour": bucket(10, 600),
+            "seven_day_sonnet": bucket(3, 600),
+            "seven_day_opus": None,
+            "brand_new": None,
+            "extra_usage": {"is_enabled": False, "utilization": None},
+        }
+    )
     bob = row({"five_hour": bucket(10, 600)}, org="org-b", email="bob@example.com")
     assert mismatch([ada], ("five_hour", "seven_day_opus", "brand_new"), None, None) is None
     assert mismatch([ada], ("seven_day",), None, None) is None  # known, just not sent
     assert mismatch([ada], ("nope",), None, None) == (
-        'no bucket "nope" for a@example.com; known: five_hour, seven_day_sonnet')
+        'no bucket "nope" for a@example.com; known: five_hour, seven_day_sonnet'
+    )
     assert "no bucket" in (mismatch([ada], ("extra_usage",), None, None) or "")
     assert mismatch([], ("five_hour",), "x@example.com", None) is None  # no data yet
     assert "no usage data yet" in (mismatch([], ("nope",), None, None) or "")
     assert mismatch([ada, bob], ("five_hour",), "nobody@x", None) == (
-        'no account "nobody@x" in the store; accounts: a@example.com, bob@example.com')
+        'no account "nobody@x" in the store; accounts: a@example.com, bob@example.com'
+    )
     assert mismatch([ada, bob], ("five_hour",), "ORG-B", None) is None
 
 

@@ -27,10 +27,12 @@ from claudemeter.store import Store
 from tests.upstream import FIXTURES, FakeUpstream
 
 FAST = ["--poll", "0.2", "--grace", "0.3"]
-TICKER = ("import sys, time\n"
-          "while True:\n"
-          "    with open(sys.argv[1], 'a') as f: f.write('.')\n"
-          "    time.sleep(0.02)\n")
+TICKER = (
+    "import sys, time\n"
+    "while True:\n"
+    "    with open(sys.argv[1], 'a') as f: f.write('.')\n"
+    "    time.sleep(0.02)\n"
+)
 LOGIN_ORG = "0f6c3b2a-0000-4000-8000-00000000b001"  # tests/fixtures/claude_json_oauth_account
 
 
@@ -40,21 +42,37 @@ def guard_bin() -> str:
     return found
 
 
-def put(util: float | None, resets_in: float | None = 3600.0, *, bucket: str = "five_hour",
-        email: str = "ada@example.com", org: str = "org-a",
-        fetched_at: datetime | None = None) -> datetime | None:
+def put(
+    util: float | None,
+    resets_in: float | None = 3600.0,
+    *,
+    bucket: str = "five_hour",
+    email: str = "ada@example.com",
+    org: str = "org-a",
+    fetched_at: datetime | None = None,
+) -> datetime | None:
     """Store one reading, as the bridge would; returns the bucket's resets_at."""
     now = utcnow()
     resets = now + timedelta(seconds=resets_in) if resets_in is not None else None
     body = {"utilization": util, "resets_at": format_time(resets) if resets else None}
-    Store().put([Snapshot(org_uuid=org, browser="Chrome", account_email=email,
-                          fetched_at=fetched_at or now, usage={bucket: body})])
+    Store().put(
+        [
+            Snapshot(
+                org_uuid=org,
+                browser="Chrome",
+                account_email=email,
+                fetched_at=fetched_at or now,
+                usage={bucket: body},
+            )
+        ]
+    )
     # format_time keeps milliseconds: the guard sees the stored value, so must we.
     return parse_time(format_time(resets)) if resets else None
 
 
-def until(check: Callable[[], object], what: str, seconds: float = 15.0,
-          show: Callable[[], str] = str) -> None:
+def until(
+    check: Callable[[], object], what: str, seconds: float = 15.0, show: Callable[[], str] = str
+) -> None:
     deadline = time.monotonic() + seconds
     while not check():
         if time.monotonic() > deadline:
@@ -92,15 +110,22 @@ def child_of(guard: subprocess.Popen[str]) -> int:
 
 def start(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     """A guard in a session of its own, off any terminal (the pytest run may have one)."""
-    proc = subprocess.Popen([guard_bin(), *args], stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True, env=env)
+    proc = subprocess.Popen(
+        [guard_bin(), *args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        env=env,
+    )
     _STARTED.append(proc)
     return proc
 
 
-def start_ticker(out: Path, guards: list[subprocess.Popen[str]]
-                 ) -> tuple[subprocess.Popen[str], int]:
+def start_ticker(
+    out: Path, guards: list[subprocess.Popen[str]]
+) -> tuple[subprocess.Popen[str], int]:
     """A guard over a child that appends to ``out`` every 20 ms; the guard and the child."""
     guard = start(*FAST, sys.executable, "-c", TICKER, str(out))
     guards.append(guard)
@@ -108,8 +133,15 @@ def start_ticker(out: Path, guards: list[subprocess.Popen[str]]
 
 
 def run(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([guard_bin(), *args], stdin=subprocess.DEVNULL, capture_output=True,
-                          text=True, timeout=timeout, check=False, start_new_session=True)
+    return subprocess.run(
+        [guard_bin(), *args],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        start_new_session=True,
+    )
 
 
 def ticks(path: Path) -> int:
@@ -147,7 +179,7 @@ def guards() -> list[subprocess.Popen[str]]:
 
 
 def test_pauses_when_the_store_crosses_and_resumes_after_reset_plus_grace(
-        tmp_path: Path, guards: list[subprocess.Popen[str]], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, guards: list[subprocess.Popen[str]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("TMUX_PANE", "%7")
     put(40)
@@ -161,8 +193,10 @@ def test_pauses_when_the_store_crosses_and_resumes_after_reset_plus_grace(
     resets_at = put(96, resets_in=2.0)
     assert resets_at is not None
     until(lambda: is_stopped(child), "the child to be stopped")
-    until(lambda: (e := entry_of(guard.pid)) is not None and e.state == "paused",
-          "the registry to say paused")
+    until(
+        lambda: (e := entry_of(guard.pid)) is not None and e.state == "paused",
+        "the registry to say paused",
+    )
     entry = entry_of(guard.pid)
     assert entry is not None
     # The resume time is the row's, not the guard's: resets_at + grace, exactly.
@@ -171,8 +205,10 @@ def test_pauses_when_the_store_crosses_and_resumes_after_reset_plus_grace(
     until(lambda: is_running(child), "the child to run again after the reset")
     until(grows(out), "the child to tick again")
     assert utcnow() >= resets_at + timedelta(seconds=0.3)
-    until(lambda: (e := entry_of(guard.pid)) is not None and e.state == "running",
-          "the registry to say running")
+    until(
+        lambda: (e := entry_of(guard.pid)) is not None and e.state == "running",
+        "the registry to say running",
+    )
 
     guard.send_signal(signal.SIGTERM)
     _, err = guard.communicate(timeout=10)
@@ -184,7 +220,8 @@ def test_pauses_when_the_store_crosses_and_resumes_after_reset_plus_grace(
 
 
 def test_ten_guards_on_one_account_stop_and_resume_together(
-        tmp_path: Path, guards: list[subprocess.Popen[str]]) -> None:
+    tmp_path: Path, guards: list[subprocess.Popen[str]]
+) -> None:
     put(10)
     for index in range(10):
         guards.append(start(*FAST, sys.executable, "-c", TICKER, str(tmp_path / f"t{index}")))
@@ -193,15 +230,19 @@ def test_ten_guards_on_one_account_stop_and_resume_together(
 
     put(99, resets_in=2.5)
     until(lambda: all(is_stopped(c) for c in children), "all ten stopped")
-    until(lambda: all((e := entry_of(g.pid)) is not None and e.state == "paused"
-                      for g in guards), "all ten registered as paused")
+    until(
+        lambda: all((e := entry_of(g.pid)) is not None and e.state == "paused" for g in guards),
+        "all ten registered as paused",
+    )
     entries = [entry_of(g.pid) for g in guards]
     # One row, one resume time: every guard computed the same moment.
     assert len({e.resume_at for e in entries if e is not None}) == 1
 
     until(lambda: all(is_running(c) for c in children), "all ten resumed")
-    until(lambda: all((e := entry_of(g.pid)) is not None and e.state == "running"
-                      for g in guards), "all ten registered as running")
+    until(
+        lambda: all((e := entry_of(g.pid)) is not None and e.state == "running" for g in guards),
+        "all ten registered as running",
+    )
     for guard in guards:
         guard.send_signal(signal.SIGTERM)
     for guard in guards:
@@ -224,13 +265,16 @@ def test_holds_before_starting_until_reset_plus_grace(tmp_path: Path) -> None:
     assert float(stamp.read_text()) >= (resets_at + timedelta(seconds=0.3)).timestamp()
 
 
-@pytest.mark.parametrize(("command", "status"), [
-    (["sh", "-c", "exit 0"], 0),
-    (["sh", "-c", "exit 3"], 3),
-    (["sh", "-c", "kill -TERM $$"], 128 + signal.SIGTERM),
-    (["no-such-command-here"], 127),
-    ([str(FIXTURES / "oauth_usage_basic.json")], 126),
-])
+@pytest.mark.parametrize(
+    ("command", "status"),
+    [
+        (["sh", "-c", "exit 0"], 0),
+        (["sh", "-c", "exit 3"], 3),
+        (["sh", "-c", "kill -TERM $$"], 128 + signal.SIGTERM),
+        (["no-such-command-here"], 127),
+        ([str(FIXTURES / "oauth_usage_basic.json")], 126),
+    ],
+)
 def test_exit_status_passes_through(command: list[str], status: int) -> None:
     put(10)
     done = run(*FAST, *command)
@@ -238,8 +282,16 @@ def test_exit_status_passes_through(command: list[str], status: int) -> None:
     assert done.stdout == ""
 
 
-@pytest.mark.parametrize("args", [["--threshold", "abc", "true"], ["--bogus", "true"], [],
-                                  ["--check", "true"], ["--poll", "0", "true"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--threshold", "abc", "true"],
+        ["--bogus", "true"],
+        [],
+        ["--check", "true"],
+        ["--poll", "0", "true"],
+    ],
+)
 def test_usage_errors_exit_125_with_one_line(args: list[str]) -> None:
     done = run(*args)
     assert done.returncode == 125
@@ -261,15 +313,16 @@ def test_fail_closed_holds_on_missing_data_until_there_is_some(tmp_path: Path) -
     assert (guard.returncode, out) == (0, "ran\n")
 
 
-def test_sigterm_reaches_the_command(tmp_path: Path, guards: list[subprocess.Popen[str]]
-                                     ) -> None:
+def test_sigterm_reaches_the_command(tmp_path: Path, guards: list[subprocess.Popen[str]]) -> None:
     put(10)
     got = tmp_path / "got"
-    code = (f"import signal, sys, time\n"
-            f"def bye(n, f):\n    open({str(got)!r}, 'w').write(str(n)); sys.exit(7)\n"
-            f"signal.signal(signal.SIGTERM, bye)\n"
-            f"open({str(got)!r}, 'w').write('ready')\n"
-            f"while True: time.sleep(0.05)\n")
+    code = (
+        f"import signal, sys, time\n"
+        f"def bye(n, f):\n    open({str(got)!r}, 'w').write(str(n)); sys.exit(7)\n"
+        f"signal.signal(signal.SIGTERM, bye)\n"
+        f"open({str(got)!r}, 'w').write('ready')\n"
+        f"while True: time.sleep(0.05)\n"
+    )
     guard = start(*FAST, sys.executable, "-c", code)
     guards.append(guard)
     until(lambda: got.exists() and got.read_text() == "ready", "the command to be ready")
@@ -281,14 +334,17 @@ def test_sigterm_reaches_the_command(tmp_path: Path, guards: list[subprocess.Pop
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
 def test_guard_killed_while_paused_continues_and_ends_the_command(
-        sig: signal.Signals, tmp_path: Path, guards: list[subprocess.Popen[str]]) -> None:
+    sig: signal.Signals, tmp_path: Path, guards: list[subprocess.Popen[str]]
+) -> None:
     put(10)
     got = tmp_path / "got"
     # The handler can only run if the command was continued: a stopped process runs none.
-    code = (f"import signal, sys, time\n"
-            f"def bye(n, f):\n    open({str(got)!r}, 'w').write(str(n)); sys.exit(0)\n"
-            f"signal.signal({int(sig)}, bye)\n"
-            f"while True: time.sleep(0.05)\n")
+    code = (
+        f"import signal, sys, time\n"
+        f"def bye(n, f):\n    open({str(got)!r}, 'w').write(str(n)); sys.exit(0)\n"
+        f"signal.signal({int(sig)}, bye)\n"
+        f"while True: time.sleep(0.05)\n"
+    )
     guard = start(*FAST, sys.executable, "-c", code)
     guards.append(guard)
     child = child_of(guard)
@@ -302,17 +358,30 @@ def test_guard_killed_while_paused_continues_and_ends_the_command(
 
 
 def test_default_signal_dispositions_even_when_the_guard_inherits_ignored_ones(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     put(10)
     # SigIgn in /proc/<pid>/status: the command must start with nothing ignored that a
     # shell would reset (here the guard's parent ignored INT, QUIT, TSTP, TTIN and TTOU).
     ignore = "trap '' INT QUIT TSTP TTIN TTOU; exec \"$@\""
-    done = subprocess.run(["sh", "-c", ignore, "sh", guard_bin(), "grep", "SigIgn",
-                           "/proc/self/status"], stdin=subprocess.DEVNULL, capture_output=True,
-                          text=True, timeout=30, check=False, start_new_session=True)
+    done = subprocess.run(
+        ["sh", "-c", ignore, "sh", guard_bin(), "grep", "SigIgn", "/proc/self/status"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+        start_new_session=True,
+    )
     mask = int(done.stdout.split()[1], 16)
-    for sig in (signal.SIGINT, signal.SIGQUIT, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU,
-                signal.SIGPIPE):
+    for sig in (
+        signal.SIGINT,
+        signal.SIGQUIT,
+        signal.SIGTSTP,
+        signal.SIGTTIN,
+        signal.SIGTTOU,
+        signal.SIGPIPE,
+    ):
         assert not mask & (1 << (sig - 1)), f"{sig.name} is ignored in the command"
 
 
@@ -324,7 +393,10 @@ def test_check_prints_the_rows_state_and_exits_75_over() -> None:
     state = json.loads(done.stdout)
     assert state["state"] == "over" and state["account"] == "ada@example.com"
     assert state["buckets"]["five_hour"] == {
-        "utilization": 93.0, "resets_at": format_time(resets_at), "state": "over"}
+        "utilization": 93.0,
+        "resets_at": format_time(resets_at),
+        "state": "over",
+    }
     assert parse_time(state["resume_at"]) == resets_at + timedelta(seconds=10)
 
     assert run("--check", "--threshold", "95").returncode == 0
@@ -367,10 +439,18 @@ def test_account_selection_login_then_only_then_highest(claude_dir: Path) -> Non
 
 
 def test_check_refreshes_an_old_store_once_for_many_guards(
-        claude_dir: Path, upstream: FakeUpstream) -> None:
-    checks = [subprocess.Popen([guard_bin(), "--check"], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
-              for _ in range(5)]
+    claude_dir: Path, upstream: FakeUpstream
+) -> None:
+    checks = [
+        subprocess.Popen(
+            [guard_bin(), "--check"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            stdin=subprocess.DEVNULL,
+        )
+        for _ in range(5)
+    ]
     outs = [json.loads(p.communicate(timeout=30)[0]) for p in checks]
     assert {o["state"] for o in outs} == {"under"}  # the fixture's five_hour is 61%
     assert {o["account"] for o in outs} == {"ada@example.com"}
@@ -431,18 +511,31 @@ def test_a_leaked_marker_does_not_disable_the_guard() -> None:
 
 def test_python_dash_m_runs_the_guard() -> None:
     put(10)
-    done = subprocess.run([sys.executable, "-m", "claudemeter.guard", "sh", "-c", "exit 4"],
-                          stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                          timeout=30, check=False, start_new_session=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "claudemeter.guard", "sh", "-c", "exit 4"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+        start_new_session=True,
+    )
     assert done.returncode == 4
 
 
 # -- typos: an --account or --bucket the store does not have is the guard failing ------
 
+
 def guard_module(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "claudemeter.guard", *args],
-                          stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                          timeout=30, check=False, start_new_session=True)
+    return subprocess.run(
+        [sys.executable, "-m", "claudemeter.guard", *args],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+        start_new_session=True,
+    )
 
 
 def ingest_fixture_usage(email: str = "ada@example.com", org: str = "org-a") -> None:
@@ -452,10 +545,21 @@ def ingest_fixture_usage(email: str = "ada@example.com", org: str = "org-a") -> 
     for window in usage.values():  # reset times in the future, whatever today is
         if isinstance(window, dict) and window.get("utilization") is not None:
             window["resets_at"] = format_time(utcnow() + timedelta(hours=2))
-    snapshot = {"org_uuid": org, "browser": "Chrome", "account_email": email,
-                "fetched_at": format_time(utcnow()), "usage": usage}
-    done = subprocess.run(["claude-meter", "ingest", "-"], input=json.dumps(snapshot),
-                          capture_output=True, text=True, timeout=30, check=False)
+    snapshot = {
+        "org_uuid": org,
+        "browser": "Chrome",
+        "account_email": email,
+        "fetched_at": format_time(utcnow()),
+        "usage": usage,
+    }
+    done = subprocess.run(
+        ["claude-meter", "ingest", "-"],
+        input=json.dumps(snapshot),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
 
 
@@ -475,8 +579,10 @@ def refused(done: subprocess.CompletedProcess[str]) -> str:
 def test_a_misspelt_bucket_is_refused_naming_the_rows_buckets(mode: list[str]) -> None:
     ingest_fixture_usage()
     line = refused(guard_module("--bucket", "five_hour", "--bucket", "nope", *mode))
-    assert line == ('cm-guard: no bucket "nope" for ada@example.com; known: five_hour,'
-                    " seven_day, seven_day_oauth_apps, seven_day_sonnet")
+    assert line == (
+        'cm-guard: no bucket "nope" for ada@example.com; known: five_hour,'
+        " seven_day, seven_day_oauth_apps, seven_day_sonnet"
+    )
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -490,15 +596,13 @@ def test_a_known_bucket_without_data_keeps_the_missing_data_policy() -> None:
     done = guard_module("--bucket", "seven_day_opus", "--check")  # empty store
     assert done.returncode == 0 and json.loads(done.stdout)["state"] == "unknown"
     assert "going ahead" in done.stderr
-    assert guard_module("--bucket", "seven_day_opus", "--check",
-                        "--fail-closed").returncode == 75
+    assert guard_module("--bucket", "seven_day_opus", "--check", "--fail-closed").returncode == 75
     ingest_fixture_usage()  # now the row has it as null: still known, still no number
     done = guard_module("--bucket", "seven_day_opus", "--check")
     state = json.loads(done.stdout)
     assert (done.returncode, state["state"]) == (0, "unknown")
     assert state["buckets"]["seven_day_opus"]["state"] == "absent"
-    assert guard_module("--bucket", "seven_day_opus", "--check",
-                        "--fail-closed").returncode == 75
+    assert guard_module("--bucket", "seven_day_opus", "--check", "--fail-closed").returncode == 75
 
 
 def test_a_window_the_server_sends_under_a_new_name_is_accepted() -> None:
@@ -514,14 +618,12 @@ def test_a_window_the_server_sends_under_a_new_name_is_accepted() -> None:
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_an_account_not_in_the_store_is_refused_naming_the_accounts(mode: list[str]
-                                                                    ) -> None:
+def test_an_account_not_in_the_store_is_refused_naming_the_accounts(mode: list[str]) -> None:
     put(10, email="ada@example.com", org="org-a")
     put(10, email="bob@example.com", org="org-b")
     line = refused(guard_module("--account", "nobody@x", *mode))
     assert line.startswith('cm-guard: no account "nobody@x" in the store; accounts: ')
-    assert set(line.split("accounts: ")[1].split(", ")) == {"ada@example.com",
-                                                            "bob@example.com"}
+    assert set(line.split("accounts: ")[1].split(", ")) == {"ada@example.com", "bob@example.com"}
 
 
 def test_account_by_org_uuid_and_an_emailless_row_is_named_by_its_org() -> None:
@@ -531,7 +633,8 @@ def test_account_by_org_uuid_and_an_emailless_row_is_named_by_its_org() -> None:
     state = json.loads(done.stdout)
     assert (done.returncode, state["org_uuid"]) == (75, "org-b")
     assert refused(guard_module("--account", "org-c", "--check")).endswith(
-        "accounts: ada@example.com, org-b")
+        "accounts: ada@example.com, org-b"
+    )
 
 
 def test_an_account_with_no_data_yet_waits_for_it_by_name() -> None:
@@ -585,12 +688,14 @@ curses.wrapper(main)
 
 
 def test_curses_program_in_a_tmux_pane_survives_pause_resume_ctrl_z_and_ctrl_c(
-        server: Server, tmp_path: Path) -> None:
+    server: Server, tmp_path: Path
+) -> None:
     put(30)
     program, log = tmp_path / "tui.py", tmp_path / "tui.log"
     program.write_text(TUI)
-    session = server.new_session(session_name="guard", x=90, y=24,
-                                 window_command="bash --norc --noprofile -i")
+    session = server.new_session(
+        session_name="guard", x=90, y=24, window_command="bash --norc --noprofile -i"
+    )
     pane = session.active_window.active_pane
     assert pane is not None
 
@@ -624,17 +729,18 @@ def test_curses_program_in_a_tmux_pane_survives_pause_resume_ctrl_z_and_ctrl_c(
     put(99, resets_in=600)
     until(lambda: is_stopped(pid) and screen().count("paused") == 2, "paused again")
     pane.send_keys("C-c", enter=False)  # the guard holds the terminal while paused
-    until(lambda: proc_state(pid) is None, "the program to end on the Ctrl-C passed on",
-          show=screen)
+    until(
+        lambda: proc_state(pid) is None, "the program to end on the Ctrl-C passed on", show=screen
+    )
     pane.send_keys("echo status=$?")
     until(lambda: "status=5" in screen(), "the program's own exit status")
     assert log.read_text().split()[2:] == ["key", "a", "key", "b", "key", "c", "key", "d"]
     assert registry.active() == []
 
 
-
 def test_guard_killed_with_sigkill_leaves_no_stopped_command(
-        tmp_path: Path, guards: list[subprocess.Popen[str]]) -> None:
+    tmp_path: Path, guards: list[subprocess.Popen[str]]
+) -> None:
     put(10)
     guard, child = start_ticker(tmp_path / "ticks", guards)
     put(97, resets_in=600)
@@ -647,18 +753,22 @@ def test_guard_killed_with_sigkill_leaves_no_stopped_command(
     assert entry_of(guard.pid) is None  # the dead guard's entry is dropped by readers
 
 
-def test_closing_the_pane_while_paused_ends_the_command(server: Server, tmp_path: Path
-                                                         ) -> None:
+def test_closing_the_pane_while_paused_ends_the_command(server: Server, tmp_path: Path) -> None:
     put(30)
     program, log = tmp_path / "tui.py", tmp_path / "tui.log"
     program.write_text(TUI)
-    session = server.new_session(session_name="close", x=80, y=24,
-                                 window_command="bash --norc --noprofile -i")
+    session = server.new_session(
+        session_name="close", x=80, y=24, window_command="bash --norc --noprofile -i"
+    )
     session.new_window(window_name="keeps-the-server", attach=False, window_shell="sleep 600")
     pane = session.windows[0].active_pane
     assert pane is not None
-    until(lambda: "#" in "".join(pane.capture_pane() or []) or
-          "$" in "".join(pane.capture_pane() or []), "the shell prompt")
+    until(
+        lambda: (
+            "#" in "".join(pane.capture_pane() or []) or "$" in "".join(pane.capture_pane() or [])
+        ),
+        "the shell prompt",
+    )
     pane.send_keys(f"{guard_bin()} {' '.join(FAST)} {sys.executable} {program} {log}")
     until(lambda: log.exists() and log.read_text().startswith("pid"), "the program")
     pid = int(log.read_text().split()[1])
@@ -680,7 +790,8 @@ while True:
 
 
 def test_sigstop_fallback_and_the_terminal_modes_in_a_tmux_pane(
-        server: Server, tmp_path: Path) -> None:
+    server: Server, tmp_path: Path
+) -> None:
     put(30)
     program, pid_file = tmp_path / "raw.py", tmp_path / "pid"
     program.write_text(RAW)
@@ -704,7 +815,8 @@ def test_sigstop_fallback_and_the_terminal_modes_in_a_tmux_pane(
 
 
 def test_a_stop_with_no_job_control_shell_above_is_undone(
-        tmp_path: Path, guards: list[subprocess.Popen[str]]) -> None:
+    tmp_path: Path, guards: list[subprocess.Popen[str]]
+) -> None:
     put(10)
     out = tmp_path / "ticks"
     guard, child = start_ticker(out, guards)
@@ -722,7 +834,8 @@ def test_a_threshold_written_with_a_percent_sign_works_from_tmux() -> None:
     """``@claude_meter_threshold 85%`` reaches guards as CLAUDEMETER_THRESHOLD=85%."""
     put(50)
     env = {**os.environ, "CLAUDEMETER_THRESHOLD": "85%"}
-    done = subprocess.run([guard_bin(), "--check"], capture_output=True, text=True, env=env,
-                          timeout=30, check=False)
+    done = subprocess.run(
+        [guard_bin(), "--check"], capture_output=True, text=True, env=env, timeout=30, check=False
+    )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["threshold"] == 85

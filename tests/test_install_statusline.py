@@ -21,14 +21,26 @@ ORIGINAL = (
 
 
 def cm(*args: str, data: bytes | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["claude-meter", *args], input=data.decode() if data else None,
-                          capture_output=True, text=True, timeout=30, check=False)
+    return subprocess.run(
+        ["claude-meter", *args],
+        input=data.decode() if data else None,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
 
 
 def like_claude_code(command: str, data: bytes) -> subprocess.CompletedProcess[bytes]:
     """Claude Code runs the statusLine command line through the shell, so do we."""
-    return subprocess.run(command, shell=True, input=data,  # noqa: S602
-                          capture_output=True, timeout=30, check=False)
+    return subprocess.run(  # noqa: S602 - Claude Code runs it through the shell, as we must
+        command,
+        shell=True,
+        input=data,
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
 
 
 @pytest.fixture
@@ -87,8 +99,12 @@ def test_no_settings_file_before_means_none_after(claude_config: Path) -> None:
 
 def test_a_different_statusline_is_refused_unless_chained(claude_config: Path) -> None:
     path = claude_config / "settings.json"
-    original = json.dumps({"statusLine": {"type": "command", "command": "~/bin/mine.sh",
-                                          "padding": 0}, "theme": "dark"}).encode()
+    original = json.dumps(
+        {
+            "statusLine": {"type": "command", "command": "~/bin/mine.sh", "padding": 0},
+            "theme": "dark",
+        }
+    ).encode()
     path.write_bytes(original)
     done = cm("install-statusline")
     assert done.returncode == 1
@@ -104,7 +120,8 @@ def test_a_different_statusline_is_refused_unless_chained(claude_config: Path) -
 
 
 def test_chained_install_runs_the_previous_command_first(
-    claude_dir: Path, tmp_path: Path,
+    claude_dir: Path,
+    tmp_path: Path,
 ) -> None:
     script = tmp_path / "mine.sh"
     script.write_text("#!/bin/sh\ncat >/dev/null\nprintf 'MINE\\n'\n")
@@ -113,8 +130,9 @@ def test_chained_install_runs_the_previous_command_first(
     path.write_text(json.dumps({"statusLine": {"type": "command", "command": str(script)}}))
     assert cm("install-statusline", "--chain").returncode == 0
     now = int(time.time())
-    data = json.dumps({"rate_limits": {"five_hour": {"used_percentage": 12,
-                                                     "resets_at": now + 3600}}}).encode()
+    data = json.dumps(
+        {"rate_limits": {"five_hour": {"used_percentage": 12, "resets_at": now + 3600}}}
+    ).encode()
     command = settings(claude_dir)["statusLine"]["command"]
     done = like_claude_code(command, data)
     out = done.stdout.decode()

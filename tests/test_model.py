@@ -24,8 +24,11 @@ USAGE_FIXTURES = ("oauth_usage_basic.json", "oauth_usage_idle.json", "oauth_usag
 
 def snapshot_with(usage: object, /, **overrides: object) -> dict[str, object]:
     body: dict[str, object] = {
-        "org_uuid": "org-1", "browser": "Chrome", "account_email": "a@example.com",
-        "fetched_at": "2026-11-25T12:00:00.000Z", "usage": usage,
+        "org_uuid": "org-1",
+        "browser": "Chrome",
+        "account_email": "a@example.com",
+        "fetched_at": "2026-11-25T12:00:00.000Z",
+        "usage": usage,
     }
     body.update(overrides)
     return body
@@ -47,8 +50,9 @@ def test_basic_usage_windows() -> None:
     wins = windows(fixture("oauth_usage_basic.json"))  # type: ignore[arg-type]
     assert list(wins) == ["five_hour", "seven_day", "seven_day_oauth_apps", "seven_day_sonnet"]
     assert wins["five_hour"].utilization == 61.0
-    assert wins["five_hour"].resets_at == datetime(2026, 11, 25, 16, 59, 59, 571404,
-                                                   tzinfo=timezone.utc)
+    assert wins["five_hour"].resets_at == datetime(
+        2026, 11, 25, 16, 59, 59, 571404, tzinfo=timezone.utc
+    )
 
 
 def test_idle_window_has_no_reset_but_a_value() -> None:
@@ -71,9 +75,11 @@ def test_new_shape_keeps_unknown_keys_and_skips_null_codenames() -> None:
 
 
 def test_null_utilization_is_unknown_not_zero_and_breaks_nothing() -> None:
-    usage = {"five_hour": {"utilization": None, "resets_at": "2026-11-25T16:00:00Z"},
-             "seven_day": {"utilization": 40, "resets_at": None},
-             "brand_new_window": {"utilization": 7.5, "resets_at": None}}
+    usage = {
+        "five_hour": {"utilization": None, "resets_at": "2026-11-25T16:00:00Z"},
+        "seven_day": {"utilization": 40, "resets_at": None},
+        "brand_new_window": {"utilization": 7.5, "resets_at": None},
+    }
     wins = Snapshot.from_json(snapshot_with(usage)).windows()
     assert wins["five_hour"].utilization is None
     assert wins["seven_day"].utilization == 40.0
@@ -90,10 +96,14 @@ def test_utilization_above_100_is_kept() -> None:
     [
         ("2026-11-25T12:00:00Z", datetime(2026, 11, 25, 12, tzinfo=timezone.utc)),
         ("2026-11-25T12:00:00.000Z", datetime(2026, 11, 25, 12, tzinfo=timezone.utc)),
-        ("2026-11-25T12:00:00.123456+00:00",
-         datetime(2026, 11, 25, 12, 0, 0, 123456, tzinfo=timezone.utc)),
-        ("2026-11-25T12:00:00.123456789Z",
-         datetime(2026, 11, 25, 12, 0, 0, 123456, tzinfo=timezone.utc)),
+        (
+            "2026-11-25T12:00:00.123456+00:00",
+            datetime(2026, 11, 25, 12, 0, 0, 123456, tzinfo=timezone.utc),
+        ),
+        (
+            "2026-11-25T12:00:00.123456789Z",
+            datetime(2026, 11, 25, 12, 0, 0, 123456, tzinfo=timezone.utc),
+        ),
         ("2026-11-25T13:30:00+01:30", datetime(2026, 11, 25, 12, tzinfo=timezone.utc)),
         ("2026-11-25T07:00:00-05:00", datetime(2026, 11, 25, 12, tzinfo=timezone.utc)),
     ],
@@ -102,8 +112,9 @@ def test_parse_time_variants(text: str, expected: datetime) -> None:
     assert parse_time(text) == expected
 
 
-@pytest.mark.parametrize("text", ["", "yesterday", "2026-11-25", "2026-11-25T12:00:00",
-                                  "2026-13-45T12:00:00Z"])
+@pytest.mark.parametrize(
+    "text", ["", "yesterday", "2026-11-25", "2026-11-25T12:00:00", "2026-13-45T12:00:00Z"]
+)
 def test_parse_time_rejects(text: str) -> None:
     with pytest.raises(ValueError):
         parse_time(text)
@@ -121,8 +132,16 @@ def test_round_trip_of_the_bridge_fixture() -> None:
     assert len(parsed) == 4
     for original, snap in zip(raw, parsed, strict=True):  # type: ignore[call-overload]
         out = snap.to_json()
-        for key in ("org_uuid", "browser", "account_email", "fetched_at", "usage", "overage",
-                    "subscription", "errors"):
+        for key in (
+            "org_uuid",
+            "browser",
+            "account_email",
+            "fetched_at",
+            "usage",
+            "overage",
+            "subscription",
+            "errors",
+        ):
             assert out[key] == original[key], key
         assert out["stale"] is False
 
@@ -146,8 +165,10 @@ def test_unknown_top_level_keys_round_trip() -> None:
         ({"usage": {"five_hour": {"utilization": "61"}}}, "usage.five_hour.utilization"),
         ({"usage": {"five_hour": {"utilization": True}}}, "usage.five_hour.utilization"),
         ({"usage": {"five_hour": {"utilization": -3}}}, "usage.five_hour.utilization"),
-        ({"usage": {"five_hour": {"utilization": 5, "resets_at": 17}}},
-         "usage.five_hour.resets_at"),
+        (
+            {"usage": {"five_hour": {"utilization": 5, "resets_at": 17}}},
+            "usage.five_hour.resets_at",
+        ),
         ({"overage": "lots"}, "overage"),
         ({"errors": "boom"}, "errors"),
         ({"errors": [1]}, "errors"),
@@ -179,15 +200,34 @@ def test_empty_org_with_email_is_valid() -> None:
 
 
 def test_secrets_are_redacted_from_errors() -> None:
-    snap = Snapshot.from_json(snapshot_with(None, errors=[
-        "usage: HTTP 401 with Bearer sk-ant-oat01-SECRET", "cookie sessionKey=abc123; x"]))
+    snap = Snapshot.from_json(
+        snapshot_with(
+            None,
+            errors=[
+                "usage: HTTP 401 with Bearer sk-ant-oat01-SECRET",
+                "cookie sessionKey=abc123; x",
+            ],
+        )
+    )
     joined = " ".join(snap.errors)
     assert "SECRET" not in joined and "abc123" not in joined
     assert redact("access_token: abc") == "[redacted]"
 
 
 def test_unknown_keys_that_name_a_credential_are_dropped() -> None:
-    snap = Snapshot.from_json(snapshot_with(None, sessionKey="sk-ant-sid01-x", pace={},
-                                            access_token="t", Cookie="c", apiKey="k"))
-    assert set(snap.to_json()) - {"org_uuid", "browser", "account_email", "fetched_at", "usage",
-                                  "overage", "subscription", "errors", "stale"} == {"pace"}
+    snap = Snapshot.from_json(
+        snapshot_with(
+            None, sessionKey="sk-ant-sid01-x", pace={}, access_token="t", Cookie="c", apiKey="k"
+        )
+    )
+    assert set(snap.to_json()) - {
+        "org_uuid",
+        "browser",
+        "account_email",
+        "fetched_at",
+        "usage",
+        "overage",
+        "subscription",
+        "errors",
+        "stale",
+    } == {"pace"}

@@ -22,8 +22,14 @@ USAGE = "/api/oauth/usage"
 
 
 def cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "claudemeter", *args], input=stdin,
-                          capture_output=True, text=True, timeout=60, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "claudemeter", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def everything_written(state_dir: Path) -> str:
@@ -36,8 +42,9 @@ def assert_no_secret(*texts: str) -> None:
         assert "FAKE-TOKEN" not in text and "FAKE-REFRESH" not in text
 
 
-def test_fetch_sends_the_token_and_the_beta_header(claude_dir: Path,
-                                                   upstream: FakeUpstream) -> None:
+def test_fetch_sends_the_token_and_the_beta_header(
+    claude_dir: Path, upstream: FakeUpstream
+) -> None:
     results = refresh(Store())
     assert [r.ok for r in results] == [True]
     (seen,) = upstream.hits(USAGE)
@@ -75,14 +82,23 @@ def test_no_token_reaches_the_store_output_or_errors(
 ) -> None:
     # The server echoes the Authorization header back in an error: it must not survive.
     upstream.routes[USAGE] = lambda seen: Reply(
-        500, {"error": f"bad header {seen.headers.get('Authorization')}"})
+        500, {"error": f"bad header {seen.headers.get('Authorization')}"}
+    )
     done = cli("refresh")
     upstream.routes[USAGE] = Reply(200, fixture("oauth_usage_basic.json"))
     later = cli("--json")
     summary = cli("--cached")
     doctor = cli("doctor")
-    assert_no_secret(done.stdout, done.stderr, later.stdout, later.stderr, summary.stdout,
-                     summary.stderr, doctor.stdout, everything_written(state_dir))
+    assert_no_secret(
+        done.stdout,
+        done.stderr,
+        later.stdout,
+        later.stderr,
+        summary.stdout,
+        summary.stderr,
+        doctor.stdout,
+        everything_written(state_dir),
+    )
 
 
 @pytest.mark.parametrize(
@@ -90,8 +106,11 @@ def test_no_token_reaches_the_store_output_or_errors(
     [
         (Reply(401, fixture("error_401_oauth_not_supported.json")), "HTTP 401", oauth.STATUS_LOGIN),
         (Reply(403, {"type": "error"}), "HTTP 403", oauth.STATUS_LOGIN),
-        (Reply(429, fixture("error_429_rate_limited.json"), {"retry-after": "120"}), "HTTP 429",
-         oauth.STATUS_BACKOFF),
+        (
+            Reply(429, fixture("error_429_rate_limited.json"), {"retry-after": "120"}),
+            "HTTP 429",
+            oauth.STATUS_BACKOFF,
+        ),
         (Reply(500, b"<html>oops</html>"), "HTTP 500", oauth.STATUS_ERROR),
         (Reply(503, b""), "HTTP 503", oauth.STATUS_ERROR),
         (Reply(200, b"{not json"), "malformed", oauth.STATUS_ERROR),
@@ -116,9 +135,7 @@ def test_upstream_failures_are_recorded_and_keep_the_last_good_numbers(
     assert any(expected in e for e in row.errors)
 
 
-def test_expired_login_is_reported_not_refreshed(
-    claude_dir: Path, upstream: FakeUpstream
-) -> None:
+def test_expired_login_is_reported_not_refreshed(claude_dir: Path, upstream: FakeUpstream) -> None:
     creds = json.loads((claude_dir / ".credentials.json").read_text())
     creds["claudeAiOauth"]["expiresAt"] = int((time.time() - 3600) * 1000)
     (claude_dir / ".credentials.json").write_text(json.dumps(creds))
@@ -154,8 +171,9 @@ def test_retry_after_is_honoured_and_survives_a_restart(
     claude_dir: Path, upstream: FakeUpstream, header: str
 ) -> None:
     value = "120" if header == "120" else formatdate(time.time() + 120, usegmt=True)
-    upstream.routes[USAGE] = Reply(429, fixture("error_429_rate_limited.json"),
-                                   {"retry-after": value})
+    upstream.routes[USAGE] = Reply(
+        429, fixture("error_429_rate_limited.json"), {"retry-after": value}
+    )
     first = cli("refresh")
     assert "HTTP 429" in first.stderr
     upstream.routes[USAGE] = Reply(200, fixture("oauth_usage_basic.json"))
@@ -166,17 +184,16 @@ def test_retry_after_is_honoured_and_survives_a_restart(
     assert 100 < book["next_allowed"] - time.time() <= 121
 
 
-def test_retry_after_zero_still_waits_the_minimum(claude_dir: Path,
-                                                  upstream: FakeUpstream) -> None:
-    upstream.routes[USAGE] = Reply(429, fixture_text("error_429_rate_limited.json"),
-                                   {"retry-after": "0"})
+def test_retry_after_zero_still_waits_the_minimum(claude_dir: Path, upstream: FakeUpstream) -> None:
+    upstream.routes[USAGE] = Reply(
+        429, fixture_text("error_429_rate_limited.json"), {"retry-after": "0"}
+    )
     refresh(Store())
     book = next(iter(Store().read().sources.values()))
     assert book["next_allowed"] - book["last_attempt"] == pytest.approx(oauth.MIN_RETRY)
 
 
-def test_without_retry_after_the_back_off_doubles(claude_dir: Path,
-                                                  upstream: FakeUpstream) -> None:
+def test_without_retry_after_the_back_off_doubles(claude_dir: Path, upstream: FakeUpstream) -> None:
     upstream.routes[USAGE] = Reply(429, fixture("error_429_rate_limited.json"))
     store = Store()
     waits = []
@@ -189,8 +206,9 @@ def test_without_retry_after_the_back_off_doubles(claude_dir: Path,
     assert waits == [oauth.BACKOFF_BASE, 2 * oauth.BACKOFF_BASE, 4 * oauth.BACKOFF_BASE]
 
 
-def test_a_hanging_upstream_times_out(claude_dir: Path, upstream: FakeUpstream,
-                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_hanging_upstream_times_out(
+    claude_dir: Path, upstream: FakeUpstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(oauth, "TIMEOUT", (1.0, 0.5))
     upstream.routes[USAGE] = Reply(200, fixture("oauth_usage_basic.json"), delay=2.0)
     results = refresh(Store())
@@ -203,20 +221,26 @@ def test_an_unreachable_upstream_is_one_line(claude_dir: Path) -> None:
     assert "Traceback" not in done.stderr
 
 
-def test_refresh_within_the_spacing_fetches_nothing(claude_dir: Path,
-                                                    upstream: FakeUpstream) -> None:
+def test_refresh_within_the_spacing_fetches_nothing(
+    claude_dir: Path, upstream: FakeUpstream
+) -> None:
     refresh(Store(), min_age=MIN_SPACING)
     results = refresh(Store(), min_age=MIN_SPACING)
     assert results[0].ok and "fetched 0s ago" in results[0].message
     assert len(upstream.hits(USAGE)) == 1
 
 
-def test_fifty_concurrent_refreshers_make_one_request(claude_dir: Path,
-                                                      upstream: FakeUpstream) -> None:
+def test_fifty_concurrent_refreshers_make_one_request(
+    claude_dir: Path, upstream: FakeUpstream
+) -> None:
     # A slow upstream widens the race: everyone arrives while the first fetch is in flight.
     upstream.routes[USAGE] = Reply(200, fixture("oauth_usage_basic.json"), delay=0.5)
-    procs = [subprocess.Popen([sys.executable, "-m", "claudemeter", "refresh"],
-                              stderr=subprocess.PIPE, text=True) for _ in range(50)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "claudemeter", "refresh"], stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(50)
+    ]
     codes = [p.wait(timeout=120) for p in procs]
     for proc in procs:
         assert proc.stderr is not None
@@ -225,8 +249,9 @@ def test_fifty_concurrent_refreshers_make_one_request(claude_dir: Path,
     assert len(upstream.hits(USAGE)) == 1
 
 
-def test_several_logins_are_several_rows(isolated: Path, upstream: FakeUpstream,
-                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_several_logins_are_several_rows(
+    isolated: Path, upstream: FakeUpstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
     dirs, profiles = [], {}
     for name, org, email in (("a", "org-a", "a@example.com"), ("b", "org-b", "b@example.com")):
         directory = isolated / f".claude-{name}"
@@ -236,11 +261,11 @@ def test_several_logins_are_several_rows(isolated: Path, upstream: FakeUpstream,
         (directory / ".credentials.json").write_text(json.dumps(creds))
         account = {"oauthAccount": {"organizationUuid": org, "emailAddress": email}}
         (directory / ".claude.json").write_text(json.dumps(account))
-        profiles[f"Bearer {token}"] = {"account": {"email": email},
-                                       "organization": {"uuid": org}}
+        profiles[f"Bearer {token}"] = {"account": {"email": email}, "organization": {"uuid": org}}
         dirs.append(str(directory))
     upstream.routes["/api/oauth/profile"] = lambda seen: Reply(
-        200, profiles[seen.headers["Authorization"]])
+        200, profiles[seen.headers["Authorization"]]
+    )
     monkeypatch.setenv("CLAUDEMETER_CLAUDE_CONFIG_DIRS", ":".join(dirs))
     refresh(Store())
     rows = Store().accounts()
@@ -250,12 +275,16 @@ def test_several_logins_are_several_rows(isolated: Path, upstream: FakeUpstream,
 
 @pytest.mark.parametrize(
     ("content", "message"),
-    [(None, "no Claude Code login"), ("{", "not valid JSON"),
-     ('{"apiKey": "x"}', "no claude.ai login")],
+    [
+        (None, "no Claude Code login"),
+        ("{", "not valid JSON"),
+        ('{"apiKey": "x"}', "no claude.ai login"),
+    ],
     ids=["missing", "garbage", "api-key-user"],
 )
-def test_unusable_credentials_say_what_to_do(isolated: Path, content: str | None,
-                                             message: str) -> None:
+def test_unusable_credentials_say_what_to_do(
+    isolated: Path, content: str | None, message: str
+) -> None:
     directory = isolated / ".claude"
     directory.mkdir()
     if content is not None:
@@ -281,8 +310,9 @@ def test_retry_after_parsing() -> None:
     assert date is not None and 85 < date <= 90
 
 
-def test_a_booking_from_the_future_does_not_block_refresh(claude_dir: Path,
-                                                          upstream: FakeUpstream) -> None:
+def test_a_booking_from_the_future_does_not_block_refresh(
+    claude_dir: Path, upstream: FakeUpstream
+) -> None:
     store = Store()
     refresh(store)
     with store.update() as state:  # the clock went back by a day since that attempt
@@ -293,12 +323,18 @@ def test_a_booking_from_the_future_does_not_block_refresh(claude_dir: Path,
     assert results[0].fetched and len(upstream.hits(USAGE)) == 2
 
 
-def test_a_429_storm_under_fifty_refreshers_is_one_request(claude_dir: Path,
-                                                           upstream: FakeUpstream) -> None:
-    upstream.routes[USAGE] = Reply(429, fixture("error_429_rate_limited.json"),
-                                   {"retry-after": "0"}, delay=0.3)
-    procs = [subprocess.Popen([sys.executable, "-m", "claudemeter", "refresh"],
-                              stderr=subprocess.DEVNULL) for _ in range(50)]
+def test_a_429_storm_under_fifty_refreshers_is_one_request(
+    claude_dir: Path, upstream: FakeUpstream
+) -> None:
+    upstream.routes[USAGE] = Reply(
+        429, fixture("error_429_rate_limited.json"), {"retry-after": "0"}, delay=0.3
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "claudemeter", "refresh"], stderr=subprocess.DEVNULL
+        )
+        for _ in range(50)
+    ]
     assert all(p.wait(timeout=120) == 1 for p in procs)  # nobody got data: exit 1, said so
     again = cli("refresh")  # still inside the back-off
     assert "backing off" in again.stderr
@@ -308,8 +344,9 @@ def test_a_429_storm_under_fifty_refreshers_is_one_request(claude_dir: Path,
 def test_a_retry_after_of_hours_is_capped_not_read_as_a_clock_jump(
     claude_dir: Path, upstream: FakeUpstream
 ) -> None:
-    upstream.routes[USAGE] = Reply(429, fixture("error_429_rate_limited.json"),
-                                   {"retry-after": "10800"})
+    upstream.routes[USAGE] = Reply(
+        429, fixture("error_429_rate_limited.json"), {"retry-after": "10800"}
+    )
     store = Store()
     refresh(store)
     results = refresh(store, min_age=0)
@@ -319,8 +356,9 @@ def test_a_retry_after_of_hours_is_capped_not_read_as_a_clock_jump(
     assert book["next_allowed"] - book["last_attempt"] == pytest.approx(oauth.MAX_RETRY)
 
 
-def test_a_body_cut_short_is_one_line_not_a_traceback(claude_dir: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_body_cut_short_is_one_line_not_a_traceback(
+    claude_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import socket
     import threading
 
@@ -336,12 +374,15 @@ def test_a_body_cut_short_is_one_line_not_a_traceback(claude_dir: Path,
                 return
             with conn:
                 conn.recv(65536)
-                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                             b"Content-Length: 100\r\n\r\n{\"five")
+                conn.sendall(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                    b'Content-Length: 100\r\n\r\n{"five'
+                )
 
     threading.Thread(target=serve, daemon=True).start()
-    monkeypatch.setenv("CLAUDEMETER_ANTHROPIC_BASE",
-                       f"http://127.0.0.1:{listener.getsockname()[1]}")
+    monkeypatch.setenv(
+        "CLAUDEMETER_ANTHROPIC_BASE", f"http://127.0.0.1:{listener.getsockname()[1]}"
+    )
     try:
         done = cli("refresh")
     finally:
@@ -350,8 +391,9 @@ def test_a_body_cut_short_is_one_line_not_a_traceback(claude_dir: Path,
     assert "Traceback" not in done.stderr and "usage: cannot reach" in done.stderr
 
 
-def test_a_state_dir_that_is_a_file_is_one_line(claude_dir: Path, tmp_path: Path,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_state_dir_that_is_a_file_is_one_line(
+    claude_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     blocker = tmp_path / "blocker"
     blocker.write_text("")
     monkeypatch.setenv("CLAUDEMETER_STATE_DIR", str(blocker / "state"))

@@ -21,8 +21,15 @@ T = NOW.timestamp()
 HOUR = 3600.0
 
 
-def climb(start: float, end: float, base: float, per_hour: float, resets: float | None,
-          step: float = 60.0, bucket: str = "five_hour") -> list[HistoryPoint]:
+def climb(
+    start: float,
+    end: float,
+    base: float,
+    per_hour: float,
+    resets: float | None,
+    step: float = 60.0,
+    bucket: str = "five_hour",
+) -> list[HistoryPoint]:
     """Readings every ``step`` s from ``start`` to ``end`` (epoch) on a straight line."""
     points = []
     t = start
@@ -69,11 +76,15 @@ def test_steady_climb_that_the_reset_outruns() -> None:
 @pytest.mark.parametrize("with_resets", [True, False], ids=["resets_at changes", "drop only"])
 def test_reset_in_the_middle(with_resets: bool) -> None:
     """Before the reset it climbed fast (30 %/h); since, slowly (6 %/h)."""
-    old = climb(T - 90 * 60, T - 31 * 60, base=50.0, per_hour=30.0,
-                resets=T - 30 * 60 if with_resets else None)
+    old = climb(
+        T - 90 * 60,
+        T - 31 * 60,
+        base=50.0,
+        per_hour=30.0,
+        resets=T - 30 * 60 if with_resets else None,
+    )
     new_resets = T + 4.5 * HOUR
-    new = climb(T - 29 * 60, T, base=1.0, per_hour=6.0,
-                resets=new_resets if with_resets else None)
+    new = climb(T - 29 * 60, T, base=1.0, per_hour=6.0, resets=new_resets if with_resets else None)
     result = pace.compute(old + new, "five_hour", NOW)
     assert result is not None
     assert result.rate_per_hour == pytest.approx(6.0, abs=1e-6)
@@ -83,8 +94,10 @@ def test_reset_in_the_middle(with_resets: bool) -> None:
 
 
 def test_flat() -> None:
-    points = [HistoryPoint(t.t, {"five_hour": 50.0}, t.resets)
-              for t in climb(T - 40 * 60, T, 0, 0, resets=T + HOUR)]
+    points = [
+        HistoryPoint(t.t, {"five_hour": 50.0}, t.resets)
+        for t in climb(T - 40 * 60, T, 0, 0, resets=T + HOUR)
+    ]
     result = pace.compute(points, "five_hour", NOW)
     assert result is not None
     assert result.rate_per_hour == 0.0
@@ -102,8 +115,9 @@ def test_noisy_readings() -> None:
     noisy = []
     for index, point in enumerate(points):
         jitter = rng.uniform(-1.5, 1.5) + (5.0 if index % 17 == 5 else 0.0)
-        noisy.append(HistoryPoint(point.t, {"five_hour": point.used["five_hour"] + jitter},
-                                  point.resets))
+        noisy.append(
+            HistoryPoint(point.t, {"five_hour": point.used["five_hour"] + jitter}, point.resets)
+        )
     result = pace.compute(noisy, "five_hour", NOW)
     assert result is not None
     assert result.rate_per_hour == pytest.approx(10.0, abs=1.5)
@@ -139,10 +153,13 @@ def test_already_over_the_threshold() -> None:
 
 def test_status_warning_names_the_soonest_bucket() -> None:
     five = climb(T - 40 * 60, T, base=60.0, per_hour=30.0, resets=T + 3 * HOUR)
-    seven = climb(T - 40 * 60, T, base=80.0, per_hour=20.0, resets=T + 2 * 86400,
-                  bucket="seven_day")
-    merged = [HistoryPoint(a.t, {**a.used, **b.used}, {**a.resets, **b.resets})
-              for a, b in zip(five, seven, strict=True)]
+    seven = climb(
+        T - 40 * 60, T, base=80.0, per_hour=20.0, resets=T + 2 * 86400, bucket="seven_day"
+    )
+    merged = [
+        HistoryPoint(a.t, {**a.used, **b.used}, {**a.resets, **b.resets})
+        for a, b in zip(five, seven, strict=True)
+    ]
     found = pace.paces(merged, NOW)
     assert set(found) == {"five_hour", "seven_day"}
     seven_full = T + (100 - (80.0 + 20.0 * 40 / 60)) / 20.0 * HOUR
@@ -177,37 +194,63 @@ def test_json_rows_carry_pace(claude_dir: Path, state_dir: Path) -> None:
     for minute in range(40, -1, -2):
         when = now - timedelta(minutes=minute)
         used = 30.0 + 9.0 * (40 - minute) / 60
-        readings.append(Snapshot(
-            org_uuid="0f6c3b2a-0000-4000-8000-00000000b001", browser="statusline",
-            account_email="ada@example.com", fetched_at=when,
-            usage={"five_hour": {"utilization": used, "resets_at": format_time(resets)}},
-        ))
+        readings.append(
+            Snapshot(
+                org_uuid="0f6c3b2a-0000-4000-8000-00000000b001",
+                browser="statusline",
+                account_email="ada@example.com",
+                fetched_at=when,
+                usage={"five_hour": {"utilization": used, "resets_at": format_time(resets)}},
+            )
+        )
     store = Store()
     for snapshot in readings:
         store.put([snapshot])
-    done = subprocess.run(["claude-meter", "--json", "--cached"], capture_output=True,
-                          text=True, check=True)
+    done = subprocess.run(
+        ["claude-meter", "--json", "--cached"], capture_output=True, text=True, check=True
+    )
     [row] = json.loads(done.stdout)
-    assert set(row) == {"org_uuid", "browser", "account_email", "fetched_at", "usage",
-                        "overage", "subscription", "errors", "stale", "pace"}
+    assert set(row) == {
+        "org_uuid",
+        "browser",
+        "account_email",
+        "fetched_at",
+        "usage",
+        "overage",
+        "subscription",
+        "errors",
+        "stale",
+        "pace",
+    }
     five = row["pace"]["five_hour"]
     assert five["rate_per_hour"] == pytest.approx(9.0, abs=0.05)
     assert five["threshold"] == 90.0
     last = 30.0 + 9.0 * 40 / 60
     full = datetime.fromisoformat(five["full_at"].replace("Z", "+00:00"))
-    assert abs(full - (readings[-1].fetched_at + timedelta(hours=(100 - last) / 9.0))) \
-        < timedelta(seconds=60)
+    assert abs(full - (readings[-1].fetched_at + timedelta(hours=(100 - last) / 9.0))) < timedelta(
+        seconds=60
+    )
     assert five["before_reset"] is False
-    assert five["resets_at"] == format_time(resets.replace(microsecond=resets.microsecond
-                                                           // 1000 * 1000))
+    assert five["resets_at"] == format_time(
+        resets.replace(microsecond=resets.microsecond // 1000 * 1000)
+    )
 
 
 def test_json_rows_without_history_have_no_pace(claude_dir: Path, state_dir: Path) -> None:
-    Store().put([Snapshot(org_uuid="o", browser="Chrome", account_email="a@example.com",
-                          fetched_at=datetime.now(timezone.utc),
-                          usage={"five_hour": {"utilization": 5.0, "resets_at": None}})])
-    done = subprocess.run(["claude-meter", "--json", "--cached"], capture_output=True,
-                          text=True, check=True)
+    Store().put(
+        [
+            Snapshot(
+                org_uuid="o",
+                browser="Chrome",
+                account_email="a@example.com",
+                fetched_at=datetime.now(timezone.utc),
+                usage={"five_hour": {"utilization": 5.0, "resets_at": None}},
+            )
+        ]
+    )
+    done = subprocess.run(
+        ["claude-meter", "--json", "--cached"], capture_output=True, text=True, check=True
+    )
     assert "pace" not in json.loads(done.stdout)[0]
 
 
@@ -216,8 +259,9 @@ def test_history_of_a_folded_row_includes_readings_kept_under_its_email() -> Non
     by_org = climb(T - 40 * 60, T - 20 * 60, 10, 6, resets=T + HOUR)
     by_email = climb(T - 19 * 60, T, 12, 6, resets=T + HOUR)
     state = State(history={"org-1": by_org, "email:a@example.com": by_email})
-    row = Snapshot(org_uuid="org-1", browser="Chrome", account_email="A@example.com",
-                   fetched_at=NOW)
+    row = Snapshot(
+        org_uuid="org-1", browser="Chrome", account_email="A@example.com", fetched_at=NOW
+    )
     merged = state.history_of(row)
     assert [p.t for p in merged] == sorted(p.t for p in by_org + by_email)
 
@@ -231,9 +275,15 @@ def test_a_steady_stream_of_readings_builds_a_history(state_dir: Path) -> None:
     with store.update() as state:
         for second in range(30 * 60, -1, -10):
             used = 20.0 + 8.0 * (30 * 60 - second) / HOUR
-            state.put(Snapshot(org_uuid="o", browser="statusline", account_email=None,
-                               fetched_at=now - timedelta(seconds=second),
-                               usage={"five_hour": {"utilization": used, "resets_at": resets}}))
+            state.put(
+                Snapshot(
+                    org_uuid="o",
+                    browser="statusline",
+                    account_email=None,
+                    fetched_at=now - timedelta(seconds=second),
+                    usage={"five_hour": {"utilization": used, "resets_at": resets}},
+                )
+            )
     points = store.read().history["o"]
     assert len(points) >= 30 * 60 / 20 - 1
     result = pace.compute(points, "five_hour", now)

@@ -23,10 +23,16 @@ USAGE = "/api/oauth/usage"
 
 def statusline_reading(age: float) -> Snapshot:
     when = datetime.now(timezone.utc) - timedelta(seconds=age)
-    usage = {"five_hour": {"utilization": 40.0,
-                           "resets_at": (when + timedelta(hours=2)).isoformat()}}
-    return Snapshot(org_uuid=ORG, browser="statusline", account_email="ada@example.com",
-                    fetched_at=when, usage=usage)
+    usage = {
+        "five_hour": {"utilization": 40.0, "resets_at": (when + timedelta(hours=2)).isoformat()}
+    }
+    return Snapshot(
+        org_uuid=ORG,
+        browser="statusline",
+        account_email="ada@example.com",
+        fetched_at=when,
+        usage=usage,
+    )
 
 
 def last_oauth_attempt(store: Store, seconds_ago: float) -> None:
@@ -37,7 +43,8 @@ def last_oauth_attempt(store: Store, seconds_ago: float) -> None:
 
 
 def test_fresh_statusline_readings_hold_back_automatic_fetches(
-    claude_dir: Path, upstream: FakeUpstream,
+    claude_dir: Path,
+    upstream: FakeUpstream,
 ) -> None:
     store = Store()
     refresh(store)
@@ -56,15 +63,21 @@ def other_account(age: float) -> Snapshot:
 
 
 # Readings are made when the test runs (lambdas), so their ages are what they say.
-@pytest.mark.parametrize(("reading", "oauth_age"), [
-    (lambda: None, OAUTH_INTERVAL + 20),
-    (lambda: statusline_reading(age=OAUTH_INTERVAL + 30), OAUTH_INTERVAL + 20),
-    (lambda: other_account(age=1), OAUTH_INTERVAL + 20),
-    # The buckets only OAuth sees must not go stale behind busy agents.
-    (lambda: statusline_reading(age=1), OAUTH_INTERVAL_WITH_STATUSLINE + 5),
-], ids=["no statusline", "old statusline", "another account's", "oauth row nearly stale"])
+@pytest.mark.parametrize(
+    ("reading", "oauth_age"),
+    [
+        (lambda: None, OAUTH_INTERVAL + 20),
+        (lambda: statusline_reading(age=OAUTH_INTERVAL + 30), OAUTH_INTERVAL + 20),
+        (lambda: other_account(age=1), OAUTH_INTERVAL + 20),
+        # The buckets only OAuth sees must not go stale behind busy agents.
+        (lambda: statusline_reading(age=1), OAUTH_INTERVAL_WITH_STATUSLINE + 5),
+    ],
+    ids=["no statusline", "old statusline", "another account's", "oauth row nearly stale"],
+)
 def test_automatic_fetch_goes_ahead(
-    claude_dir: Path, upstream: FakeUpstream, reading: Callable[[], Snapshot | None],
+    claude_dir: Path,
+    upstream: FakeUpstream,
+    reading: Callable[[], Snapshot | None],
     oauth_age: float,
 ) -> None:
     store = Store()
@@ -84,7 +97,8 @@ def test_explicit_refresh_asks_anyway(claude_dir: Path, upstream: FakeUpstream) 
     refresh(store)
     last_oauth_attempt(store, refresh_module.MIN_SPACING + 5)
     store.put([statusline_reading(age=1)])
-    done = subprocess.run(["claude-meter", "refresh"], capture_output=True, text=True,
-                          timeout=60, check=False)
+    done = subprocess.run(
+        ["claude-meter", "refresh"], capture_output=True, text=True, timeout=60, check=False
+    )
     assert done.returncode == 0, done.stderr
     assert len(upstream.hits(USAGE)) == 2

@@ -27,8 +27,12 @@ ORG = "0f6c3b2a-0000-4000-8000-00000000b001"
 
 def snapshot(fetched_at: str, **changes: object) -> dict[str, object]:
     body: dict[str, object] = {
-        "org_uuid": ORG, "browser": "Claude Code", "account_email": "ada@example.com",
-        "fetched_at": fetched_at, "usage": fixture("oauth_usage_basic.json"), "errors": [],
+        "org_uuid": ORG,
+        "browser": "Claude Code",
+        "account_email": "ada@example.com",
+        "fetched_at": fetched_at,
+        "usage": fixture("oauth_usage_basic.json"),
+        "errors": [],
     }
     body.update(changes)
     return body
@@ -43,8 +47,13 @@ def pinned_clock(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def ingest(body: object) -> None:
-    subprocess.run(["claude-meter", "ingest", "-"], input=json.dumps(body), text=True,
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["claude-meter", "ingest", "-"],
+        input=json.dumps(body),
+        text=True,
+        check=True,
+        capture_output=True,
+    )
 
 
 def expire_login(home: Path) -> None:
@@ -84,10 +93,15 @@ def several_accounts(home: Path, state: Path) -> None:
 
 
 def paused(home: Path, state: Path) -> None:
-    ingest(snapshot("2026-11-25T12:01:30.000Z", usage={
-        **fixture("oauth_usage_basic.json"),  # type: ignore[dict-item]
-        "five_hour": {"utilization": 93.0, "resets_at": "2026-11-25T16:59:59.571404+00:00"},
-    }))
+    ingest(
+        snapshot(
+            "2026-11-25T12:01:30.000Z",
+            usage={
+                **fixture("oauth_usage_basic.json"),  # type: ignore[dict-item]
+                "five_hour": {"utilization": 93.0, "resets_at": "2026-11-25T16:59:59.571404+00:00"},
+            },
+        )
+    )
     resume = datetime(2026, 11, 25, 17, 0, 29, tzinfo=timezone.utc).timestamp()
     # Guarded scripts: a long venv path first, what tells the agents apart at the end.
     python = "/home/ada/src/claudemeter/.venv/bin/python3 -m claudemeter.demo agent"
@@ -98,21 +112,36 @@ def paused(home: Path, state: Path) -> None:
         (os.getppid(), "%5", f"{python} 1 /tmp/claudemeter-demo-q8x2m0ab 1"),
         (1, "%7", f"{python} 2 {macos_tmp} 1"),
     ):
-        registry.register(registry.GuardEntry(
-            pid=pid, command=command, account="ada@example.com", state=registry.PAUSED,
-            pane=pane, resume_at=resume, started_at=float(pane[1:]),
-        ), state)
+        registry.register(
+            registry.GuardEntry(
+                pid=pid,
+                command=command,
+                account="ada@example.com",
+                state=registry.PAUSED,
+                pane=pane,
+                resume_at=resume,
+                started_at=float(pane[1:]),
+            ),
+            state,
+        )
 
 
 def on_pace_for_the_wall(home: Path, state: Path) -> None:
     """Readings every ten minutes, climbing ~48 %/h: 100 % comes long before the reset."""
-    for minute, used in ((20, 40.0), (30, 48.0), (40, 56.0), (50, 64.0), (60, 72.0),
-                         (61, 73.0)):
+    for minute, used in ((20, 40.0), (30, 48.0), (40, 56.0), (50, 64.0), (60, 72.0), (61, 73.0)):
         at = f"2026-11-25T{11 + minute // 60:02d}:{minute % 60:02d}:30.000Z"
-        ingest(snapshot(at, usage={
-            **fixture("oauth_usage_basic.json"),  # type: ignore[dict-item]
-            "five_hour": {"utilization": used, "resets_at": "2026-11-25T16:59:59.571404+00:00"},
-        }))
+        ingest(
+            snapshot(
+                at,
+                usage={
+                    **fixture("oauth_usage_basic.json"),  # type: ignore[dict-item]
+                    "five_hour": {
+                        "utilization": used,
+                        "resets_at": "2026-11-25T16:59:59.571404+00:00",
+                    },
+                },
+            )
+        )
 
 
 STATES: dict[str, Callable[[Path, Path], None]] = {
@@ -130,8 +159,9 @@ STATES: dict[str, Callable[[Path, Path], None]] = {
 def run(*args: str) -> str:
     env = {**os.environ, "CLAUDEMETER_NOW": NOW, "TZ": "UTC"}
     env.pop("NO_COLOR", None)
-    done = subprocess.run(["claude-meter", *args], capture_output=True, text=True, env=env,
-                          check=False)
+    done = subprocess.run(
+        ["claude-meter", *args], capture_output=True, text=True, env=env, check=False
+    )
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr
     return done.stdout
@@ -150,8 +180,9 @@ def test_golden(name: str, isolated: Path, state_dir: Path) -> None:
         assert got == path.read_text(), f"{command} output for {name} changed"
 
 
-def test_show_fits_80_columns_and_has_no_colour_off_a_terminal(isolated: Path,
-                                                                state_dir: Path) -> None:
+def test_show_fits_80_columns_and_has_no_colour_off_a_terminal(
+    isolated: Path, state_dir: Path
+) -> None:
     several_accounts(isolated, state_dir)
     paused(isolated, state_dir)
     out = run("show")

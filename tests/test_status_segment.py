@@ -22,20 +22,35 @@ NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 
-def row(five: float | None = 42.0, seven: float | None = 61.0, email: str = "ada@example.com",
-        org: str = "org-a", age: float = 30.0, resets: datetime | None = None) -> Snapshot:
+def row(
+    five: float | None = 42.0,
+    seven: float | None = 61.0,
+    email: str = "ada@example.com",
+    org: str = "org-a",
+    age: float = 30.0,
+    resets: datetime | None = None,
+) -> Snapshot:
     usage: dict[str, object] = {}
     if five is not None:
         at = resets or NOW + timedelta(hours=1, minutes=23)
         usage["five_hour"] = {"utilization": five, "resets_at": at.isoformat()}
     if seven is not None:
         usage["seven_day"] = {"utilization": seven, "resets_at": "2026-11-30T09:59:59Z"}
-    return Snapshot(org_uuid=org, browser="Claude Code", account_email=email,
-                    fetched_at=NOW - timedelta(seconds=age), usage=usage)
+    return Snapshot(
+        org_uuid=org,
+        browser="Claude Code",
+        account_email=email,
+        fetched_at=NOW - timedelta(seconds=age),
+        usage=usage,
+    )
 
 
-def segment(*rows: Snapshot, settings: Settings | None = None, paused: int = 0,
-            sources: dict[str, dict[str, object]] | None = None) -> str:
+def segment(
+    *rows: Snapshot,
+    settings: Settings | None = None,
+    paused: int = 0,
+    sources: dict[str, dict[str, object]] | None = None,
+) -> str:
     state = State(rows=list(rows), sources=dict(sources or {}))
     return render(state, NOW, settings or Settings(), paused).segment
 
@@ -49,8 +64,9 @@ def test_tiers_colour_each_bucket_at_warn_and_crit() -> None:
     assert segment(row(five=70, seven=90)) == (
         "#[fg=yellow]5h 70%%#[default] ↻1h23m · #[fg=red]7d 90%%#[default]"
     )
-    custom = Settings.from_options({"warn": "40", "colour_warn": "fg=blue,bold",
-                                    "colour_ok": "green"})
+    custom = Settings.from_options(
+        {"warn": "40", "colour_warn": "fg=blue,bold", "colour_ok": "green"}
+    )
     assert segment(row(five=42, seven=10), settings=custom) == (
         "#[fg=blue,bold]5h 42%%#[default] ↻1h23m · #[fg=green]7d 10%%#[default]"
     )
@@ -81,9 +97,11 @@ def test_several_accounts_show_initials_or_the_configured_one() -> None:
     ada, bob = row(email="ada@example.com"), row(five=80, email="bob@x.org", org="org-b")
     assert segment(ada, bob) == "a 42%%/61%% · b #[fg=yellow]80%%#[default]/61%%"
     assert segment(ada, bob, settings=Settings.from_options({"account": "bob"})).startswith(
-        "#[fg=yellow]5h 80%%")
+        "#[fg=yellow]5h 80%%"
+    )
     assert segment(ada, bob, settings=Settings.from_options({"account": "eve"})) == (
-        "claude: no eve")
+        "claude: no eve"
+    )
     assert initials([ada, row(email="anna@x.org", org="o2"), bob]) == ["ad", "an", "b"]
 
 
@@ -115,8 +133,10 @@ def test_notices_fire_once_per_tier_per_window_and_rearm_on_reset() -> None:
 
 
 def test_options_parse_tmux_output_and_fall_back_on_nonsense() -> None:
-    text = ('@claude_meter_warn 50\n@claude_meter_format "{5h} \\"x\\""\n'
-            "@claude_meter_interval soon\nstatus-right foo\n")
+    text = (
+        '@claude_meter_warn 50\n@claude_meter_format "{5h} \\"x\\""\n'
+        "@claude_meter_interval soon\nstatus-right foo\n"
+    )
     values = parse_show_options(text)
     assert values == {"warn": "50", "format": '{5h} "x"', "interval": "soon"}
     settings = Settings.from_options(values)
@@ -138,8 +158,9 @@ def test_options_with_unusable_tiers_fall_back_to_the_defaults() -> None:
 
 
 def test_readme_options_table_matches_the_code() -> None:
-    found = re.findall(r"^\| `@claude_meter_(\w+)` \| (?:`([^`]*)`|_empty_) \|",
-                       README.read_text(), re.M)
+    found = re.findall(
+        r"^\| `@claude_meter_(\w+)` \| (?:`([^`]*)`|_empty_) \|", README.read_text(), re.M
+    )
     assert found == [(option.name, option.default) for option in OPTIONS]
     assert set(DEFAULTS) == {name for name, _ in found}
 
@@ -154,8 +175,13 @@ def test_guard_lines_tell_long_commands_apart_within_the_popup_width() -> None:
     work = "/var/folders/7x/k2c9vz4s1qg0lq8m5t7dk3w40000gn/T/claudemeter-demo-q8x2m0ab"
     seen = []
     for number in (1, 2):
-        entry = GuardEntry(pid=1, command=f"{venv} -m claudemeter.demo agent {number} {work} 1",
-                           account=None, state="paused", pane=f"%{number}")
+        entry = GuardEntry(
+            pid=1,
+            command=f"{venv} -m claudemeter.demo agent {number} {work} 1",
+            account=None,
+            state="paused",
+            pane=f"%{number}",
+        )
         lines = guard_lines(entry, NOW)
         assert all(len(line) <= GUARD_WIDTH for line in lines)
         shown = f"python3 -m claudemeter.demo agent {number} …/claudemeter-demo-q8x2m0ab 1"
@@ -163,16 +189,17 @@ def test_guard_lines_tell_long_commands_apart_within_the_popup_width() -> None:
         seen.append(lines[1])
     assert seen[0] != seen[1]
     assert guard_lines(GuardEntry(pid=1, command="claude", account=None, state="held"), NOW) == [
-        "guard claude: held"]
+        "guard claude: held"
+    ]
     assert short_command("'/opt/my tools/claude' -p hi", 40) == "claude -p hi"
     # nothing left to shorten: the end stays, the start goes
     assert short_command("claude -p '" + "x" * 50 + " the end'", 20) == "…xxxxxxxxxx the end'"
     assert short_command("claude -p 'cut by cm-guard at 200 charact…", 80).startswith("claude -p")
 
 
-def test_options_read_back_exactly_what_real_tmux_was_given(tmp_path: Path,
-                                                            monkeypatch: pytest.MonkeyPatch
-                                                            ) -> None:
+def test_options_read_back_exactly_what_real_tmux_was_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """tmux escapes some values in ``show-options`` (``\\~5``, ``\\#``, quotes and
     backslashes): the reader must undo exactly that, as plugin.sh's opt() does."""
     monkeypatch.setenv("TMUX_TMPDIR", str(tmp_path))
@@ -182,8 +209,9 @@ def test_options_read_back_exactly_what_real_tmux_was_given(tmp_path: Path,
     try:
         for key, value in values.items():
             subprocess.run([*base, "set", "-g", f"@claude_meter_{key}", value], check=True)
-        shown = subprocess.run([*base, "show-options", "-g"], capture_output=True, text=True,
-                               check=True).stdout
+        shown = subprocess.run(
+            [*base, "show-options", "-g"], capture_output=True, text=True, check=True
+        ).stdout
     finally:
         subprocess.run([*base, "kill-server"], check=False)
     assert {k: v for k, v in parse_show_options(shown).items() if k in values} == values

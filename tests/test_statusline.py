@@ -24,24 +24,34 @@ FIXTURE_EMAIL = "ada@example.com"
 
 
 def run(data: bytes, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(["claude-meter", "statusline", *args], input=data,
-                          capture_output=True, timeout=timeout, check=False)
+    return subprocess.run(
+        ["claude-meter", "statusline", *args],
+        input=data,
+        capture_output=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def rfc3339(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
-def statusline_input(five: Any = 57.0, seven: Any = 33.0, five_resets: Any = None,
-                     seven_resets: Any = None) -> dict[str, Any]:
+def statusline_input(
+    five: Any = 57.0, seven: Any = 33.0, five_resets: Any = None, seven_resets: Any = None
+) -> dict[str, Any]:
     """The fixture, with reset times in the future (the fixture's are long past)."""
     body: dict[str, Any] = fixture("claude_code_statusline_input.json")  # type: ignore[assignment]
     now = int(time.time())
     body["rate_limits"] = {
-        "five_hour": {"used_percentage": five,
-                      "resets_at": now + 7200 if five_resets is None else five_resets},
-        "seven_day": {"used_percentage": seven,
-                      "resets_at": now + 3 * 86400 if seven_resets is None else seven_resets},
+        "five_hour": {
+            "used_percentage": five,
+            "resets_at": now + 7200 if five_resets is None else five_resets,
+        },
+        "seven_day": {
+            "used_percentage": seven,
+            "resets_at": now + 3 * 86400 if seven_resets is None else seven_resets,
+        },
     }
     return body
 
@@ -74,21 +84,23 @@ def test_readings_are_stored_as_the_logged_in_account(claude_dir: Path, state_di
     assert row["account_email"] == FIXTURE_EMAIL
     limits = body["rate_limits"]
     assert row["usage"] == {
-        "five_hour": {"utilization": 57.0,
-                      "resets_at": rfc3339(limits["five_hour"]["resets_at"])},
-        "seven_day": {"utilization": 33.0,
-                      "resets_at": rfc3339(limits["seven_day"]["resets_at"])},
+        "five_hour": {"utilization": 57.0, "resets_at": rfc3339(limits["five_hour"]["resets_at"])},
+        "seven_day": {"utilization": 33.0, "resets_at": rfc3339(limits["seven_day"]["resets_at"])},
     }
     fetched = datetime.fromisoformat(row["fetched_at"].replace("Z", "+00:00"))
     assert abs((datetime.now(timezone.utc) - fetched).total_seconds()) < 60
     # The usual readers see it as that account's row.
-    shown = subprocess.run(["claude-meter", "--json", "--cached"], capture_output=True,
-                           check=True, text=True)
+    shown = subprocess.run(
+        ["claude-meter", "--json", "--cached"], capture_output=True, check=True, text=True
+    )
     assert json.loads(shown.stdout)[0]["usage"]["five_hour"]["utilization"] == 57.0
 
 
 def test_account_follows_the_claude_config_dir_in_effect(
-    isolated: Path, state_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    isolated: Path,
+    state_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     work = tmp_path / "claude-work"
     work.mkdir()
@@ -102,7 +114,9 @@ def test_account_follows_the_claude_config_dir_in_effect(
 
 
 def test_a_new_login_is_noticed_and_an_unchanged_one_is_not_reparsed(
-    claude_dir: Path, isolated: Path, state_dir: Path,
+    claude_dir: Path,
+    isolated: Path,
+    state_dir: Path,
 ) -> None:
     claude_json = isolated / ".claude.json"
     assert run(encode(statusline_input())).returncode == 0
@@ -134,8 +148,10 @@ def test_no_reset_time_is_an_idle_window(claude_dir: Path, state_dir: Path) -> N
     body = statusline_input()
     body["rate_limits"]["five_hour"] = {"used_percentage": 0, "resets_at": None}
     assert run(encode(body)).returncode == 0
-    assert stored_rows(state_dir)[0]["usage"]["five_hour"] == {"utilization": 0.0,
-                                                               "resets_at": None}
+    assert stored_rows(state_dir)[0]["usage"]["five_hour"] == {
+        "utilization": 0.0,
+        "resets_at": None,
+    }
 
 
 def _huge() -> bytes:
@@ -159,26 +175,34 @@ BAD_INPUTS = {
     "json string": b'"rate_limits"',
     "deeply nested": b"[" * 100_000 + b"]" * 100_000,
     "huge": _huge(),
-    "no rate_limits (API key user)": (FIXTURES / "claude_code_statusline_input_api_key_user.json")
-    .read_bytes(),
+    "no rate_limits (API key user)": (
+        FIXTURES / "claude_code_statusline_input_api_key_user.json"
+    ).read_bytes(),
     "rate_limits null": _with_limits(None),
     "rate_limits a list": _with_limits([{"used_percentage": 50}]),
     "percent as string": encode(statusline_input(five="57", seven="33")),
     "percent as bool": encode(statusline_input(five=True, seven=False)),
     "percent null": encode(statusline_input(five=None, seven=None)),
     "percent negative": encode(statusline_input(five=-5, seven=-1)),
-    "reset as string": encode(statusline_input(five_resets="2099-01-01T00:00:00Z",
-                                               seven_resets="soon")),
-    "reset in milliseconds": encode(statusline_input(
-        five_resets=(time.time() + 7200) * 1000, seven_resets=(time.time() + 86400) * 1000)),
-    "resets already past (the fixture as is)": (FIXTURES / "claude_code_statusline_input.json")
-    .read_bytes(),
+    "reset as string": encode(
+        statusline_input(five_resets="2099-01-01T00:00:00Z", seven_resets="soon")
+    ),
+    "reset in milliseconds": encode(
+        statusline_input(
+            five_resets=(time.time() + 7200) * 1000, seven_resets=(time.time() + 86400) * 1000
+        )
+    ),
+    "resets already past (the fixture as is)": (
+        FIXTURES / "claude_code_statusline_input.json"
+    ).read_bytes(),
 }
 
 
 @pytest.mark.parametrize("data", list(BAD_INPUTS.values()), ids=list(BAD_INPUTS))
 def test_bad_input_prints_a_neutral_line_and_stores_nothing(
-    claude_dir: Path, state_dir: Path, data: bytes,
+    claude_dir: Path,
+    state_dir: Path,
+    data: bytes,
 ) -> None:
     done = run(data)
     assert done.returncode == 0
@@ -194,7 +218,8 @@ def test_one_bad_window_does_not_spoil_the_other(claude_dir: Path, state_dir: Pa
 
 
 def test_unknown_account_shows_the_numbers_but_stores_nothing(
-    isolated: Path, state_dir: Path,
+    isolated: Path,
+    state_dir: Path,
 ) -> None:
     done = run(encode(statusline_input(five=41)))
     assert done.returncode == 0
@@ -203,7 +228,9 @@ def test_unknown_account_shows_the_numbers_but_stores_nothing(
 
 
 def test_unwritable_store_still_prints_the_line(
-    claude_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    claude_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("")
@@ -225,7 +252,8 @@ def test_held_store_lock_does_not_hold_up_the_agent(claude_dir: Path, state_dir:
 
 
 def test_lower_reading_for_the_same_window_is_an_older_one(
-    claude_dir: Path, state_dir: Path,
+    claude_dir: Path,
+    state_dir: Path,
 ) -> None:
     """Two agents: one idle with a cached 40 %, one busy at 60 %; the count only climbs
     within a window, so the idle agent's later call does not pull the row down."""
@@ -239,16 +267,26 @@ def test_lower_reading_for_the_same_window_is_an_older_one(
 
 
 def test_buckets_only_oauth_sees_are_carried_into_the_row(
-    claude_dir: Path, state_dir: Path,
+    claude_dir: Path,
+    state_dir: Path,
 ) -> None:
     usage = fixture("oauth_usage_basic.json")
     assert isinstance(usage, dict)
-    Store().put([Snapshot(org_uuid=FIXTURE_ORG, browser="Claude Code",
-                          account_email=FIXTURE_EMAIL, fetched_at=datetime.now(timezone.utc),
-                          usage=usage)])
+    Store().put(
+        [
+            Snapshot(
+                org_uuid=FIXTURE_ORG,
+                browser="Claude Code",
+                account_email=FIXTURE_EMAIL,
+                fetched_at=datetime.now(timezone.utc),
+                usage=usage,
+            )
+        ]
+    )
     assert run(encode(statusline_input(five=71))).returncode == 0
-    shown = subprocess.run(["claude-meter", "--json", "--cached"], capture_output=True,
-                           check=True, text=True)
+    shown = subprocess.run(
+        ["claude-meter", "--json", "--cached"], capture_output=True, check=True, text=True
+    )
     [row] = json.loads(shown.stdout)
     assert row["usage"]["five_hour"]["utilization"] == 71.0
     carried = {k for k in usage if k not in ("five_hour", "seven_day")}
@@ -272,7 +310,9 @@ def write_script(path: Path, body: str) -> Path:
 
 
 def test_chained_command_gets_the_same_input_and_prints_first(
-    claude_dir: Path, state_dir: Path, tmp_path: Path,
+    claude_dir: Path,
+    state_dir: Path,
+    tmp_path: Path,
 ) -> None:
     seen = tmp_path / "seen.json"
     script = write_script(tmp_path / "prev.sh", f'cat > "{seen}"\nprintf "PREVIOUS LINE\\n"\n')
@@ -297,8 +337,9 @@ def test_failing_chained_command_leaves_our_line(claude_dir: Path, tmp_path: Pat
 
 def test_hanging_chained_command_is_ended(claude_dir: Path, tmp_path: Path) -> None:
     pidfile = tmp_path / "pid"
-    script = write_script(tmp_path / "hang.sh",
-                          f'echo $$ > "{pidfile}"\nprintf "partial "\nexec sleep 600\n')
+    script = write_script(
+        tmp_path / "hang.sh", f'echo $$ > "{pidfile}"\nprintf "partial "\nexec sleep 600\n'
+    )
     done = run(encode(statusline_input(five=46)), "--chain", str(script))
     assert done.returncode == 0
     assert done.stdout.decode().startswith("partial")
@@ -323,8 +364,9 @@ def test_chain_back_to_ourselves_does_not_loop(claude_dir: Path) -> None:
 
 
 def test_help() -> None:
-    done = subprocess.run(["claude-meter", "statusline", "--help"], capture_output=True,
-                          text=True, check=False)
+    done = subprocess.run(
+        ["claude-meter", "statusline", "--help"], capture_output=True, text=True, check=False
+    )
     assert done.returncode == 0 and "--chain" in done.stdout
 
 
@@ -335,16 +377,26 @@ def test_no_http_client_is_imported(claude_dir: Path) -> None:
         "from claudemeter.cli import _run; _run(None)\n"
         "print('requests' in sys.modules, file=sys.stderr)"
     )
-    done = subprocess.run([sys.executable, "-c", probe], input=encode(statusline_input()),
-                          capture_output=True, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        input=encode(statusline_input()),
+        capture_output=True,
+        check=True,
+    )
     assert done.stderr.decode().strip() == "False"
 
 
 def test_run_by_hand_in_a_terminal_it_explains_instead_of_waiting() -> None:
     primary, secondary = os.openpty()
     try:
-        done = subprocess.run(["claude-meter", "statusline"], stdin=secondary,
-                              capture_output=True, text=True, timeout=30, check=False)
+        done = subprocess.run(
+            ["claude-meter", "statusline"],
+            stdin=secondary,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
     finally:
         os.close(primary)
         os.close(secondary)
@@ -359,17 +411,30 @@ def test_carried_over_buckets_do_not_enter_the_history(claude_dir: Path) -> None
     from claudemeter.model import format_time, utcnow
 
     start = utcnow()
-    Store().put([Snapshot(org_uuid="0f6c3b2a-0000-4000-8000-00000000b001",
-                          browser="Claude Code", account_email="ada@example.com",
-                          fetched_at=start, usage=fixture("oauth_usage_basic.json"))])
+    Store().put(
+        [
+            Snapshot(
+                org_uuid="0f6c3b2a-0000-4000-8000-00000000b001",
+                browser="Claude Code",
+                account_email="ada@example.com",
+                fetched_at=start,
+                usage=fixture("oauth_usage_basic.json"),
+            )
+        ]
+    )
     body = json.loads((FIXTURES / "claude_code_statusline_input.json").read_text())
     body["rate_limits"]["five_hour"]["resets_at"] = int(time.time()) + 3600
     body["rate_limits"]["seven_day"]["resets_at"] = int(time.time()) + 86400
     for later in (30, 60, 90):  # further apart than readings that merge into one point
         at = format_time(start + timedelta(seconds=later))
-        subprocess.run([sys.executable, "-m", "claudemeter", "statusline"],
-                       input=json.dumps(body), capture_output=True, text=True, check=True,
-                       env={**os.environ, "CLAUDEMETER_NOW": at})
+        subprocess.run(
+            [sys.executable, "-m", "claudemeter", "statusline"],
+            input=json.dumps(body),
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "CLAUDEMETER_NOW": at},
+        )
     state = Store().read()
     row = next(r for r in state.rows if r.browser == "statusline")
     assert "seven_day_oauth_apps" in (row.usage or {})  # carried over for the fold

@@ -19,10 +19,17 @@ from claudemeter.store import HISTORY_MAX_POINTS, Store, StoreError
 from tests.upstream import FIXTURES, fixture
 
 
-def snap(org: str, five: float | None, when: datetime | None = None,
-         browser: str = "Chrome", errors: list[str] | None = None) -> Snapshot:
+def snap(
+    org: str,
+    five: float | None,
+    when: datetime | None = None,
+    browser: str = "Chrome",
+    errors: list[str] | None = None,
+) -> Snapshot:
     return Snapshot(
-        org_uuid=org, browser=browser, account_email=f"{org}@example.com",
+        org_uuid=org,
+        browser=browser,
+        account_email=f"{org}@example.com",
         fetched_at=when or utcnow(),
         usage=None if five is None else {"five_hour": {"utilization": five, "resets_at": None}},
         errors=errors or [],
@@ -67,8 +74,7 @@ def test_newest_reading_per_account_and_source_replaces_the_old(state_dir: Path)
     store.put([snap("o1", 10, t0)])
     store.put([snap("o1", 20, t0 + timedelta(seconds=60))])
     rows = store.read().rows
-    assert len(rows) == 1 and rows[0].usage == {"five_hour": {"utilization": 20,
-                                                             "resets_at": None}}
+    assert len(rows) == 1 and rows[0].usage == {"five_hour": {"utilization": 20, "resets_at": None}}
 
 
 def test_out_of_order_delivery_is_ignored(state_dir: Path) -> None:
@@ -151,8 +157,13 @@ def test_a_read_only_state_dir_is_one_clear_line(state_dir: Path) -> None:
     writer says so in one line, exits 1, and the file stays as it was."""
     Store(state_dir).put([snap("o1", 10)])
     before = (state_dir / "state.json").read_bytes()
-    ingest = [sys.executable, "-m", "claudemeter", "ingest",
-              str(FIXTURES / "snapshots_two_browsers_two_accounts.json")]
+    ingest = [
+        sys.executable,
+        "-m",
+        "claudemeter",
+        "ingest",
+        str(FIXTURES / "snapshots_two_browsers_two_accounts.json"),
+    ]
     if os.geteuid() == 0:
         script = 'mount --bind "$1" "$1" && mount -o remount,ro,bind "$1" && shift && exec "$@"'
         argv = ["unshare", "-m", "sh", "-c", script, "sh", str(state_dir), *ingest]
@@ -194,8 +205,7 @@ for n in itertools.count():
 
 def test_killing_a_writer_mid_write_leaves_a_valid_state(state_dir: Path) -> None:
     for round_ in range(5):
-        writer = subprocess.Popen([sys.executable, "-c", WRITER], stdout=subprocess.PIPE,
-                                  text=True)
+        writer = subprocess.Popen([sys.executable, "-c", WRITER], stdout=subprocess.PIPE, text=True)
         assert writer.stdout is not None
         assert writer.stdout.readline().strip() == "writing"
         time.sleep(0.01 * round_)
@@ -212,8 +222,13 @@ def test_fifty_concurrent_writers_lose_nothing(state_dir: Path, tmp_path: Path) 
         body = snap(f"org-{n:02d}", float(n)).to_json()
         path = tmp_path / f"in-{n}.json"
         path.write_text(json.dumps(body))
-        procs.append(subprocess.Popen([sys.executable, "-m", "claudemeter", "ingest", str(path)],
-                                      stderr=subprocess.PIPE, text=True))
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "claudemeter", "ingest", str(path)],
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
     for proc in procs:
         _out, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err
@@ -234,10 +249,12 @@ def test_readers_never_see_a_torn_file(state_dir: Path) -> None:
 
 
 def test_timestamps_are_utc_on_disk(state_dir: Path) -> None:
-    Store(state_dir).put([snap("o1", 1, datetime(2026, 11, 25, 13, 0, tzinfo=timezone(
-        timedelta(hours=1))))])
+    Store(state_dir).put(
+        [snap("o1", 1, datetime(2026, 11, 25, 13, 0, tzinfo=timezone(timedelta(hours=1))))]
+    )
     assert json.loads((state_dir / "state.json").read_text())["rows"][0]["fetched_at"] == (
-        "2026-11-25T12:00:00.000Z")
+        "2026-11-25T12:00:00.000Z"
+    )
 
 
 def test_a_reading_from_the_future_is_clamped(state_dir: Path) -> None:

@@ -26,10 +26,14 @@ from tests.upstream import fixture
 NOW = "2026-11-25T12:05:00.000Z"
 ORG = "0f6c3b2a-0000-4000-8000-00000000b001"
 
-PLACEHOLDERS = ("#{claude_meter} |#{claude_meter_5h}|#{claude_meter_7d}|"
-                "#{claude_meter_reset}|#{claude_meter_paused}| %H:%M")
-EXPECTED_RIGHT = ("#{E:@claude_meter} |#{E:@claude_meter_5h}|#{E:@claude_meter_7d}|"
-                  "#{E:@claude_meter_reset}|#{E:@claude_meter_paused}| %H:%M")
+PLACEHOLDERS = (
+    "#{claude_meter} |#{claude_meter_5h}|#{claude_meter_7d}|"
+    "#{claude_meter_reset}|#{claude_meter_paused}| %H:%M"
+)
+EXPECTED_RIGHT = (
+    "#{E:@claude_meter} |#{E:@claude_meter_5h}|#{E:@claude_meter_7d}|"
+    "#{E:@claude_meter_reset}|#{E:@claude_meter_paused}| %H:%M"
+)
 
 
 def config(entry: Path, *extra: str) -> str:
@@ -46,8 +50,13 @@ def config(entry: Path, *extra: str) -> str:
 
 
 def ingest(*snapshots: dict[str, object]) -> None:
-    subprocess.run(["claude-meter", "ingest", "-"], input=json.dumps(list(snapshots)),
-                   text=True, check=True, capture_output=True)
+    subprocess.run(
+        ["claude-meter", "ingest", "-"],
+        input=json.dumps(list(snapshots)),
+        text=True,
+        check=True,
+        capture_output=True,
+    )
 
 
 def snapshot(fetched_at: str, five: float = 61.0, resets: str | None = None) -> dict[str, object]:
@@ -56,8 +65,13 @@ def snapshot(fetched_at: str, five: float = 61.0, resets: str | None = None) -> 
     usage["five_hour"]["utilization"] = five
     if resets:
         usage["five_hour"]["resets_at"] = resets
-    return {"org_uuid": ORG, "browser": "Claude Code", "account_email": "ada@example.com",
-            "fetched_at": fetched_at, "usage": usage}
+    return {
+        "org_uuid": ORG,
+        "browser": "Claude Code",
+        "account_email": "ada@example.com",
+        "fetched_at": fetched_at,
+        "usage": usage,
+    }
 
 
 def loop_pid(state_dir: Path) -> int | None:
@@ -73,9 +87,11 @@ def loops_running() -> int:
     count = 0
     for proc in Path("/proc").iterdir():
         try:
-            if b"tmux-loop" in (proc / "cmdline").read_bytes() and mine in (
-                proc / "environ"
-            ).read_bytes() and (proc / "stat").read_text().split()[2] != "Z":
+            if (
+                b"tmux-loop" in (proc / "cmdline").read_bytes()
+                and mine in (proc / "environ").read_bytes()
+                and (proc / "stat").read_text().split()[2] != "Z"
+            ):
                 count += 1
         except OSError:
             continue
@@ -83,8 +99,11 @@ def loops_running() -> int:
 
 
 def prefix_bindings(server: TmuxServer) -> list[str]:
-    return [line for line in server.cmd("list-keys", "-T", "prefix").splitlines()
-            if "claude-meter" in line]
+    return [
+        line
+        for line in server.cmd("list-keys", "-T", "prefix").splitlines()
+        if "claude-meter" in line
+    ]
 
 
 def test_entry_rewrites_placeholders_binds_the_key_and_reloads_cleanly(
@@ -128,8 +147,17 @@ def test_a_person_sees_the_segment_the_notice_and_the_popup(
     inner = lab.server("cm-in", config(plugin_dir(isolated) / "claudemeter.tmux"))
     inner.cmd("new-session", "-d", "-s", "work", "-x", "100", "-y", "30")
     outer = lab.server("cm-out", "set -g status off\n")
-    outer.cmd("new-session", "-d", "-s", "screen", "-x", "100", "-y", "30",
-              f"tmux -u -L cm-in -f '{inner.config}' attach -t work")
+    outer.cmd(
+        "new-session",
+        "-d",
+        "-s",
+        "screen",
+        "-x",
+        "100",
+        "-y",
+        "30",
+        f"tmux -u -L cm-in -f '{inner.config}' attach -t work",
+    )
 
     def status_line() -> str:
         return outer.capture("screen")[-1] if outer.capture("screen") else ""
@@ -168,14 +196,18 @@ def reopen(outer: TmuxServer, popup: Callable[[], str]) -> bool:
 def test_old_data_turns_stale_without_a_new_reading(lab: Lab, isolated: Path) -> None:
     """The loop re-renders on its own: the age moves even when nothing is written."""
     now = utcnow()
-    ingest(snapshot(format_time(now - timedelta(seconds=597)),
-                    resets=format_time(now + timedelta(hours=2))))
+    ingest(
+        snapshot(
+            format_time(now - timedelta(seconds=597)), resets=format_time(now + timedelta(hours=2))
+        )
+    )
     server = lab.server("cm-s", config(plugin_dir(isolated) / "claudemeter.tmux"))
     server.cmd("new-session", "-d", "-s", "work")
     assert until(lambda: server.option("@claude_meter").startswith("5h 61%%"), 10)
     assert "stale" not in server.option("@claude_meter")
-    assert until(lambda: "stale 10m" in server.option("@claude_meter"), 15), \
-        server.option("@claude_meter")
+    assert until(lambda: "stale 10m" in server.option("@claude_meter"), 15), server.option(
+        "@claude_meter"
+    )
 
 
 def test_the_loop_exits_with_its_server(lab: Lab, isolated: Path, state_dir: Path) -> None:
@@ -187,8 +219,7 @@ def test_the_loop_exits_with_its_server(lab: Lab, isolated: Path, state_dir: Pat
     assert until(lambda: loops_running() == 0, 15)
 
 
-def test_explicit_bin_and_serve_started_detached(lab: Lab, isolated: Path,
-                                                 tmp_path: Path) -> None:
+def test_explicit_bin_and_serve_started_detached(lab: Lab, isolated: Path, tmp_path: Path) -> None:
     """`serve` runs for as long as it likes; the plugin (and tmux's start) never waits."""
     calls = tmp_path / "calls"
     real = shutil.which("claude-meter")
@@ -198,17 +229,20 @@ def test_explicit_bin_and_serve_started_detached(lab: Lab, isolated: Path,
     wrapper.write_text(
         "#!/bin/sh\n"
         f"echo \"$$ $*\" >> '{calls}'\n"
-        "if [ \"$1\" = serve ]; then exec sleep 60; fi\n"
+        'if [ "$1" = serve ]; then exec sleep 60; fi\n'
         f"exec '{real}' \"$@\"\n"
     )
     wrapper.chmod(0o755)
     entry = plugin_dir(isolated) / "claudemeter.tmux"
-    server = lab.server("cm-b", config(entry, f"set -g @claude_meter_bin '{wrapper}'",
-                                       "set -g @claude_meter_serve on"))
+    server = lab.server(
+        "cm-b",
+        config(entry, f"set -g @claude_meter_bin '{wrapper}'", "set -g @claude_meter_serve on"),
+    )
     server.cmd("new-session", "-d", "-s", "work")
     assert until(lambda: calls.exists() and "serve" in calls.read_text(), 10)
-    serve_pid = int(next(line for line in calls.read_text().splitlines()
-                         if line.endswith("serve")).split()[0])
+    serve_pid = int(
+        next(line for line in calls.read_text().splitlines() if line.endswith("serve")).split()[0]
+    )
     try:
         os.kill(serve_pid, 0)  # still running: started detached, not waited for
         assert f"'{wrapper}' show --watch" in prefix_bindings(server)[0]
@@ -225,8 +259,9 @@ def test_first_load_without_a_backend_installs_in_the_background(
     for name in ("claudemeter.tmux", "scripts", "python", "pyproject.toml", "README.md"):
         source = REPO / name
         if source.is_dir():
-            shutil.copytree(source, clone / name,
-                            ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+            shutil.copytree(
+                source, clone / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")
+            )
         else:
             shutil.copy2(source, clone / name)
     monkeypatch.setenv("PATH", "/usr/bin:/bin")  # no claude-meter anywhere
@@ -236,8 +271,9 @@ def test_first_load_without_a_backend_installs_in_the_background(
 
     assert server.option("status-right") == EXPECTED_RIGHT
     assert server.option("@claude_meter") == "claude: installing"  # set before tmux goes on
-    assert until(lambda: "install failed" in server.option("@claude_meter"), 90), \
-        server.option("@claude_meter")
+    assert until(lambda: "install failed" in server.option("@claude_meter"), 90), server.option(
+        "@claude_meter"
+    )
     assert (clone / "install.log").exists()
     assert not (clone / ".venv.installing").exists()
 
@@ -250,8 +286,9 @@ def test_first_load_without_a_backend_installs_in_the_background(
     gate.touch()
     server.cmd("run-shell", str(clone / "claudemeter.tmux"))
     venv_bin = clone / ".venv" / "bin"
-    assert until(lambda: server.option("@claude_meter") == "claude: setup", 20), \
-        server.option("@claude_meter")
+    assert until(lambda: server.option("@claude_meter") == "claude: setup", 20), server.option(
+        "@claude_meter"
+    )
     assert f"'{venv_bin / 'claude-meter'}' show --watch" in prefix_bindings(server)[0]
     first_build = (clone / ".venv" / ".claudemeter-ready").read_text().strip()
     assert first_build and server.option("@claude_meter_build") == first_build
@@ -265,13 +302,13 @@ def test_first_load_without_a_backend_installs_in_the_background(
     assert server.option("@claude_meter") == "claude: installing"
     assert until(lambda: not process_alive(first_loop), 10)  # old code stops at once
     gate.touch()
-    assert until(lambda: server.option("@claude_meter") == "claude: setup", 20), \
-        server.option("@claude_meter")
+    assert until(lambda: server.option("@claude_meter") == "claude: setup", 20), server.option(
+        "@claude_meter"
+    )
     second_build = (clone / ".venv" / ".claudemeter-ready").read_text().strip()
     assert second_build not in ("", first_build)
     assert server.option("@claude_meter_build") == second_build
-    assert until(lambda: server.option("@claude_meter_loop_pid") not in ("", str(first_loop)),
-                 10)
+    assert until(lambda: server.option("@claude_meter_loop_pid") not in ("", str(first_loop)), 10)
     assert process_alive(int(server.option("@claude_meter_loop_pid")))
     assert installs.read_text().count("install") == 2
     assert loops_running() == 1
@@ -352,8 +389,9 @@ def test_the_key_gives_back_what_tmux_had_bound_there(lab: Lab, isolated: Path) 
 
 
 def test_tmux_loop_outside_tmux_says_what_it_needs() -> None:
-    done = subprocess.run(["claude-meter", "tmux-loop"], capture_output=True, text=True,
-                          check=False)
+    done = subprocess.run(
+        ["claude-meter", "tmux-loop"], capture_output=True, text=True, check=False
+    )
     assert done.returncode == 1
     assert "not inside tmux ($TMUX is unset)" in done.stderr
     assert "Traceback" not in done.stderr
@@ -379,8 +417,10 @@ def test_desktop_notice_goes_to_notify_send_and_notify_off_silences_it(
     loud.cmd("kill-server")
 
     sent.unlink()
-    quiet = lab.server("cm-q", config(entry, "set -g @claude_meter_notify_desktop on",
-                                      "set -g @claude_meter_notify off"))
+    quiet = lab.server(
+        "cm-q",
+        config(entry, "set -g @claude_meter_notify_desktop on", "set -g @claude_meter_notify off"),
+    )
     quiet.cmd("new-session", "-d", "-s", "work")
     assert until(lambda: quiet.option("@claude_meter").startswith("#[fg=red]5h 93%%"), 10)
     # The next reading's render proves the first round, notices included, is over.

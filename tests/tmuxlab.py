@@ -26,8 +26,13 @@ class TmuxServer:
         self.config = config
 
     def cmd(self, *args: str, check: bool = True) -> str:
-        done = subprocess.run(["tmux", "-u", "-L", self.name, "-f", str(self.config), *args],
-                              capture_output=True, text=True, timeout=30, check=False)
+        done = subprocess.run(
+            ["tmux", "-u", "-L", self.name, "-f", str(self.config), *args],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
         if check and done.returncode != 0:
             raise AssertionError(f"tmux {' '.join(args)}: {done.stderr.strip()}")
         return done.stdout
@@ -39,8 +44,12 @@ class TmuxServer:
         return self.cmd("capture-pane", "-p", "-t", target).splitlines()
 
     def alive(self) -> bool:
-        return subprocess.run(["tmux", "-L", self.name, "has-session"], capture_output=True,
-                              check=False).returncode == 0
+        return (
+            subprocess.run(
+                ["tmux", "-L", self.name, "has-session"], capture_output=True, check=False
+            ).returncode
+            == 0
+        )
 
 
 class Lab:

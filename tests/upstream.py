@@ -58,8 +58,12 @@ class FakeUpstream:
         class Handler(BaseHTTPRequestHandler):
             def _serve(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
-                seen = Seen(self.command, self.path, dict(self.headers.items()),
-                            self.rfile.read(length) if length else b"")
+                seen = Seen(
+                    self.command,
+                    self.path,
+                    dict(self.headers.items()),
+                    self.rfile.read(length) if length else b"",
+                )
                 with upstream._lock:
                     upstream.requests.append(seen)
                 route = upstream.routes.get(self.path.split("?")[0])

@@ -239,8 +239,9 @@ class Bridge:
         except StoreError as exc:
             raise Refusal(503, str(exc)) from None
         # A browser name is the client's text: keep it to one printable log line.
-        browsers = "".join(c if c.isprintable() else "?" for c in
-                           ", ".join(sorted({s.browser for s in snapshots})))[:200]
+        browsers = "".join(
+            c if c.isprintable() else "?" for c in ", ".join(sorted({s.browser for s in snapshots}))
+        )[:200]
         self.say(f"stored {count} snapshot{'s' if count != 1 else ''} from {browsers}")
         return count
 
@@ -264,8 +265,9 @@ class Handler(BaseHTTPRequestHandler):
         except OSError:
             self.close_connection = True  # the client went away or stalled mid-body
         except Exception as exc:  # a bug of ours: say so in one line, answer 500, keep serving
-            self.server.bridge.say(f"internal error: {type(exc).__name__}: "
-                                   f"{redact(str(exc))[:200]}")
+            self.server.bridge.say(
+                f"internal error: {type(exc).__name__}: {redact(str(exc))[:200]}"
+            )
             self._refuse(500, "internal error in the bridge; see its log")
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _dispatch
@@ -279,8 +281,9 @@ class Handler(BaseHTTPRequestHandler):
             raise Refusal(404, f"no such endpoint {path[:80]}: use /snapshots or /healthz")
         if self.command not in methods:
             allowed = ", ".join(methods)
-            raise Refusal(405, f"{self.command} is not allowed on {path}; use {allowed}",
-                          {"Allow": allowed})
+            raise Refusal(
+                405, f"{self.command} is not allowed on {path}; use {allowed}", {"Allow": allowed}
+            )
         if path == "/healthz":
             self._reply(200, {"ok": True, "store": store_id(self.server.bridge.store.directory)})
             return
@@ -295,8 +298,9 @@ class Handler(BaseHTTPRequestHandler):
         hosts = self.headers.get_all("Host") or []
         if len(hosts) != 1 or not is_loopback_host(_host_name(hosts[0])):
             shown = hosts[0][:80] if hosts else "none"
-            raise Refusal(403, f"Host {shown!r} is not the loopback address"
-                               " (use http://127.0.0.1:PORT)")
+            raise Refusal(
+                403, f"Host {shown!r} is not the loopback address (use http://127.0.0.1:PORT)"
+            )
 
     def _check_origin(self) -> None:
         origin = self.headers.get("Origin")
@@ -304,19 +308,28 @@ class Handler(BaseHTTPRequestHandler):
             return
         scheme = origin.split("://", 1)[0].lower() if "://" in origin else ""
         if scheme not in EXTENSION_SCHEMES:
-            raise Refusal(403, f"Origin {origin[:80]!r} is not a browser extension;"
-                               " web pages may not use the bridge")
+            raise Refusal(
+                403,
+                f"Origin {origin[:80]!r} is not a browser extension;"
+                " web pages may not use the bridge",
+            )
 
     def _check_token(self) -> None:
         scheme, _, offered = (self.headers.get("Authorization") or "").partition(" ")
         offered = offered.strip()
         hint = "run `claude-meter pair` and paste its token into the extension"
         if scheme.lower() != "bearer" or not offered:
-            raise Refusal(401, f"missing bearer token: {hint}",
-                          {"WWW-Authenticate": 'Bearer realm="claudemeter"'})
+            raise Refusal(
+                401,
+                f"missing bearer token: {hint}",
+                {"WWW-Authenticate": 'Bearer realm="claudemeter"'},
+            )
         if not self.server.bridge.token.matches(offered):
-            raise Refusal(401, f"wrong token: {hint}",
-                          {"WWW-Authenticate": 'Bearer realm="claudemeter", error="invalid_token"'})
+            raise Refusal(
+                401,
+                f"wrong token: {hint}",
+                {"WWW-Authenticate": 'Bearer realm="claudemeter", error="invalid_token"'},
+            )
 
     def _read_json(self) -> Any:
         ctype = (self.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
@@ -340,8 +353,9 @@ class Handler(BaseHTTPRequestHandler):
         except UnicodeDecodeError:
             raise Refusal(400, "bad JSON: the body is not UTF-8") from None
         except json.JSONDecodeError as exc:
-            raise Refusal(400, f"bad JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-                          ) from None
+            raise Refusal(
+                400, f"bad JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+            ) from None
         except (ValueError, RecursionError) as exc:
             raise Refusal(400, f"bad JSON: {str(exc)[:80] or 'nested too deeply'}") from None
 
@@ -366,8 +380,7 @@ class Handler(BaseHTTPRequestHandler):
         with contextlib.suppress(OSError):
             self._reply(status, {"ok": False, "error": message}, headers)
 
-    def send_error(self, code: int, message: str | None = None, explain: str | None = None
-                   ) -> None:
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """http.server's own refusals (bad request line, oversized headers, unknown
         method) speak the same JSON as ours; a method we have never heard of is as
         not-allowed as one we know."""
@@ -396,9 +409,7 @@ class BridgeServer(ThreadingHTTPServer):
 
     def __init__(self, address: env.HostPort, bridge: Bridge) -> None:
         self.bridge = bridge
-        self.address_family = (
-            socket.AF_INET6 if ":" in address.host else socket.AF_INET
-        )
+        self.address_family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
         self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
         self._live: dict[socket.socket, float] = {}
         self._live_lock = threading.Lock()
@@ -459,8 +470,10 @@ class BridgeServer(ThreadingHTTPServer):
 
 def _busy(request: socket.socket) -> None:
     body = json.dumps({"ok": False, "error": "the bridge is busy; try again"}).encode()
-    head = (f"HTTP/1.0 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
+    head = (
+        f"HTTP/1.0 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode()
     with contextlib.suppress(OSError):
         request.settimeout(1.0)
         request.sendall(head + body)
@@ -472,13 +485,16 @@ def _busy(request: socket.socket) -> None:
 def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
     if name == "serve":
         parser.add_argument(
-            "--port", type=int, metavar="PORT",
+            "--port",
+            type=int,
+            metavar="PORT",
             help="listen on this port instead of CLAUDEMETER_BRIDGE's (default 63762);"
-                 " 0 picks a free one and prints it",
+            " 0 picks a free one and prints it",
         )
     elif name == "pair":
         parser.add_argument(
-            "--new", action="store_true",
+            "--new",
+            action="store_true",
             help="replace the token (every paired browser then needs the new one)",
         )
 
@@ -496,14 +512,20 @@ def cmd_pair(args: argparse.Namespace) -> int:
     try:
         token = new_token(directory) if args.new else ensure_token(directory)
     except OSError as exc:
-        print(f"claude-meter pair: cannot keep the token in {directory}: {exc.strerror or exc}"
-              " (fix its permissions or set CLAUDEMETER_STATE_DIR)", file=sys.stderr)
+        print(
+            f"claude-meter pair: cannot keep the token in {directory}: {exc.strerror or exc}"
+            " (fix its permissions or set CLAUDEMETER_STATE_DIR)",
+            file=sys.stderr,
+        )
         return 1
     print(token, flush=True)
     if sys.stderr.isatty() or args.new:
         note = "the old token no longer works; " if args.new else ""
-        print(f"{note}paste this into the claudemeter extension's popup"
-              f" (kept 0600 in {token_path(directory)})", file=sys.stderr)
+        print(
+            f"{note}paste this into the claudemeter extension's popup"
+            f" (kept 0600 in {token_path(directory)})",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -558,8 +580,10 @@ def _serve(address: env.HostPort, directory: Path) -> int:
     try:
         server = BridgeServer(address, bridge)
     except OSError as exc:
-        _say(f"cannot listen on {address}: {exc.strerror or exc}"
-             " (is another program using it? try --port or CLAUDEMETER_BRIDGE)")
+        _say(
+            f"cannot listen on {address}: {exc.strerror or exc}"
+            " (is another program using it? try --port or CLAUDEMETER_BRIDGE)"
+        )
         return 1
     stop = threading.Event()
 
@@ -568,13 +592,11 @@ def _serve(address: env.HostPort, directory: Path) -> int:
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     serving = threading.Thread(target=server.serve_forever, name="bridge", daemon=True)
-    poller = threading.Thread(target=_keep_fresh, args=(store, stop), name="poller",
-                              daemon=True)
+    poller = threading.Thread(target=_keep_fresh, args=(store, stop), name="poller", daemon=True)
     try:
         serving.start()
         poller.start()
-        _say(f"listening on {server.url} (state in {directory}); Ctrl-C to stop",
-             sys.stdout)
+        _say(f"listening on {server.url} (state in {directory}); Ctrl-C to stop", sys.stdout)
         while not stop.wait(1.0):
             pass
     finally:

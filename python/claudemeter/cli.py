@@ -19,26 +19,49 @@ from .store import StoreError
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "status": ("claudemeter.commands", "cmd_status", "one tmux-formatted status segment"),
     "show": ("claudemeter.popup", "cmd_show", "the full breakdown (what prefix+M shows)"),
-    "tmux-loop": ("claudemeter.tmux_loop", "cmd_tmux_loop",
-                  "keep this tmux server's status options current (the plugin starts it)"),
-    "refresh": ("claudemeter.commands", "cmd_refresh",
-                "fetch now from every configured source (single-flight)"),
-    "ingest": ("claudemeter.commands", "cmd_ingest",
-               "store snapshot JSON from FILE or stdin, as the bridge would"),
+    "tmux-loop": (
+        "claudemeter.tmux_loop",
+        "cmd_tmux_loop",
+        "keep this tmux server's status options current (the plugin starts it)",
+    ),
+    "refresh": (
+        "claudemeter.commands",
+        "cmd_refresh",
+        "fetch now from every configured source (single-flight)",
+    ),
+    "ingest": (
+        "claudemeter.commands",
+        "cmd_ingest",
+        "store snapshot JSON from FILE or stdin, as the bridge would",
+    ),
     "doctor": ("claudemeter.doctor", "main", "check each source, the store, tmux, the bridge"),
-    "serve": ("claudemeter.bridge", "cmd_serve",
-              "run the loopback bridge for the browser extension (and the OAuth poller)"
-              " in the foreground"),
-    "pair": ("claudemeter.bridge", "cmd_pair",
-             "print the bridge token to paste into the browser extension"),
-    "statusline": ("claudemeter.sources.statusline", "main",
-                   "Claude Code statusLine command: store its rate limits (no network),"
-                   " print a line"),
-    "install-statusline": ("claudemeter.install_statusline", "main",
-                           "make `claude-meter statusline` Claude Code's statusLine"
-                           " (--uninstall restores the previous one)"),
-    "demo": ("claudemeter.demo", "run",
-             "a simulated account in its own tmux session: see everything work, no login"),
+    "serve": (
+        "claudemeter.bridge",
+        "cmd_serve",
+        "run the loopback bridge for the browser extension (and the OAuth poller)"
+        " in the foreground",
+    ),
+    "pair": (
+        "claudemeter.bridge",
+        "cmd_pair",
+        "print the bridge token to paste into the browser extension",
+    ),
+    "statusline": (
+        "claudemeter.sources.statusline",
+        "main",
+        "Claude Code statusLine command: store its rate limits (no network), print a line",
+    ),
+    "install-statusline": (
+        "claudemeter.install_statusline",
+        "main",
+        "make `claude-meter statusline` Claude Code's statusLine"
+        " (--uninstall restores the previous one)",
+    ),
+    "demo": (
+        "claudemeter.demo",
+        "run",
+        "a simulated account in its own tmux session: see everything work, no login",
+    ),
 }
 
 DESCRIPTION = """\
@@ -58,13 +81,19 @@ CLAUDEMETER_CLAUDE_CONFIG_DIRS. See the README for each.
 def build_parser(wanted: str | None = None) -> argparse.ArgumentParser:
     """The parser; only ``wanted``'s module is imported for its own options."""
     parser = argparse.ArgumentParser(
-        prog="claude-meter", description=DESCRIPTION, epilog=EPILOG,
+        prog="claude-meter",
+        description=DESCRIPTION,
+        epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--json", action="store_true",
-                        help="print the deduped snapshots as a JSON list, nothing else")
-    parser.add_argument("--cached", action="store_true",
-                        help="never fetch: print what the store holds, however old")
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print the deduped snapshots as a JSON list, nothing else",
+    )
+    parser.add_argument(
+        "--cached", action="store_true", help="never fetch: print what the store holds, however old"
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, _func, help_text) in COMMANDS.items():

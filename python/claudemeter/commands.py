@@ -27,13 +27,23 @@ def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
         )
         parser.add_argument("--format", help="segment layout with {tokens} (see README)")
         parser.add_argument("--account", help="email (or its start) of the account to show")
-        parser.add_argument("--warn", type=_tier, metavar="PCT",
-                            help="warn tier, percent above 0 and below --crit (default 70)")
-        parser.add_argument("--crit", type=_tier, metavar="PCT",
-                            help="crit tier, percent up to 100 (default 90)")
+        parser.add_argument(
+            "--warn",
+            type=_tier,
+            metavar="PCT",
+            help="warn tier, percent above 0 and below --crit (default 70)",
+        )
+        parser.add_argument(
+            "--crit", type=_tier, metavar="PCT", help="crit tier, percent up to 100 (default 90)"
+        )
     if name == "ingest":
-        parser.add_argument("file", nargs="?", default="-", metavar="FILE|-",
-                            help="JSON file with one snapshot or a list (default: stdin)")
+        parser.add_argument(
+            "file",
+            nargs="?",
+            default="-",
+            metavar="FILE|-",
+            help="JSON file with one snapshot or a list (default: stdin)",
+        )
 
 
 def _tier(text: str) -> str:
@@ -41,8 +51,9 @@ def _tier(text: str) -> str:
     from .options import percent
 
     if percent(text) is None:
-        raise argparse.ArgumentTypeError(f"expected a percent above 0 and at most 100,"
-                                         f" not {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected a percent above 0 and at most 100, not {text!r}"
+        )
     return text
 
 
@@ -123,8 +134,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     warn, crit = (chosen.get(name, DEFAULTS[name]) for name in ("warn", "crit"))
     if (percent(warn) or 0) >= (percent(crit) or 0):
         said = {name: "" if name in chosen else ", the default" for name in ("warn", "crit")}
-        print(f"claude-meter status: error: --warn ({warn}{said['warn']}) must be below"
-              f" --crit ({crit}{said['crit']})", file=sys.stderr)
+        print(
+            f"claude-meter status: error: --warn ({warn}{said['warn']}) must be below"
+            f" --crit ({crit}{said['crit']})",
+            file=sys.stderr,
+        )
         return 2
     print(job_output(Store().read(), env.now(), settings, registry.paused_count()))
     return 0
@@ -162,8 +176,10 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     try:
         snapshots: list[Snapshot] = parse_many(json.loads(text))
     except json.JSONDecodeError as exc:
-        print(f"claude-meter ingest: not JSON: {exc.msg} at line {exc.lineno} column"
-              f" {exc.colno}", file=sys.stderr)
+        print(
+            f"claude-meter ingest: not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
+            file=sys.stderr,
+        )
         return 1
     except ValidationError as exc:
         print(f"claude-meter ingest: invalid snapshot: {exc}", file=sys.stderr)

@@ -38,17 +38,13 @@ def _fold(rows: list[Snapshot], now: datetime) -> Snapshot:
     folded.org_uuid = next((r.org_uuid for r in rows if r.org_uuid), "")
     folded.account_email = next((r.account_email for r in newest if r.account_email), None)
     folded.overage = next((r.overage for r in newest if r.overage is not None), None)
-    folded.subscription = next(
-        (r.subscription for r in newest if r.subscription is not None), None
-    )
+    folded.subscription = next((r.subscription for r in newest if r.subscription is not None), None)
     folded.browser = _browsers(rows)
     folded.errors = list(winner.errors)
     return folded
 
 
-def dedupe_by_account(
-    rows: Iterable[Snapshot], now: datetime | None = None
-) -> list[Snapshot]:
+def dedupe_by_account(rows: Iterable[Snapshot], now: datetime | None = None) -> list[Snapshot]:
     """One row per account, in order of each account's first appearance."""
     now = now or utcnow()
     rows = list(rows)

@@ -87,12 +87,15 @@ def work_steps(work_file: Path) -> int:
 def snapshot(five: float, resets_at: float, seven: float, now: float) -> Snapshot:
     week_reset = datetime.fromtimestamp(now, timezone.utc) + timedelta(days=3, hours=7)
     return Snapshot(
-        org_uuid=DEMO_ORG, browser=SOURCE_DEMO, account_email=DEMO_EMAIL,
+        org_uuid=DEMO_ORG,
+        browser=SOURCE_DEMO,
+        account_email=DEMO_EMAIL,
         fetched_at=datetime.fromtimestamp(now, timezone.utc),
         usage={
-            "five_hour": {"utilization": round(five, 1),
-                          "resets_at": format_time(datetime.fromtimestamp(resets_at,
-                                                                          timezone.utc))},
+            "five_hour": {
+                "utilization": round(five, 1),
+                "resets_at": format_time(datetime.fromtimestamp(resets_at, timezone.utc)),
+            },
             "seven_day": {"utilization": round(seven, 1), "resets_at": format_time(week_reset)},
             "seven_day_oauth_apps": {"utilization": 12.0, "resets_at": format_time(week_reset)},
         },
@@ -129,9 +132,13 @@ def simulate(workdir: Path, speed: float) -> None:
         left = int(bucket.resets_at - now)
         bar = "#" * int(five / 5)
         # Redrawn in place, so the explanation stays on screen.
-        print(f"\033[H\033[2J{INTRO}\n\n"
-              f" 5-hour {five:5.1f}% [{bar:<20}] resets in {left:3d}s"
-              f" · resets so far: {resets}", end="", flush=True)
+        print(
+            f"\033[H\033[2J{INTRO}\n\n"
+            f" 5-hour {five:5.1f}% [{bar:<20}] resets in {left:3d}s"
+            f" · resets so far: {resets}",
+            end="",
+            flush=True,
+        )
         time.sleep(max(0.25, 1.0 / speed))
 
 
@@ -179,8 +186,14 @@ class DemoSession:
         self.env = demo_environment(self.workdir)
 
     def tmux(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["tmux", "-L", self.socket, *args], env=self.env,
-                              capture_output=True, text=True, check=check, timeout=30)
+        return subprocess.run(
+            ["tmux", "-L", self.socket, *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=check,
+            timeout=30,
+        )
 
     def python(self, *args: str) -> str:
         return shlex.join([sys.executable, "-m", "claudemeter.demo", *args])
@@ -199,23 +212,47 @@ class DemoSession:
             f"run-shell {shlex.quote(str(PLUGIN_ROOT / 'claudemeter.tmux'))}\n"
         )
         speed = f"{self.speed:g}"
-        self.tmux("-f", str(conf), "new-session", "-d", "-s", "demo", "-x", "160", "-y", "45",
-                  "-n", "claudemeter-demo", self.python("simulate", str(self.workdir), speed))
-        guard = shlex.join([
-            sys.executable, "-m", "claudemeter.guard", "--threshold", f"{THRESHOLD:.0f}",
-            "--grace", f"{GRACE / self.speed:g}", "--poll", f"{min(1.0, 2 / self.speed):g}",
-            "--",
-        ])
+        self.tmux(
+            "-f",
+            str(conf),
+            "new-session",
+            "-d",
+            "-s",
+            "demo",
+            "-x",
+            "160",
+            "-y",
+            "45",
+            "-n",
+            "claudemeter-demo",
+            self.python("simulate", str(self.workdir), speed),
+        )
+        guard = shlex.join(
+            [
+                sys.executable,
+                "-m",
+                "claudemeter.guard",
+                "--threshold",
+                f"{THRESHOLD:.0f}",
+                "--grace",
+                f"{GRACE / self.speed:g}",
+                "--poll",
+                f"{min(1.0, 2 / self.speed):g}",
+                "--",
+            ]
+        )
         # The stand-in is called `claude`, so the guards and the popup name it as a
         # guarded `claude` would be named.
         bindir = self.workdir / "bin"
         bindir.mkdir()
         stand_in = bindir / "claude"
-        stand_in.write_text(f"#!/bin/sh\nexec {self.python('agent')} \"$1\" "
-                            f"{shlex.quote(str(self.workdir))} {speed}\n")
+        stand_in.write_text(
+            f'#!/bin/sh\nexec {self.python("agent")} "$1" '
+            f"{shlex.quote(str(self.workdir))} {speed}\n"
+        )
         stand_in.chmod(0o700)
         for number in range(1, AGENTS + 1):
-            command = f"PATH={shlex.quote(str(bindir))}:\"$PATH\" {guard} claude {number}"
+            command = f'PATH={shlex.quote(str(bindir))}:"$PATH" {guard} claude {number}'
             self.tmux("split-window", "-t", "demo", "-v", command)
         self.tmux("select-layout", "-t", "demo", "tiled")
         # The plugin re-reads options on load; run it again now the session exists.
@@ -224,8 +261,7 @@ class DemoSession:
     def status_line(self) -> str:
         """The status line's right side as the demo's tmux server expands it now (what
         the plugin pushed), without its colour codes."""
-        done = self.tmux("display-message", "-p", "-t", "demo", "#{E:status-right}",
-                         check=False)
+        done = self.tmux("display-message", "-p", "-t", "demo", "#{E:status-right}", check=False)
         return STYLE_RE.sub("", done.stdout).rsplit("|", 1)[0].strip()
 
     def guard_states(self) -> list[str]:
@@ -273,8 +309,10 @@ def run_headless(session: DemoSession, seconds: float) -> int:
 
 def run(args: argparse.Namespace) -> int:
     if shutil.which("tmux") is None:
-        print("claude-meter demo: tmux is not installed (apt install tmux / brew install tmux)",
-              file=sys.stderr)
+        print(
+            "claude-meter demo: tmux is not installed (apt install tmux / brew install tmux)",
+            file=sys.stderr,
+        )
         return 1
     session = DemoSession(args.speed)
     for signum in (signal.SIGTERM, signal.SIGHUP):  # a closed terminal cleans up too
@@ -283,8 +321,9 @@ def run(args: argparse.Namespace) -> int:
         session.start()
         if args.no_attach or not sys.stdin.isatty():
             return run_headless(session, args.seconds)
-        subprocess.run(["tmux", "-L", session.socket, "attach", "-t", "demo"], env=session.env,
-                       check=False)
+        subprocess.run(
+            ["tmux", "-L", session.socket, "attach", "-t", "demo"], env=session.env, check=False
+        )
         return 0
     except subprocess.CalledProcessError as exc:
         print(f"claude-meter demo: tmux failed: {(exc.stderr or '').strip()}", file=sys.stderr)
@@ -313,12 +352,20 @@ def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
         "Nothing touches your tmux server, your state or your Claude login. Ctrl-b d or "
         "Ctrl-c ends it and cleans everything up."
     )
-    parser.add_argument("--speed", type=_speed, default=1.0,
-                        help="run the simulation this many times faster (default 1)")
-    parser.add_argument("--no-attach", action="store_true",
-                        help="do not attach; print the status line and guards as they change")
-    parser.add_argument("--seconds", type=float, default=90.0,
-                        help="with --no-attach: how long to run (default 90)")
+    parser.add_argument(
+        "--speed",
+        type=_speed,
+        default=1.0,
+        help="run the simulation this many times faster (default 1)",
+    )
+    parser.add_argument(
+        "--no-attach",
+        action="store_true",
+        help="do not attach; print the status line and guards as they change",
+    )
+    parser.add_argument(
+        "--seconds", type=float, default=90.0, help="with --no-attach: how long to run (default 90)"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -42,8 +42,14 @@ def check_store(store: Store, state: State) -> list[Check]:
     mode = directory.stat().st_mode & 0o777
     file_mode = store.path.stat().st_mode & 0o777
     if mode & 0o077 or file_mode & 0o077:
-        return [Check(FAIL, "store", f"{directory} is {mode:o} / state.json {file_mode:o}:"
-                                      f" run `chmod 700 {directory}; chmod 600 {store.path}`")]
+        return [
+            Check(
+                FAIL,
+                "store",
+                f"{directory} is {mode:o} / state.json {file_mode:o}:"
+                f" run `chmod 700 {directory}; chmod 600 {store.path}`",
+            )
+        ]
     age = duration(time.time() - store.path.stat().st_mtime)
     rows = state.accounts(utcnow())
     return [Check(OK, "store", f"{store.path}, {len(rows)} account(s), written {age} ago")]
@@ -65,8 +71,11 @@ def check_logins(state: State) -> list[Check]:
         book = state.sources.get(login.key, {})
         status = book.get("status")
         if status is None:
-            checks.append(Check(OK, "oauth", f"{who}: logged in; not fetched yet"
-                                             " (run `claude-meter refresh`)"))
+            checks.append(
+                Check(
+                    OK, "oauth", f"{who}: logged in; not fetched yet (run `claude-meter refresh`)"
+                )
+            )
         elif status == oauth.STATUS_OK:
             age = duration(time.time() - float(book.get("last_ok", 0)))
             checks.append(Check(OK, "oauth", f"{who}: usage fetched {age} ago"))
@@ -81,10 +90,22 @@ def check_sources(state: State) -> list[Check]:
     if any(not row.stale for row in rows):
         return []
     if rows:
-        return [Check(WARN, "data", "every reading is stale: start `claude-meter serve`"
-                                    " (the tmux plugin does) or run `claude-meter refresh`")]
-    return [Check(FAIL, "data", "no usage data from any source: log in to Claude Code (`claude`)"
-                                " or install the browser extension; `claude-meter demo` shows it")]
+        return [
+            Check(
+                WARN,
+                "data",
+                "every reading is stale: start `claude-meter serve`"
+                " (the tmux plugin does) or run `claude-meter refresh`",
+            )
+        ]
+    return [
+        Check(
+            FAIL,
+            "data",
+            "no usage data from any source: log in to Claude Code (`claude`)"
+            " or install the browser extension; `claude-meter demo` shows it",
+        )
+    ]
 
 
 def check_bridge() -> list[Check]:
@@ -96,19 +117,36 @@ def check_bridge() -> list[Check]:
         health = json.loads(response.read() or b"{}") if response.status == 200 else {}
         ok = isinstance(health, dict) and health.get("ok") is True
     except (OSError, ValueError):
-        return [Check(WARN, "bridge", f"not running on {address}: start `claude-meter serve`"
-                                      " (the tmux plugin starts it) for the browser extension")]
+        return [
+            Check(
+                WARN,
+                "bridge",
+                f"not running on {address}: start `claude-meter serve`"
+                " (the tmux plugin starts it) for the browser extension",
+            )
+        ]
     finally:
         connection.close()
     if not ok:
-        return [Check(WARN, "bridge", f"something else answers on {address}:"
-                                      " set CLAUDEMETER_BRIDGE to a free port")]
+        return [
+            Check(
+                WARN,
+                "bridge",
+                f"something else answers on {address}: set CLAUDEMETER_BRIDGE to a free port",
+            )
+        ]
     from .bridge import store_id
 
     if health.get("store") != store_id(env.state_dir()):
-        return [Check(WARN, "bridge", f"the bridge on {address} writes to another state dir"
-                                      " (another user or setup): stop it, or set"
-                                      " CLAUDEMETER_BRIDGE to a free port for yours")]
+        return [
+            Check(
+                WARN,
+                "bridge",
+                f"the bridge on {address} writes to another state dir"
+                " (another user or setup): stop it, or set"
+                " CLAUDEMETER_BRIDGE to a free port for yours",
+            )
+        ]
     return [Check(OK, "bridge", f"running on {address}")]
 
 
@@ -122,16 +160,23 @@ def check_statusline() -> list[Check]:
         return [Check(WARN, "statusline", str(exc))]
     if is_ours(body.get("statusLine")):
         return [Check(OK, "statusline", f"Claude Code's statusLine feeds claudemeter ({settings})")]
-    return [Check(WARN, "statusline", "not installed: `claude-meter install-statusline` gives"
-                                      " free updates from every running agent")]
+    return [
+        Check(
+            WARN,
+            "statusline",
+            "not installed: `claude-meter install-statusline` gives"
+            " free updates from every running agent",
+        )
+    ]
 
 
 def check_tmux() -> list[Check]:
     if shutil.which("tmux") is None:
         return [Check(WARN, "tmux", "tmux not found: install it for the status line and popup")]
     try:
-        version = subprocess.run(["tmux", "-V"], capture_output=True, text=True, timeout=5,
-                                 check=False).stdout.strip()
+        version = subprocess.run(
+            ["tmux", "-V"], capture_output=True, text=True, timeout=5, check=False
+        ).stdout.strip()
     except (OSError, subprocess.TimeoutExpired):
         return [Check(WARN, "tmux", "tmux -V did not answer")]
     number = version.split(" ")[-1] if version else "?"

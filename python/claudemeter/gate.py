@@ -82,8 +82,11 @@ class Verdict:
 
 
 def _peak(row: Snapshot, buckets: Sequence[str]) -> float:
-    levels = [w.utilization for name, w in row.windows().items()
-              if name in buckets and w.utilization is not None]
+    levels = [
+        w.utilization
+        for name, w in row.windows().items()
+        if name in buckets and w.utilization is not None
+    ]
     return max(levels, default=-1.0)
 
 
@@ -99,8 +102,9 @@ def is_account(row: Snapshot, wanted: str) -> bool:
     return bool(wanted) and wanted in ((row.account_email or "").lower(), row.org_uuid.lower())
 
 
-def select_row(rows: Sequence[Snapshot], buckets: Sequence[str], email: str | None,
-               login: Account | None) -> Snapshot | None:
+def select_row(
+    rows: Sequence[Snapshot], buckets: Sequence[str], email: str | None, login: Account | None
+) -> Snapshot | None:
     """``--account`` if given (and nothing else), else the Claude Code login's account,
     else the only account, else the one closest to its limit (the safe guess)."""
     if email is not None:
@@ -118,8 +122,9 @@ def select_row(rows: Sequence[Snapshot], buckets: Sequence[str], email: str | No
     return max(rows, key=lambda r: _peak(r, buckets), default=None)
 
 
-def mismatch(rows: Sequence[Snapshot], buckets: Sequence[str], email: str | None,
-             login: Account | None) -> str | None:
+def mismatch(
+    rows: Sequence[Snapshot], buckets: Sequence[str], email: str | None, login: Account | None
+) -> str | None:
     """Why the options name an account or a bucket the store does not have; None if
     they do not. A typo must not read as "no data yet": a guard that went ahead on it
     would never pause. An account is judged only once the store has rows; a bucket
@@ -131,8 +136,11 @@ def mismatch(rows: Sequence[Snapshot], buckets: Sequence[str], email: str | None
     row = select_row(rows, buckets, email, login)
     usage = (row.usage if row else None) or {}
     shown = list(row.windows()) if row else []
-    sent = {name for name, body in usage.items()
-            if name != "extra_usage" and (body is None or isinstance(body, Mapping))}
+    sent = {
+        name
+        for name, body in usage.items()
+        if name != "extra_usage" and (body is None or isinstance(body, Mapping))
+    }
     for name in buckets:
         if name in KNOWN_WINDOWS or name in shown or name in sent:
             continue
@@ -173,36 +181,64 @@ def _pct(value: float) -> str:
     return f"{value:.0f}%"
 
 
-def decide(rows: Sequence[Snapshot], sources: Mapping[str, JSON], now: datetime, *,
-           threshold: float, buckets: Sequence[str] = DEFAULT_BUCKETS,
-           email: str | None = None, login: Account | None = None,
-           grace: float = 30.0) -> Verdict:
+def decide(
+    rows: Sequence[Snapshot],
+    sources: Mapping[str, JSON],
+    now: datetime,
+    *,
+    threshold: float,
+    buckets: Sequence[str] = DEFAULT_BUCKETS,
+    email: str | None = None,
+    login: Account | None = None,
+    grace: float = 30.0,
+) -> Verdict:
     """The verdict for the selected account's row at ``now``."""
     row = select_row(rows, buckets, email, login)
     if row is None:
         who = f"account {email}" if email else "any account"
-        return Verdict(UNKNOWN, threshold, f"no usage data for {who} in the store",
-                       login_problem=login_problem(sources, None))
+        return Verdict(
+            UNKNOWN,
+            threshold,
+            f"no usage data for {who} in the store",
+            login_problem=login_problem(sources, None),
+        )
     states = tuple(_bucket(name, row, threshold, grace, now) for name in buckets)
     problem = login_problem(sources, row)
     over = [b for b in states if b.state == OVER]
     if over:
         worst = max(over, key=lambda b: b.utilization or 0.0)
         ends = [b.resets_at for b in over]
-        resume_at = (max(e for e in ends if e is not None) + timedelta(seconds=grace)
-                     if all(e is not None for e in ends) else None)
-        reason = (f"{worst.name} at {_pct(worst.utilization or 0.0)}"
-                  f" (threshold {_pct(threshold)})")
+        resume_at = (
+            max(e for e in ends if e is not None) + timedelta(seconds=grace)
+            if all(e is not None for e in ends)
+            else None
+        )
+        reason = f"{worst.name} at {_pct(worst.utilization or 0.0)} (threshold {_pct(threshold)})"
         return Verdict(OVER, threshold, reason, row, states, resume_at, problem)
     if row.usage is None:
-        return Verdict(UNKNOWN, threshold, "the store holds no usage numbers for the account",
-                       row, states, None, problem)
+        return Verdict(
+            UNKNOWN,
+            threshold,
+            "the store holds no usage numbers for the account",
+            row,
+            states,
+            None,
+            problem,
+        )
     if row.stale:
         minutes = max(1, int(row.age(now) // 60))
-        return Verdict(UNKNOWN, threshold, f"usage data is {minutes} min old", row, states,
-                       None, problem)
+        return Verdict(
+            UNKNOWN, threshold, f"usage data is {minutes} min old", row, states, None, problem
+        )
     if not any(b.state in (UNDER, RESET) for b in states):
         names = ", ".join(buckets)
-        return Verdict(UNKNOWN, threshold, f"the server reports no utilization for {names}",
-                       row, states, None, problem)
+        return Verdict(
+            UNKNOWN,
+            threshold,
+            f"the server reports no utilization for {names}",
+            row,
+            states,
+            None,
+            problem,
+        )
     return Verdict(UNDER, threshold, "under the threshold", row, states, None, problem)

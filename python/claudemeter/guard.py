@@ -111,11 +111,13 @@ class Options:
 def _number(low: float, high: float) -> Callable[[str], float]:
     """The tmux options' rule (``85%`` is fine), so a value the status line accepts in
     ``@claude_meter_threshold`` never stops a guard from starting."""
+
     def parse(text: str) -> float:
         value = number(text, math.nan)
         if not low <= value <= high:  # also refuses nan: not a number at all
-            raise argparse.ArgumentTypeError(f"expected a number from {low:g} to {high:g},"
-                                             f" got {text!r}")
+            raise argparse.ArgumentTypeError(
+                f"expected a number from {low:g} to {high:g}, got {text!r}"
+            )
         return value
 
     return parse
@@ -125,34 +127,67 @@ _threshold = _number(0.0, 1000.0)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog=PROG, description=DESCRIPTION, epilog=EPILOG,
-                     usage="%(prog)s [options] [--] CMD [ARGS...] | --check | --wait",
-                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--threshold", type=_threshold, metavar="PCT",
-                        help="pause/hold at or above this utilization (default 90, or"
-                             " $CLAUDEMETER_THRESHOLD)")
-    parser.add_argument("--bucket", action="append", metavar="NAME",
-                        help="bucket to watch; repeatable (default: "
-                             + ", ".join(DEFAULT_BUCKETS) + ")")
-    parser.add_argument("--account", metavar="EMAIL",
-                        help="which account's row to read, by email or org uuid (default:"
-                             " the Claude Code login, else the only account, else the one"
-                             " nearest its limit)")
-    parser.add_argument("--grace", type=_number(0.0, 86400.0), default=30.0, metavar="SECONDS",
-                        help="wait this long past the reset before resuming (default 30)")
-    parser.add_argument("--poll", type=_number(0.05, 3600.0), default=5.0, metavar="SECONDS",
-                        help="how often a running guard re-reads the store (default 5)")
+    parser = _Parser(
+        prog=PROG,
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        usage="%(prog)s [options] [--] CMD [ARGS...] | --check | --wait",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--threshold",
+        type=_threshold,
+        metavar="PCT",
+        help="pause/hold at or above this utilization (default 90, or $CLAUDEMETER_THRESHOLD)",
+    )
+    parser.add_argument(
+        "--bucket",
+        action="append",
+        metavar="NAME",
+        help="bucket to watch; repeatable (default: " + ", ".join(DEFAULT_BUCKETS) + ")",
+    )
+    parser.add_argument(
+        "--account",
+        metavar="EMAIL",
+        help="which account's row to read, by email or org uuid (default:"
+        " the Claude Code login, else the only account, else the one"
+        " nearest its limit)",
+    )
+    parser.add_argument(
+        "--grace",
+        type=_number(0.0, 86400.0),
+        default=30.0,
+        metavar="SECONDS",
+        help="wait this long past the reset before resuming (default 30)",
+    )
+    parser.add_argument(
+        "--poll",
+        type=_number(0.05, 3600.0),
+        default=5.0,
+        metavar="SECONDS",
+        help="how often a running guard re-reads the store (default 5)",
+    )
     mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--check", action="store_true",
-                      help="no command: print the account's state as JSON; exit 0 under the"
-                           " threshold, 75 over it")
-    mode.add_argument("--wait", action="store_true",
-                      help="no command: block until under the threshold, then exit 0")
-    parser.add_argument("--fail-closed", action="store_true",
-                        help="hold (and --check exits 75) when the data is missing or old,"
-                             " instead of warning and letting work go on")
-    parser.add_argument("command", nargs=argparse.REMAINDER, metavar="CMD [ARGS...]",
-                        help="the command to guard")
+    mode.add_argument(
+        "--check",
+        action="store_true",
+        help="no command: print the account's state as JSON; exit 0 under the"
+        " threshold, 75 over it",
+    )
+    mode.add_argument(
+        "--wait",
+        action="store_true",
+        help="no command: block until under the threshold, then exit 0",
+    )
+    parser.add_argument(
+        "--fail-closed",
+        action="store_true",
+        help="hold (and --check exits 75) when the data is missing or old,"
+        " instead of warning and letting work go on",
+    )
+    parser.add_argument(
+        "command", nargs=argparse.REMAINDER, metavar="CMD [ARGS...]", help="the command to guard"
+    )
     return parser
 
 
@@ -175,8 +210,17 @@ def parse_options(argv: Sequence[str]) -> Options:
         except argparse.ArgumentTypeError as exc:
             raise UsageError(f"CLAUDEMETER_THRESHOLD: {exc}") from None
     buckets = tuple(dict.fromkeys(args.bucket or DEFAULT_BUCKETS))
-    return Options(threshold, buckets, args.account, args.grace, args.poll, args.check,
-                   args.wait, args.fail_closed, command)
+    return Options(
+        threshold,
+        buckets,
+        args.account,
+        args.grace,
+        args.poll,
+        args.check,
+        args.wait,
+        args.fail_closed,
+        command,
+    )
 
 
 def say(message: str) -> None:
@@ -191,8 +235,9 @@ def say(message: str) -> None:
 def when(moment: datetime, now: datetime) -> str:
     """``14:05:30 (in 1h02m)`` in local time, with the date when it is not today."""
     local = moment.astimezone()
-    text = local.strftime("%H:%M:%S" if local.date() == now.astimezone().date()
-                          else "%a %d %b %H:%M:%S")
+    text = local.strftime(
+        "%H:%M:%S" if local.date() == now.astimezone().date() else "%a %d %b %H:%M:%S"
+    )
     left = max(0, int((moment - now).total_seconds()))
     hours, rest = divmod(left, 3600)
     span = f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
@@ -245,8 +290,11 @@ class Refresher:
         self._last = clock
         try:
             self._proc = subprocess.Popen(
-                [sys.executable, "-c", REFRESH_CODE], stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                [sys.executable, "-c", REFRESH_CODE],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
             )
         except OSError as exc:
             say(f"cannot start a refresh: {exc.strerror or exc}")
@@ -262,12 +310,17 @@ class Guard:
         self.login: Account | None = (
             read_account(env.default_claude_config_dir()) if opts.account is None else None
         )
-        label = " ".join((shlex.join(opts.command) if opts.command else "(cm-guard --wait)")
-                         .split())
+        label = " ".join(
+            (shlex.join(opts.command) if opts.command else "(cm-guard --wait)").split()
+        )
         self.label = label if len(label) <= 200 else label[:199] + "…"
         self.entry = registry.GuardEntry(
-            pid=os.getpid(), command=self.label, account=opts.account, state=registry.HELD,
-            pane=env.tmux_pane(), started_at=time.time(),
+            pid=os.getpid(),
+            command=self.label,
+            account=opts.account,
+            state=registry.HELD,
+            pane=env.tmux_pane(),
+            started_at=time.time(),
         )
         self.registered = False
         self.signals: SignalPipe | None = None
@@ -283,9 +336,16 @@ class Guard:
     def verdict(self) -> Verdict:
         state = self.reader.read()
         now = utcnow()
-        found = decide(state.accounts(now), state.sources, now, threshold=self.opts.threshold,
-                       buckets=self.opts.buckets, email=self.opts.account, login=self.login,
-                       grace=self.opts.grace)
+        found = decide(
+            state.accounts(now),
+            state.sources,
+            now,
+            threshold=self.opts.threshold,
+            buckets=self.opts.buckets,
+            email=self.opts.account,
+            login=self.login,
+            grace=self.opts.grace,
+        )
         self.refresher.maybe_start(state, found.row, now)
         if state.problem and found.state == UNKNOWN:
             return Verdict(UNKNOWN, found.threshold, state.problem, found.row, found.buckets)
@@ -295,8 +355,12 @@ class Guard:
         """The verdict, after letting a refresh that is already under way land first."""
         deadline = time.monotonic() + REFRESH_WAIT
         found = self.verdict()
-        while (found.state == UNKNOWN and self.refresher.running
-               and time.monotonic() < deadline and not self.pending):
+        while (
+            found.state == UNKNOWN
+            and self.refresher.running
+            and time.monotonic() < deadline
+            and not self.pending
+        ):
             self.wait(0.1)
             found = self.verdict()
         self.refuse_typos()
@@ -306,8 +370,7 @@ class Guard:
         """Before the command starts: an account or bucket the store does not have ends
         the guard (exit 125). Once the command runs, the guard never kills it for that."""
         state = self.reader.read()
-        wrong = mismatch(state.accounts(utcnow()), self.opts.buckets, self.opts.account,
-                         self.login)
+        wrong = mismatch(state.accounts(utcnow()), self.opts.buckets, self.opts.account, self.login)
         if wrong:
             raise Refused(wrong)
 
@@ -346,8 +409,12 @@ class Guard:
         account = found.account if found and found.account else entry.account
         child = self.job.pid if self.job else None
         fields = (state, resume, account, child)
-        if self.registered and fields == (entry.state, entry.resume_at, entry.account,
-                                          entry.child_pid):
+        if self.registered and fields == (
+            entry.state,
+            entry.resume_at,
+            entry.account,
+            entry.child_pid,
+        ):
             return
         entry.state, entry.resume_at, entry.account, entry.child_pid = fields
         try:
@@ -387,8 +454,11 @@ class Guard:
         return 128 + self.pending[0]
 
     def announce(self, found: Verdict, doing: str) -> None:
-        until = (f"until {when(found.resume_at, utcnow())}" if found.resume_at
-                 else "until the data shows a reset")
+        until = (
+            f"until {when(found.resume_at, utcnow())}"
+            if found.resume_at
+            else "until the data shows a reset"
+        )
         key = (doing, found.reason, until.split(" (")[0])
         if key != self.told:
             self.told = key

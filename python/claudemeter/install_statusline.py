@@ -39,14 +39,23 @@ class InstallError(Exception):
 
 
 def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--uninstall", action="store_true",
-                        help="restore the statusLine (or its absence) that was there before")
-    parser.add_argument("--chain", action="store_true",
-                        help="keep an existing statusLine command: it runs first and its"
-                             " output comes before ours")
-    parser.add_argument("--command", metavar="CMD", dest="install_command",
-                        help="the statusLine command to install (default: this install's"
-                             " `claude-meter statusline`, by absolute path)")
+    parser.add_argument(
+        "--uninstall",
+        action="store_true",
+        help="restore the statusLine (or its absence) that was there before",
+    )
+    parser.add_argument(
+        "--chain",
+        action="store_true",
+        help="keep an existing statusLine command: it runs first and its output comes before ours",
+    )
+    parser.add_argument(
+        "--command",
+        metavar="CMD",
+        dest="install_command",
+        help="the statusLine command to install (default: this install's"
+        " `claude-meter statusline`, by absolute path)",
+    )
 
 
 def default_command() -> str:
@@ -58,8 +67,11 @@ def default_command() -> str:
 
 
 def is_ours(status_line: Any) -> bool:
-    return isinstance(status_line, dict) and isinstance(status_line.get("command"), str) \
+    return (
+        isinstance(status_line, dict)
+        and isinstance(status_line.get("command"), str)
         and bool(_OURS.search(status_line["command"]))
+    )
 
 
 def _installed(status_line: Any, record: dict[str, Any]) -> bool:
@@ -132,8 +144,12 @@ def _backup(path: Path, raw: bytes) -> Path:
 
 def _chained(current: Any, path: Path) -> tuple[str, dict[str, Any]]:
     """The command to chain to, and the statusLine's other keys (``padding``) to keep."""
-    if not isinstance(current, dict) or current.get("type", "command") != "command" \
-            or not isinstance(current.get("command"), str) or not current["command"].strip():
+    if (
+        not isinstance(current, dict)
+        or current.get("type", "command") != "command"
+        or not isinstance(current.get("command"), str)
+        or not current["command"].strip()
+    ):
         raise InstallError(
             f"the statusLine in {path} is not a command, so it cannot be chained;"
             " nothing was changed"
@@ -254,8 +270,7 @@ def main(args: argparse.Namespace) -> int:
         if args.uninstall:
             message = uninstall(claude_dir)
         else:
-            message = install(claude_dir, args.install_command or default_command(),
-                              args.chain)
+            message = install(claude_dir, args.install_command or default_command(), args.chain)
     except InstallError as exc:
         print(f"claude-meter install-statusline: {exc}", file=sys.stderr)
         return 1

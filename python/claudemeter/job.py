@@ -26,8 +26,15 @@ from typing import Any
 
 #: What a shell resets for a job it starts; SIGHUP is left alone so ``nohup`` still works.
 DEFAULT_IN_CHILD = (
-    signal.SIGINT, signal.SIGQUIT, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU,
-    signal.SIGPIPE, signal.SIGCHLD, signal.SIGWINCH, signal.SIGXFSZ,
+    signal.SIGINT,
+    signal.SIGQUIT,
+    signal.SIGTSTP,
+    signal.SIGTTIN,
+    signal.SIGTTOU,
+    signal.SIGPIPE,
+    signal.SIGCHLD,
+    signal.SIGWINCH,
+    signal.SIGXFSZ,
 )
 #: Stops that come from the terminal (or a background read); anything else that stops
 #: the command (SIGSTOP from some other tool) is left to whoever sent it.
@@ -86,8 +93,15 @@ def exec_failure_status(exc: OSError) -> int:
     """126 found but not runnable, 127 not found (coreutils ``env``/``timeout``)."""
     if exc.errno == errno.ENOENT:
         return 127
-    if exc.errno in (errno.EACCES, errno.ENOEXEC, errno.EISDIR, errno.ENOTDIR, errno.ELOOP,
-                     errno.EPERM, errno.ENAMETOOLONG):
+    if exc.errno in (
+        errno.EACCES,
+        errno.ENOEXEC,
+        errno.EISDIR,
+        errno.ENOTDIR,
+        errno.ELOOP,
+        errno.EPERM,
+        errno.ENAMETOOLONG,
+    ):
         return 126
     return 125
 
@@ -174,7 +188,9 @@ class Job:
         tty = self.tty if foreground else None
         self._our_modes = _modes(self.tty)  # readable from the background too
         self._proc = subprocess.Popen(
-            self.argv, env=dict(self.env), preexec_fn=lambda: _prepare_child(tty),
+            self.argv,
+            env=dict(self.env),
+            preexec_fn=lambda: _prepare_child(tty),
         )
         self.pid = self._proc.pid
         # The child did the same before exec; doing it here too closes the race in which

@@ -91,7 +91,13 @@ def parse_time(text: str) -> datetime:
         if sign == "-":
             offset = -offset
     value = datetime(
-        int(year), int(month), int(day), int(hour), int(minute), min(int(second), 59), micro,
+        int(year),
+        int(month),
+        int(day),
+        int(hour),
+        int(minute),
+        min(int(second), 59),
+        micro,
         tzinfo=timezone(offset),
     )
     return value.astimezone(timezone.utc)
@@ -176,8 +182,9 @@ def _scoped_limits(limits: Any) -> list[Window]:
         if not isinstance(display, str) or not display.strip():
             continue
         name = "seven_day_" + re.sub(r"[^a-z0-9]+", "_", display.lower()).strip("_")
-        window = _window_from(name, {"utilization": item.get("percent"),
-                                     "resets_at": item.get("resets_at")})
+        window = _window_from(
+            name, {"utilization": item.get("percent"), "resets_at": item.get("resets_at")}
+        )
         if window is not None:
             found.append(window)
     return found
@@ -285,8 +292,15 @@ class Snapshot:
         if not isinstance(stale, bool):
             raise ValidationError("stale", "expected true or false")
         known = {
-            "org_uuid", "browser", "account_email", "fetched_at", "usage",
-            "overage", "subscription", "errors", "stale",
+            "org_uuid",
+            "browser",
+            "account_email",
+            "fetched_at",
+            "usage",
+            "overage",
+            "subscription",
+            "errors",
+            "stale",
         }
         return cls(
             org_uuid=org,
@@ -298,8 +312,11 @@ class Snapshot:
             subscription=subscription,
             errors=[redact(e)[:MAX_ERROR_LEN] for e in errors_raw[:MAX_ERRORS]],
             stale=stale,
-            extra={k: v for k, v in body.items()
-                   if k not in known and not _SECRET_KEY_RE.search(str(k))},
+            extra={
+                k: v
+                for k, v in body.items()
+                if k not in known and not _SECRET_KEY_RE.search(str(k))
+            },
         )
 
 
@@ -320,8 +337,9 @@ def _check_usage(usage: JSON) -> None:
         util = body["utilization"]
         number = json_number(util)
         if util is not None and (number is None or number < 0):
-            raise ValidationError(f"usage.{name}.utilization",
-                                  "expected a percentage (a number, 0 or more) or null")
+            raise ValidationError(
+                f"usage.{name}.utilization", "expected a percentage (a number, 0 or more) or null"
+            )
         resets = body.get("resets_at")
         if resets is not None:
             if not isinstance(resets, str):

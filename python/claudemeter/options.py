@@ -24,16 +24,26 @@ class Option:
 
 #: What the README documents, in this order.
 OPTIONS: tuple[Option, ...] = (
-    Option("key", "M", "popup key after the prefix (`M` replaces tmux's own `select-pane -M`,"
-           " mark pane); `none` binds nothing"),
+    Option(
+        "key",
+        "M",
+        "popup key after the prefix (`M` replaces tmux's own `select-pane -M`,"
+        " mark pane); `none` binds nothing",
+    ),
     Option("interval", "5", "seconds between re-renders of the segment (ages and countdowns)"),
     Option("warn", "70", "percent at which a bucket turns the warn colour and notifies"),
     Option("crit", "90", "percent at which a bucket turns the crit colour and notifies"),
-    Option("threshold", "90", "cm-guard's default pause threshold (exported to new panes as"
-           " `CLAUDEMETER_THRESHOLD`)"),
+    Option(
+        "threshold",
+        "90",
+        "cm-guard's default pause threshold (exported to new panes as `CLAUDEMETER_THRESHOLD`)",
+    ),
     Option("account", "", "email (or its start) of the account to show; empty shows every account"),
-    Option("format", "{5h} {reset} · {7d} {pace} {paused}",
-           "segment layout; the tokens are listed under the table"),
+    Option(
+        "format",
+        "{5h} {reset} · {7d} {pace} {paused}",
+        "segment layout; the tokens are listed under the table",
+    ),
     Option("colour_ok", "", "style under warn (a colour like `green`, or `fg=green,bold`)"),
     Option("colour_warn", "yellow", "style at or over warn"),
     Option("colour_crit", "red", "style at or over crit"),

@@ -82,11 +82,7 @@ class Pace:
 
 def samples(points: Iterable[HistoryPoint], bucket: str) -> list[Sample]:
     """The bucket's readings in time order; points without it are skipped."""
-    found = [
-        Sample(p.t, p.used[bucket], p.resets.get(bucket))
-        for p in points
-        if bucket in p.used
-    ]
+    found = [Sample(p.t, p.used[bucket], p.resets.get(bucket)) for p in points if bucket in p.used]
     return sorted(found, key=lambda s: s.t)
 
 
@@ -116,7 +112,7 @@ def theil_sen(samples_: Sequence[Sample]) -> float:
     slopes = [
         (b.used - a.used) / (b.t - a.t)
         for i, a in enumerate(samples_)
-        for b in samples_[i + 1:]
+        for b in samples_[i + 1 :]
         if b.t > a.t
     ]
     return _median(slopes) if slopes else 0.0
@@ -144,8 +140,13 @@ def _utc(epoch: float | None) -> datetime | None:
     return None if epoch is None else datetime.fromtimestamp(epoch, timezone.utc)
 
 
-def compute(points: Iterable[HistoryPoint], bucket: str, now: datetime,
-            threshold: float = DEFAULT_THRESHOLD, window: float = RATE_WINDOW) -> Pace | None:
+def compute(
+    points: Iterable[HistoryPoint],
+    bucket: str,
+    now: datetime,
+    threshold: float = DEFAULT_THRESHOLD,
+    window: float = RATE_WINDOW,
+) -> Pace | None:
     """The bucket's pace from the readings since its last reset within ``window``
     seconds of ``now``; None when there are too few, or the window has since reset."""
     segment = current_segment(samples(points, bucket))
@@ -172,8 +173,9 @@ def compute(points: Iterable[HistoryPoint], bucket: str, now: datetime,
     )
 
 
-def paces(points: Sequence[HistoryPoint], now: datetime,
-          threshold: float = DEFAULT_THRESHOLD) -> dict[str, Pace]:
+def paces(
+    points: Sequence[HistoryPoint], now: datetime, threshold: float = DEFAULT_THRESHOLD
+) -> dict[str, Pace]:
     """Every bucket in the history that has a pace, known buckets first."""
     names = dict.fromkeys(SHORT_LABELS)
     for point in points:
@@ -223,8 +225,13 @@ def short_label(bucket: str) -> str:
     return SHORT_LABELS.get(bucket, bucket.replace("_", " "))
 
 
-def sparkline(points: Iterable[HistoryPoint], bucket: str, now: datetime,
-              width: int = 24, span: float = 5 * 3600.0) -> str:
+def sparkline(
+    points: Iterable[HistoryPoint],
+    bucket: str,
+    now: datetime,
+    width: int = 24,
+    span: float = 5 * 3600.0,
+) -> str:
     """The bucket over the last ``span`` seconds in ``width`` cells, on a fixed 0–100
     scale (so a flat 50 % sits mid-height); blank before the first reading."""
     series = [s for s in samples(points, bucket) if s.t >= now.timestamp() - span]
@@ -252,9 +259,7 @@ def outlook(pace: Pace | None, now: datetime) -> str:
     if pace is None:
         return "no pace yet (needs a few readings over 5 minutes)"
     rate = f"{pace.rate_per_hour:+.1f}%/h"
-    reset = (
-        f"the {local_time(pace.resets_at, now)} reset" if pace.resets_at else "the reset"
-    )
+    reset = f"the {local_time(pace.resets_at, now)} reset" if pace.resets_at else "the reset"
     if pace.used >= 100.0:
         return f"at 100% until {reset}"
     if pace.before_reset and pace.full_at is not None:

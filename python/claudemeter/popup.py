@@ -35,16 +35,28 @@ _CLOSE = {"q", "Q", "\x1b", "\x03"}
 
 
 def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--watch", action="store_true",
-                        help="stay on screen and redraw every few seconds; q or Esc closes"
-                             " (what the prefix+M popup runs)")
-    parser.add_argument("--no-colour", "--no-color", dest="colour", action="store_false",
-                        help="no ANSI colour (also: NO_COLOR set, or not a terminal)")
+    parser.add_argument(
+        "--watch",
+        action="store_true",
+        help="stay on screen and redraw every few seconds; q or Esc closes"
+        " (what the prefix+M popup runs)",
+    )
+    parser.add_argument(
+        "--no-colour",
+        "--no-color",
+        dest="colour",
+        action="store_false",
+        help="no ANSI colour (also: NO_COLOR set, or not a terminal)",
+    )
 
 
 def wants_colour(stream: TextIO, asked: bool = True) -> bool:
-    return asked and stream.isatty() and "NO_COLOR" not in os.environ and os.environ.get(
-        "TERM") != "dumb"
+    return (
+        asked
+        and stream.isatty()
+        and "NO_COLOR" not in os.environ
+        and os.environ.get("TERM") != "dumb"
+    )
 
 
 def tmux_settings() -> Settings:
@@ -84,7 +96,7 @@ def clip(line: str, width: int) -> str:
     """Cut a line to ``width`` visible cells, keeping (and closing) its colour codes."""
     out, shown, pos = [], 0, 0
     for match in _ANSI_RE.finditer(line + "\033[m"):
-        chunk = line[pos:match.start()]
+        chunk = line[pos : match.start()]
         room = width - shown
         out.append(chunk[:room])
         shown += min(len(chunk), room)
@@ -112,7 +124,7 @@ def watch(produce: Callable[[], str], fd: int, out: TextIO) -> int:
             cols, rows = shutil.get_terminal_size()
             height = max(1, rows - 1)
             top = max(0, min(top, len(lines) - height))
-            shown = [clip(line, cols) for line in lines[top:top + height]]
+            shown = [clip(line, cols) for line in lines[top : top + height]]
             out.write("\033[H\033[2J" + "\r\n".join(shown))
             out.write(f"\033[{rows};1H\033[2m{FOOTER[:cols]}\033[0m")
             out.flush()
@@ -139,8 +151,9 @@ def watch(produce: Callable[[], str], fd: int, out: TextIO) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     settings = tmux_settings()
-    look = Look(settings.warn, settings.crit, wants_colour(sys.stdout, args.colour),
-                settings.threshold)
+    look = Look(
+        settings.warn, settings.crit, wants_colour(sys.stdout, args.colour), settings.threshold
+    )
     if args.watch and sys.stdin.isatty() and sys.stdout.isatty():
         return watch(lambda: text(look), sys.stdin.fileno(), sys.stdout)
     print(text(look))

@@ -56,8 +56,12 @@ def configured_logins() -> list[tuple[Path, oauth.Login | oauth.LoginError]]:
     return logins
 
 
-def refresh(store: Store | None = None, min_age: float = OAUTH_INTERVAL,
-            wait: float = WAIT_FOR_PEER, explicit: bool = False) -> list[Result]:
+def refresh(
+    store: Store | None = None,
+    min_age: float = OAUTH_INTERVAL,
+    wait: float = WAIT_FOR_PEER,
+    explicit: bool = False,
+) -> list[Result]:
     """Fetch every login whose last attempt is older than ``min_age`` (and not backing
     off), holding the machine-wide refresh lock so concurrent callers fetch once.
 
@@ -92,8 +96,13 @@ def _refresh_locked(store: Store, min_age: float, explicit: bool) -> list[Result
             last = next_allowed = 0.0  # booked in the future: the clock went back
         if now < next_allowed:
             wait = int(next_allowed - now)
-            results.append(Result(login.key, book.get("status") == oauth.STATUS_OK,
-                                  f"backing off for {wait}s after: {book.get('error')}"))
+            results.append(
+                Result(
+                    login.key,
+                    book.get("status") == oauth.STATUS_OK,
+                    f"backing off for {wait}s after: {book.get('error')}",
+                )
+            )
             continue
         if now - last < min_age and not _login_changed(login, book):
             ok = book.get("status") == oauth.STATUS_OK
@@ -102,8 +111,13 @@ def _refresh_locked(store: Store, min_age: float, explicit: bool) -> list[Result
             continue
         covered = _statusline_age(state, login)
         if not explicit and covered is not None and now - last < OAUTH_INTERVAL_WITH_STATUSLINE:
-            results.append(Result(login.key, True, f"statusline readings are {int(covered)}s"
-                                                   " old: no request needed"))
+            results.append(
+                Result(
+                    login.key,
+                    True,
+                    f"statusline readings are {int(covered)}s old: no request needed",
+                )
+            )
             continue
         outcome = oauth.fetch(login, book)
         with store.update() as state:
@@ -120,8 +134,10 @@ def _statusline_age(state: State, login: oauth.Login) -> float | None:
     if login.account is None:
         return None
     ages = [
-        row.age() for row in state.rows
-        if row.browser == SOURCE_STATUSLINE and row.account_key == login.account.key
+        row.age()
+        for row in state.rows
+        if row.browser == SOURCE_STATUSLINE
+        and row.account_key == login.account.key
         and row.usage is not None
     ]
     youngest = min(ages, default=None)

@@ -192,15 +192,16 @@ def belongs(raw: Snapshot, row: Snapshot) -> bool:
     """Whether a stored reading is one of the folded row's sources."""
     if raw.org_uuid:
         return raw.org_uuid == row.org_uuid
-    return bool(raw.account_email) and (raw.account_email or "").lower() == (
-        row.account_email or ""
-    ).lower()
+    return (
+        bool(raw.account_email)
+        and (raw.account_email or "").lower() == (row.account_email or "").lower()
+    )
 
 
 def source_line(raws: list[Snapshot], now: datetime) -> str:
     seen = [
-        f"{raw.browser} {duration(raw.age(now))} ago" + (" (stale)" if raw.is_stale(now) or
-                                                          raw.stale else "")
+        f"{raw.browser} {duration(raw.age(now))} ago"
+        + (" (stale)" if raw.is_stale(now) or raw.stale else "")
         for raw in sorted(raws, key=lambda r: r.fetched_at, reverse=True)
     ]
     return "sources: " + (" · ".join(seen) if seen else "none")
@@ -224,13 +225,13 @@ def short_command(command: str, room: int) -> str:
     text = command
     for written in (shlex.quote(words[0]), words[0]) if words else ():
         if command.startswith(written):
-            text = (PurePosixPath(words[0]).name or words[0]) + command[len(written):]
+            text = (PurePosixPath(words[0]).name or words[0]) + command[len(written) :]
             break
     for word in words[1:]:
         path = PurePosixPath(word)
         if len(text) > room and path.is_absolute() and len(path.parts) > 2:
             text = text.replace(word, f"…/{path.name}")
-    return text if len(text) <= room else "…" + text[len(text) - room + 1:]
+    return text if len(text) <= room else "…" + text[len(text) - room + 1 :]
 
 
 def guard_lines(entry: GuardEntry, now: datetime, width: int = GUARD_WIDTH) -> list[str]:
@@ -247,9 +248,15 @@ def guard_lines(entry: GuardEntry, now: datetime, width: int = GUARD_WIDTH) -> l
     return [f"{where}: {status}", f"  {short_command(entry.command, width - 2)}"]
 
 
-def account_block(row: Snapshot, raws: list[Snapshot], bookings: dict[str, JSON],
-                  guards: list[GuardEntry], now: datetime, look: Look,
-                  points: list[HistoryPoint]) -> list[str]:
+def account_block(
+    row: Snapshot,
+    raws: list[Snapshot],
+    bookings: dict[str, JSON],
+    guards: list[GuardEntry],
+    now: datetime,
+    look: Look,
+    points: list[HistoryPoint],
+) -> list[str]:
     """One account: heading, every bucket, money, sources, problems, guards."""
     org = f"  (org {row.org_uuid[:8]})" if row.org_uuid and row.account_email else ""
     lines = [look.paint(account_name(row), "bold") + org]
@@ -289,21 +296,33 @@ def breakdown(state: State, now: datetime, guards: list[GuardEntry], look: Look)
     for row in rows:
         raws = [raw for raw in state.rows if belongs(raw, row)]
         bookings = {
-            key: book for key, book in state.sources.items()
+            key: book
+            for key, book in state.sources.items()
             if isinstance(book, dict) and key == f"oauth:{row.org_uuid}"
         }
-        mine = [g for g in guards if g.account and g.account.lower() in (
-            (row.account_email or "").lower(), row.org_uuid.lower())]
+        mine = [
+            g
+            for g in guards
+            if g.account
+            and g.account.lower() in ((row.account_email or "").lower(), row.org_uuid.lower())
+        ]
         placed.update(id(g) for g in mine)
-        blocks.append(account_block(row, raws, bookings, guards=mine, now=now, look=look,
-                                    points=state.history_of(row)))
+        blocks.append(
+            account_block(
+                row, raws, bookings, guards=mine, now=now, look=look, points=state.history_of(row)
+            )
+        )
     unclaimed = [g for g in guards if id(g) not in placed]
     if unclaimed:
-        blocks.append(["guards (default account)"]
-                      + [f"  {line}" for entry in unclaimed for line in guard_lines(entry, now)])
+        blocks.append(
+            ["guards (default account)"]
+            + [f"  {line}" for entry in unclaimed for line in guard_lines(entry, now)]
+        )
     orphans = [
-        book for key, book in state.sources.items()
-        if isinstance(book, dict) and book.get("error")
+        book
+        for key, book in state.sources.items()
+        if isinstance(book, dict)
+        and book.get("error")
         and not any(key == f"oauth:{row.org_uuid}" for row in rows)
     ]
     if orphans:

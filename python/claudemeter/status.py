@@ -91,8 +91,7 @@ def login_expired(state: State, row: Snapshot | None) -> bool:
     return False
 
 
-def _window_piece(label: str, window: Window | None, now: datetime,
-                  settings: Settings) -> Piece:
+def _window_piece(label: str, window: Window | None, now: datetime, settings: Settings) -> Piece:
     if window is None:
         return Piece("")
     value = used(window, now)
@@ -118,8 +117,9 @@ def _pace_piece(row: Snapshot, state: State, now: datetime, settings: Settings) 
     return Piece(pace.status_warning(found.values(), now) or "", CRIT)
 
 
-def tokens(row: Snapshot, state: State, now: datetime, settings: Settings,
-           paused: int) -> dict[str, Piece]:
+def tokens(
+    row: Snapshot, state: State, now: datetime, settings: Settings, paused: int
+) -> dict[str, Piece]:
     """Every ``{token}`` a format may use, for one account."""
     five, seven = row.window("five_hour"), row.window("seven_day")
     return {
@@ -131,7 +131,8 @@ def tokens(row: Snapshot, state: State, now: datetime, settings: Settings,
         "7d_reset": _reset_piece(seven, now),
         "paused": Piece(f"⏸{paused}" if paused else "", WARN),
         # the pace costs a fit per bucket: only when the format shows it
-        "pace": _pace_piece(row, state, now, settings) if "{pace}" in settings.format
+        "pace": _pace_piece(row, state, now, settings)
+        if "{pace}" in settings.format
         else Piece(""),
         "status": _status_piece(row, state, now),
         "age": Piece(duration(row.age(now))),
@@ -142,7 +143,9 @@ def tokens(row: Snapshot, state: State, now: datetime, settings: Settings,
 
 def _styled(piece: Piece, settings: Settings) -> str:
     colour = {
-        OK: settings.colour_ok, WARN: settings.colour_warn, CRIT: settings.colour_crit,
+        OK: settings.colour_ok,
+        WARN: settings.colour_warn,
+        CRIT: settings.colour_crit,
         "stale": settings.colour_stale,
     }.get(piece.tier or "", "")
     text = escape(piece.text)
@@ -210,8 +213,9 @@ def initials(rows: list[Snapshot]) -> list[str]:
 
 def _message(text: str) -> Rendered:
     line = f"claude: {text}"
-    return Rendered(escape(line), {name: "" for name in PLACEHOLDERS} | {"claude_meter":
-                                                                          escape(line)})
+    return Rendered(
+        escape(line), {name: "" for name in PLACEHOLDERS} | {"claude_meter": escape(line)}
+    )
 
 
 def render(state: State, now: datetime, settings: Settings, paused: int = 0) -> Rendered:
@@ -225,15 +229,20 @@ def render(state: State, now: datetime, settings: Settings, paused: int = 0) -> 
     if row is None:
         return _message(f"no {settings.account}")
     values = tokens(row, state, now, settings, paused)
-    parts = {name: _styled(values[token], settings) if token and values[token].text else ""
-             for name, token in PLACEHOLDERS.items()}
+    parts = {
+        name: _styled(values[token], settings) if token and values[token].text else ""
+        for name, token in PLACEHOLDERS.items()
+    }
     fmt = settings.format
     if "{status}" not in fmt:
         fmt += " {status}"  # old data is never shown without saying so
     if len(rows) > 1 and not settings.account:
         segment = " · ".join(
-            fill(MULTI_FORMAT, {**tokens(r, state, now, settings, 0), "initial": Piece(initial)},
-                 settings)
+            fill(
+                MULTI_FORMAT,
+                {**tokens(r, state, now, settings, 0), "initial": Piece(initial)},
+                settings,
+            )
             for initial, r in zip(initials(rows), rows, strict=True)
         )
         if values["paused"].text:
@@ -244,8 +253,9 @@ def render(state: State, now: datetime, settings: Settings, paused: int = 0) -> 
     return Rendered(parts["claude_meter"], parts)
 
 
-def job_output(state: State, now: datetime, settings: Settings | None = None,
-               paused: int = 0) -> str:
+def job_output(
+    state: State, now: datetime, settings: Settings | None = None, paused: int = 0
+) -> str:
     """The segment as a ``#()`` job prints it: tmux does not strftime job output, so
     ``%%`` goes back to ``%`` (``##`` and ``#[…]`` are still read by tmux)."""
     return render(state, now, settings or Settings(), paused).segment.replace("%%", "%")

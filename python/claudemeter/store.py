@@ -138,16 +138,18 @@ class State:
             if w.resets_at is not None
         }
         point = HistoryPoint(snapshot.fetched_at.timestamp(), used, resets)
-        points = [p for p in self.history.get(snapshot.account_key, [])
-                  if p.t <= utcnow().timestamp() + CLOCK_SKEW.total_seconds()]
+        points = [
+            p
+            for p in self.history.get(snapshot.account_key, [])
+            if p.t <= utcnow().timestamp() + CLOCK_SKEW.total_seconds()
+        ]
         if points and points[-1].t > point.t:
             return  # history is append-only in time; late readings add nothing to pace
         if points and point.t - points[-1].t < HISTORY_MIN_SPACING:
             # The point keeps its time: moving it to each newer reading would let a
             # steady stream (a statusline every few seconds) slide one point forever.
             merged = dict(points[-1].used, **point.used)
-            points[-1] = HistoryPoint(points[-1].t, merged,
-                                      {**points[-1].resets, **point.resets})
+            points[-1] = HistoryPoint(points[-1].t, merged, {**points[-1].resets, **point.resets})
         else:
             points.append(point)
         horizon = utcnow().timestamp() - HISTORY_SECONDS
@@ -179,8 +181,11 @@ class State:
                     points = [HistoryPoint.from_json(p) for p in raw_points]
                     history[key] = [p for p in points if p is not None]
         sources = body.get("sources")
-        books = {k: v for k, v in sources.items() if isinstance(v, dict)} if isinstance(
-            sources, dict) else {}
+        books = (
+            {k: v for k, v in sources.items() if isinstance(v, dict)}
+            if isinstance(sources, dict)
+            else {}
+        )
         return cls(rows, history, books)
 
 

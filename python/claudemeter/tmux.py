@@ -45,8 +45,14 @@ class Tmux:
                 argv.append(";")
             argv.extend(_argument(arg) for arg in command)
         try:
-            done = subprocess.run(argv, capture_output=True, text=True, timeout=TIMEOUT,
-                                  check=False, stdin=subprocess.DEVNULL)
+            done = subprocess.run(
+                argv,
+                capture_output=True,
+                text=True,
+                timeout=TIMEOUT,
+                check=False,
+                stdin=subprocess.DEVNULL,
+            )
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise TmuxGone(f"tmux did not answer: {exc}") from None
         if done.returncode != 0:
@@ -60,12 +66,14 @@ class Tmux:
     def set_user_options(self, values: Mapping[str, str]) -> None:
         """``@name`` for each entry, in one call (tmux redraws the status line itself)."""
         if values:
-            self.run(*(["set-option", "-g", "--", f"@{name}", value]
-                       for name, value in values.items()))
+            self.run(
+                *(["set-option", "-g", "--", f"@{name}", value] for name, value in values.items())
+            )
 
     def clients(self) -> list[str]:
-        return [line for line in self.run(["list-clients", "-F", "#{client_name}"])
-                .splitlines() if line]
+        return [
+            line for line in self.run(["list-clients", "-F", "#{client_name}"]).splitlines() if line
+        ]
 
     def supports(self, command: str, flag: str = "") -> bool:
         """Whether this tmux has ``command`` (and ``flag`` in its usage line)."""
@@ -74,4 +82,3 @@ class Tmux:
         except TmuxGone:
             return False
         return flag in usage
-

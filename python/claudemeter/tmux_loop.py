@@ -126,13 +126,21 @@ class Loop:
     def announce(self, message: str, settings: Settings) -> None:
         clients = self.tmux.clients()
         if clients:
-            self.tmux.run(*(["display-message", "-c", client, *self.delay_flag, escape(message)]
-                            for client in clients))
+            self.tmux.run(
+                *(
+                    ["display-message", "-c", client, *self.delay_flag, escape(message)]
+                    for client in clients
+                )
+            )
         notify = shutil.which("notify-send") if settings.notify_desktop else None
         if notify:
             with contextlib.suppress(OSError):
-                subprocess.Popen([notify, "claude-meter", message], stdin=subprocess.DEVNULL,
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                subprocess.Popen(
+                    [notify, "claude-meter", message],
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
 
     def run(self) -> None:
         while not self.stop:
@@ -168,8 +176,11 @@ class Loop:
 def cmd_tmux_loop(args: argparse.Namespace) -> int:
     socket = socket_path()
     if socket is None:
-        print("claude-meter tmux-loop: not inside tmux ($TMUX is unset); the plugin starts"
-              " it with run-shell -b", file=sys.stderr)
+        print(
+            "claude-meter tmux-loop: not inside tmux ($TMUX is unset); the plugin starts"
+            " it with run-shell -b",
+            file=sys.stderr,
+        )
         return 1
     if _lock(socket) is None:
         return 0  # this server already has its loop

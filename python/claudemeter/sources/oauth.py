@@ -94,7 +94,10 @@ def _read_keychain(config_dir: Path) -> str | None:
     try:
         done = subprocess.run(
             ["security", "find-generic-password", "-s", keychain_service(config_dir), "-w"],
-            capture_output=True, text=True, timeout=5, check=False,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
         )
     except (OSError, subprocess.TimeoutExpired):
         return None
@@ -133,7 +136,10 @@ def read_login(config_dir: Path) -> Login:
     )
     sub = oauth.get("subscriptionType")
     return Login(
-        config_dir, token, expires_at, sub if isinstance(sub, str) else None,
+        config_dir,
+        token,
+        expires_at,
+        sub if isinstance(sub, str) else None,
         read_account(config_dir),
     )
 
@@ -176,6 +182,7 @@ class _HttpProblem(Exception):
 
 def _get_json(session: requests.Session, url: str, token: str, what: str) -> Any:
     import requests  # here, not at the top: cm-guard reads accounts without loading it
+
     headers = {
         "Authorization": f"Bearer {token}",
         "anthropic-beta": BETA_HEADER,
@@ -197,14 +204,16 @@ def _get_json(session: requests.Session, url: str, token: str, what: str) -> Any
         raise _HttpProblem(f"{what}: timed out after {TIMEOUT[1]:.0f}s", STATUS_ERROR) from None
     except requests.RequestException as exc:
         reason = type(exc).__name__
-        raise _HttpProblem(f"{what}: cannot reach {url.split('/api/')[0]} ({reason})",
-                           STATUS_ERROR) from None
+        raise _HttpProblem(
+            f"{what}: cannot reach {url.split('/api/')[0]} ({reason})", STATUS_ERROR
+        ) from None
     if code == 401:
         raise _HttpProblem(f"{what}: HTTP 401, login rejected: {RELOGIN_HINT}", STATUS_LOGIN)
     if code == 403:
         raise _HttpProblem(
             f"{what}: HTTP 403, this login may not read usage (no user:profile scope):"
-            " log in again with `claude /login`", STATUS_LOGIN,
+            " log in again with `claude /login`",
+            STATUS_LOGIN,
         )
     if code == 429:
         retry = retry_after_seconds(retry_header, time.time())
@@ -227,16 +236,19 @@ def _backoff(book: JSON, retry: float | None) -> float:
     return float(min(BACKOFF_BASE * 2.0 ** (failures - 1), BACKOFF_MAX))
 
 
-def fetch(login: Login, previous: JSON | None = None,
-          session: requests.Session | None = None) -> Outcome:
+def fetch(
+    login: Login, previous: JSON | None = None, session: requests.Session | None = None
+) -> Outcome:
     """One attempt at the usage (and, now and then, the profile). Never raises for an
     upstream problem: it is recorded in the snapshot's ``errors`` and the booking."""
     now_dt = utcnow()
     now = now_dt.timestamp()
-    book: JSON = {k: v for k, v in (previous or {}).items() if k in ("failures", "profile_at",
-                                                                     "last_ok")}
-    book.update(last_attempt=now, config_dir=str(login.config_dir),
-                login_expires=login_fingerprint(login))
+    book: JSON = {
+        k: v for k, v in (previous or {}).items() if k in ("failures", "profile_at", "last_ok")
+    }
+    book.update(
+        last_attempt=now, config_dir=str(login.config_dir), login_expires=login_fingerprint(login)
+    )
     account = login.account
     errors: list[str] = []
     if login.expired(now_dt):
@@ -301,11 +313,16 @@ def _strings(body: Any) -> dict[str, str]:
     return {k: v for k, v in body.items() if isinstance(v, str)}
 
 
-def _snapshot(account: Account | None, usage: JSON | None, errors: list[str],
-              now: datetime) -> Snapshot | None:
+def _snapshot(
+    account: Account | None, usage: JSON | None, errors: list[str], now: datetime
+) -> Snapshot | None:
     if account is None:
         return None
     return Snapshot(
-        org_uuid=account.org_uuid, browser=SOURCE_OAUTH, account_email=account.email,
-        fetched_at=now, usage=usage, errors=errors,
+        org_uuid=account.org_uuid,
+        browser=SOURCE_OAUTH,
+        account_email=account.email,
+        fetched_at=now,
+        usage=usage,
+        errors=errors,
     )

@@ -65,12 +65,16 @@ RECORD_DIR = "statusline"
 
 def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--chain", metavar="CMD",
+        "--chain",
+        metavar="CMD",
         help="run this statusLine command first (same stdin) and print its output before"
-             " ours; default: the one install-statusline --chain recorded",
+        " ours; default: the one install-statusline --chain recorded",
     )
-    parser.add_argument("--no-chain", action="store_true",
-                        help="do not run the recorded previous statusLine command")
+    parser.add_argument(
+        "--no-chain",
+        action="store_true",
+        help="do not run the recorded previous statusLine command",
+    )
 
 
 def record_path(claude_dir: Path | None = None) -> Path:
@@ -161,8 +165,13 @@ def reading(body: Any, account: Account, now: datetime) -> Snapshot | None:
     usage = usage_from(body, now)
     if usage is None:
         return None
-    return Snapshot(org_uuid=account.org_uuid, browser=SOURCE_STATUSLINE,
-                    account_email=account.email, fetched_at=now, usage=usage)
+    return Snapshot(
+        org_uuid=account.org_uuid,
+        browser=SOURCE_STATUSLINE,
+        account_email=account.email,
+        fetched_at=now,
+        usage=usage,
+    )
 
 
 def _resets(window: Any) -> float | None:
@@ -186,10 +195,15 @@ def merge(state: State, snapshot: Snapshot, now: datetime) -> Snapshot:
     """
     usage = dict(snapshot.usage or {})
     others = sorted(
-        (row for row in state.rows
-         if row.account_key == snapshot.account_key and row.usage is not None
-         and not row.with_staleness(now).stale),
-        key=lambda row: row.fetched_at, reverse=True,
+        (
+            row
+            for row in state.rows
+            if row.account_key == snapshot.account_key
+            and row.usage is not None
+            and not row.with_staleness(now).stale
+        ),
+        key=lambda row: row.fetched_at,
+        reverse=True,
     )
     for name, window in list(usage.items()):
         mine = _resets(window)
@@ -199,7 +213,8 @@ def merge(state: State, snapshot: Snapshot, now: datetime) -> Snapshot:
             json_number(theirs.get("utilization"))
             for row in others
             if isinstance(theirs := (row.usage or {}).get(name), dict)
-            and (resets := _resets(theirs)) is not None and abs(resets - mine) <= SAME_RESET
+            and (resets := _resets(theirs)) is not None
+            and abs(resets - mine) <= SAME_RESET
         ]
         highest = max([window["utilization"], *(u for u in same_window if u is not None)])
         usage[name] = {**window, "utilization": highest}
@@ -265,8 +280,9 @@ def ours(data: bytes, now: datetime) -> str:
         with Store().update(LOCK_TIMEOUT) as state:
             stored = merge(state, snapshot, now)
             own = Snapshot(**{**stored.__dict__})  # history: its own buckets, as stored
-            own.usage = {k: v for k, v in (stored.usage or {}).items()
-                         if k in (snapshot.usage or {})}
+            own.usage = {
+                k: v for k, v in (stored.usage or {}).items() if k in (snapshot.usage or {})
+            }
             state.put(stored, measured=own)
     except Exception:  # a full disk, a held lock or a bad state dir must not break the agent
         return line(snapshot.usage, now) + " (not saved: run claude-meter doctor)"
@@ -289,8 +305,13 @@ def _start_chain(command: str) -> subprocess.Popen[bytes] | None:
     try:
         # The user's own statusLine command line, run through the shell as Claude Code does.
         return subprocess.Popen(  # noqa: S602
-            command, shell=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL, start_new_session=True, env=child_env,
+            command,
+            shell=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            env=child_env,
         )
     except OSError:
         return None
@@ -318,8 +339,11 @@ def combine(theirs: str, mine: str) -> str:
 def main(args: argparse.Namespace) -> int:
     """``claude-meter statusline``: always prints a line, always exits 0."""
     if sys.stdin is None or sys.stdin.isatty():
-        print("claude-meter statusline reads Claude Code's statusLine JSON on stdin;"
-              " run `claude-meter install-statusline` to set it up", file=sys.stderr)
+        print(
+            "claude-meter statusline reads Claude Code's statusLine JSON on stdin;"
+            " run `claude-meter install-statusline` to set it up",
+            file=sys.stderr,
+        )
         print(NEUTRAL)
         return 0
     try:
