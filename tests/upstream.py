@@ -28,6 +28,7 @@ class Reply:
     body: bytes | str | object = b"{}"
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0  # seconds to sleep before answering (a hang, for timeouts)
+    content_type: str = "application/json"
 
     def payload(self) -> bytes:
         if isinstance(self.body, bytes):
@@ -75,7 +76,7 @@ class FakeUpstream:
                 data = reply.payload()
                 try:
                     self.send_response(reply.status)
-                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Type", reply.content_type)
                     self.send_header("Content-Length", str(len(data)))
                     for key, value in reply.headers.items():
                         self.send_header(key, value)

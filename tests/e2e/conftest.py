@@ -1,0 +1,34 @@
+"""Fixtures for the end-to-end tests with the real Claude Code (tests/claude_code.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.claude_code import Agents, Login, claude_binary
+from tests.fake_messages import Account, FakeMessages
+from tests.tmuxlab import Lab
+from tests.tmuxlab import lab_fixture as lab  # noqa: F401  (the fixture, re-exported)
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeMessages]:
+    """The fake Messages API; claudemeter's own usage requests would land here too, so a
+    test can see that none was made."""
+    server = FakeMessages(Account.near()).start()
+    monkeypatch.setenv("CLAUDEMETER_ANTHROPIC_BASE", server.url)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def login(isolated: Path, fake: FakeMessages) -> Login:
+    claude_binary()
+    return Login(isolated, fake)
+
+
+@pytest.fixture
+def agents(lab: Lab, login: Login) -> Agents:  # noqa: F811  (lab is the fixture above)
+    return Agents(lab, login)
