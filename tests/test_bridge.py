@@ -219,6 +219,19 @@ def test_one_snapshot_object_is_accepted_too(bridge: Bridge) -> None:
     assert cached_rows()[0]["usage"]["five_hour"]["utilization"] == 12.5
 
 
+def test_an_in_band_error_posted_after_a_good_reading_keeps_it(bridge: Bridge) -> None:
+    """Issue 10: a browser that posts claude.ai's 200-with-an-error body as its usage
+    records an error; the good 95 % stays (it was replaced, and the status said `?`)."""
+    good = snapshot(util=95.0)
+    good["usage"]["five_hour"]["resets_at"] = stamp(3600)
+    assert bridge.post(good).body == {"ok": True, "accepted": 1}
+    failed = snapshot(offset=1.0, usage=fixture("oauth_usage_in_band_error.json"))
+    assert bridge.post(failed).body == {"ok": True, "accepted": 1}
+    (row,) = cached_rows()
+    assert row["usage"]["five_hour"]["utilization"] == 95.0
+    assert any("rate_limit_error" in e for e in row["errors"])
+
+
 JSON_CT = {"Content-Type": "application/json"}
 GOOD = json.dumps(snapshot()).encode()
 

@@ -404,11 +404,27 @@ def test_check_prints_the_rows_state_and_exits_75_over() -> None:
 
 
 def test_check_unknown_utilization_is_not_zero() -> None:
-    put(None, resets_in=600)
-    done = run("--check")
+    now = utcnow()
+    unknown = {"utilization": None, "resets_at": format_time(now + timedelta(seconds=600))}
+    known = {"utilization": 20.0, "resets_at": format_time(now + timedelta(days=3))}
+    usage = {"five_hour": unknown, "seven_day": known}
+    Store().put([Snapshot("org-a", "Chrome", "ada@example.com", now, usage=usage)])
+    done = run("--check", "--bucket", "five_hour")
     assert done.returncode == 0  # fail-open: warned, not held
     assert json.loads(done.stdout)["state"] == "unknown"
     assert "no utilization" in done.stderr
+    assert run("--check", "--bucket", "five_hour", "--fail-closed").returncode == 75
+
+
+def test_check_a_reading_with_no_usable_window_is_an_error_not_unknown_numbers() -> None:
+    """A body whose windows are all null is not a reading (SPEC section 3): the row
+    records the error and keeps no numbers."""
+    put(None, resets_in=600)
+    done = run("--check")
+    assert done.returncode == 0  # unknown from the start: the documented fail-open
+    assert json.loads(done.stdout)["state"] == "unknown"
+    assert "no usage numbers" in done.stderr
+    assert any("no usage window" in e for e in Store().accounts()[0].errors)
     assert run("--check", "--fail-closed").returncode == 75
 
 

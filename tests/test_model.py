@@ -11,6 +11,7 @@ import pytest
 from claudemeter.model import (
     Snapshot,
     ValidationError,
+    classify_usage,
     format_time,
     parse_many,
     parse_time,
@@ -43,7 +44,15 @@ def test_every_fixture_is_valid_json(name: str) -> None:
 def test_usage_fixtures_parse_into_windows(name: str) -> None:
     snap = Snapshot.from_json(snapshot_with(fixture(name)))
     assert snap.windows(), name
-    assert snap.to_json()["usage"] == fixture(name)  # kept exactly as received
+    received = fixture(name)
+    assert isinstance(received, dict)
+    stored = snap.to_json()["usage"]
+    assert set(stored) == set(received)  # every key kept, none added
+    filled = {k for k in received if received[k] is None and stored[k] is not None}
+    # kept exactly as received, except a null flat window limits[] gives a number for
+    assert {k: v for k, v in stored.items() if k not in filled} == {
+        k: v for k, v in received.items() if k not in filled
+    }
 
 
 def test_basic_usage_windows() -> None:
@@ -231,3 +240,120 @@ def test_unknown_keys_that_name_a_credential_are_dropped() -> None:
         "errors",
         "stale",
     } == {"pace"}
+
+
+def test_limits_only_body_gives_its_numbers_by_kind() -> None:
+    verdict = classify_usage(fixture("oauth_usage_limits_only.json"))
+    assert verdict.error is None and verdict.usage is not None
+    wins = windows(verdict.usage)
+    assert {n: w.utilization for n, w in wins.items()} == {
+        "five_hour": 15,
+        "seven_day": 36,
+        "seven_day_opus": 71,
+    }
+    assert wins["five_hour"].resets_at == datetime(2026, 11, 25, 16, 20, tzinfo=timezone.utc)
+    # the flat keys a strict script reads now carry the number, in the flat shape
+    assert verdict.usage["seven_day_opus"] == {
+        "utilization": 71,
+        "resets_at": "2026-11-29T07:00:00.000Z",
+    }
+    assert verdict.usage["limits"] == fixture("oauth_usage_limits_only.json")["limits"]  # type: ignore[index]
+
+
+def test_flat_windows_win_over_limits_and_limits_fill_the_rest() -> None:
+    body = fixture("oauth_usage_2026_shape.json")
+    usage = classify_usage(body).usage
+    assert usage is not None
+    assert usage["five_hour"] == body["five_hour"]  # type: ignore[index]  # flat: as received
+    assert usage["seven_day_opus"]["utilization"] == 32
+
+
+@pytest.mark.parametrize(
+    ("hollow", "kept"),
+    [
+        (None, {}),
+        ({"utilization": None, "resets_at": None}, {}),
+        ({"resets_at": "2026-11-25T16:20:00Z", "locked_reason": None}, {"locked_reason": None}),
+        ("missing", {}),
+    ],
+    ids=["null", "hollow", "no-utilization", "missing"],
+)
+def test_a_null_missing_or_hollow_window_is_filled_from_limits(
+    hollow: object, kept: dict[str, object]
+) -> None:
+    body = dict(fixture("oauth_usage_limits_only.json"))  # type: ignore[call-overload]
+    if hollow == "missing":
+        del body["five_hour"]
+    else:
+        body["five_hour"] = hollow
+    usage = classify_usage(body).usage
+    assert usage is not None
+    assert usage["five_hour"] == {
+        **kept,
+        "utilization": 15,
+        "resets_at": "2026-11-25T16:20:00.000Z",
+    }
+
+
+@pytest.mark.parametrize(
+    ("row", "name"),
+    [
+        ({"kind": "session"}, "five_hour"),
+        ({"kind": "weekly_all"}, "seven_day"),
+        (
+            {"kind": "weekly_scoped", "scope": {"model": {"display_name": "Sonnet 5"}}},
+            "seven_day_sonnet",
+        ),
+        ({"kind": "weekly_scoped", "scope": {"model": {"id": "claude-opus-x"}}}, "seven_day_opus"),
+        (
+            {"kind": "weekly_scoped", "scope": {"model": {"display_name": "Nimbus"}}},
+            "seven_day_nimbus",
+        ),
+        ({"kind": "weekly_scoped", "scope": None}, None),
+        ({"kind": "session_but_new", "group": "session"}, None),  # by kind, never by label
+        ({"kind": "weekly_all", "percent": "50"}, None),  # a string is not a percent
+    ],
+)
+def test_limits_rows_are_classified_by_kind(row: dict[str, object], name: str | None) -> None:
+    item = {"percent": 50, "resets_at": "2026-11-29T07:00:00+00:00", **row}
+    usage = classify_usage(
+        {"five_hour": None, "tangelo": {"utilization": 1}, "limits": [item]}
+    ).usage
+    assert usage is not None
+    found = {n for n, w in windows(usage).items() if w.utilization == 50}
+    assert found == ({name} if name else set())
+
+
+def test_in_band_error_is_an_error_not_a_reading() -> None:
+    verdict = classify_usage(fixture("oauth_usage_in_band_error.json"))
+    assert verdict.usage is None
+    assert verdict.rate_limited is True
+    assert verdict.error is not None and "rate_limit_error" in verdict.error
+    assert "Rate limited" in verdict.error
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"type": "error", "error": {"type": "overloaded_error", "message": "x"}},
+        {"error": "Bearer sk-ant-oat01-SECRET"},
+        {"five_hour": None, "seven_day": {"utilization": None, "resets_at": None}, "limits": []},
+        {"extra_usage": {"utilization": 40.0}},  # money, not a bucket
+        [],
+    ],
+    ids=["empty", "overloaded", "secret", "all-null", "extra-only", "list"],
+)
+def test_a_body_without_a_usable_window_is_an_error(body: object) -> None:
+    verdict = classify_usage(body)
+    assert verdict.usage is None and verdict.error
+    assert verdict.rate_limited is False
+    assert "SECRET" not in verdict.error
+
+
+def test_an_ingested_in_band_error_keeps_usage_null_and_says_why() -> None:
+    snap = Snapshot.from_json(snapshot_with(fixture("oauth_usage_in_band_error.json")))
+    assert snap.usage is None
+    assert snap.errors and "rate_limit_error" in snap.errors[0]
+    again = Snapshot.from_json(snap.to_json())  # read back from the store: the same
+    assert again.usage is None and again.errors == snap.errors

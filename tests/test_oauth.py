@@ -401,3 +401,56 @@ def test_a_state_dir_that_is_a_file_is_one_line(
         done = cli(*args)
         assert done.returncode == 1 and "Traceback" not in done.stderr, args
         assert "cannot write the state" in done.stderr
+
+
+def test_a_limits_only_body_is_a_reading(
+    claude_dir: Path, upstream: FakeUpstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 10: a migrated account's numbers are only in limits[]: status, show and
+    cm-guard --check read them (they said `?`, "no usage reading yet", unknown)."""
+    monkeypatch.setenv("CLAUDEMETER_NOW", "2026-11-25T12:00:00.000Z")
+    upstream.routes[USAGE] = Reply(200, fixture("oauth_usage_limits_only.json"))
+    assert [r.ok for r in refresh(Store())] == [True]
+    row = Store().accounts()[0]
+    assert {n: w.utilization for n, w in row.windows().items()} == {
+        "five_hour": 15,
+        "seven_day": 36,
+        "seven_day_opus": 71,
+    }
+    check = subprocess.run(
+        ["cm-guard", "--check", "--bucket", "seven_day_opus", "--threshold", "70"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert check.returncode == 75, check.stdout + check.stderr
+    assert cli("status").stdout.find("15%") >= 0
+    assert "no usage reading yet" not in cli("show").stdout
+
+
+def test_an_in_band_error_after_a_good_reading_keeps_it(
+    claude_dir: Path, upstream: FakeUpstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 10: a 200 whose body is an error was stored as the reading (95 % lost,
+    `claude: ?`, a holding guard let its command go)."""
+    monkeypatch.setenv("CLAUDEMETER_NOW", "2026-11-25T12:00:00.000Z")
+    good = fixture("oauth_usage_basic.json")
+    good["five_hour"]["utilization"] = 95.0  # type: ignore[index]
+    upstream.routes[USAGE] = Reply(200, good)
+    refresh(Store())
+    upstream.routes[USAGE] = Reply(200, fixture("oauth_usage_in_band_error.json"))
+    (result,) = refresh(Store(), min_age=0)
+    assert result.ok is False and "rate_limit_error" in result.message
+    book = Store().read().sources[result.key]
+    assert book["status"] == oauth.STATUS_BACKOFF  # a rate limit: back off, do not hammer
+    assert book["next_allowed"] > book["last_attempt"]
+    row = Store().accounts()[0]
+    assert row.usage == good and row.window("five_hour").utilization == 95.0  # type: ignore[union-attr]
+    assert any("rate_limit_error" in e for e in row.errors)
+    printed = json.loads(cli("--json").stdout)
+    assert printed[0]["usage"]["five_hour"]["utilization"] == 95.0
+    check = subprocess.run(
+        ["cm-guard", "--check"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert check.returncode == 75, check.stdout + check.stderr

@@ -152,42 +152,134 @@ def _window_from(name: str, body: Any) -> Window | None:
 
 
 def windows(usage: Mapping[str, Any] | None) -> dict[str, Window]:
-    """Every bucket-shaped entry of a usage body, known names first, then server order."""
+    """Every bucket-shaped entry of a usage body, known names first, then server order.
+
+    A window the flat keys leave null, missing or hollow is taken from ``limits[]``
+    (see :func:`limits_windows`), so a body stored before :func:`classify_usage` filled
+    it reads the same as one stored after."""
     if not usage:
         return {}
     found: dict[str, Window] = {}
     names = [n for n in KNOWN_WINDOWS if n in usage] + [
-        n for n in usage if n not in KNOWN_WINDOWS and n != "extra_usage"
+        n for n in usage if n not in KNOWN_WINDOWS and n not in _NOT_WINDOWS
     ]
     for name in names:
         window = _window_from(name, usage.get(name))
         if window is not None:
             found[name] = window
-    for window in _scoped_limits(usage.get("limits")):
-        if found.get(window.name) is None or found[window.name].utilization is None:
-            found[window.name] = window
+    for name, window in limits_windows(usage.get("limits")).items():
+        if found.get(name) is None or found[name].utilization is None:
+            found[name] = window
     return found
 
 
-def _scoped_limits(limits: Any) -> list[Window]:
-    """Newer bodies may carry a per-model weekly limit only in ``limits[]``; show it
-    under the name the older bodies used (``seven_day_opus``)."""
-    found = []
+#: Keys of a usage body that are not buckets although they may carry ``utilization``.
+_NOT_WINDOWS = ("extra_usage", "limits", "spend", "spend_limit")
+
+#: ``limits[].kind`` -> the flat window it stands for; ``weekly_scoped`` is per model.
+LIMIT_KINDS = {"session": "five_hour", "weekly_all": "seven_day"}
+#: Model families whose weekly window has a flat name (``seven_day_opus``).
+_MODEL_FAMILIES = ("opus", "sonnet", "haiku")
+
+
+def _scoped_window_name(scope: Any) -> str | None:
+    """``seven_day_<family>`` for a ``weekly_scoped`` row's ``scope.model``: the family
+    named in its display name or id (``Opus 4`` -> ``seven_day_opus``), else its
+    display name made a key; None when the row names no model."""
+    model = scope.get("model") if isinstance(scope, Mapping) else None
+    if not isinstance(model, Mapping):
+        return None
+    labels = [v for v in (model.get("display_name"), model.get("id")) if isinstance(v, str)]
+    for label in labels:
+        words = re.findall(r"[a-z0-9]+", label.lower())
+        family = next((w for w in words if w in _MODEL_FAMILIES), None)
+        if family:
+            return f"seven_day_{family}"
+    words = re.findall(r"[a-z0-9]+", labels[0].lower()) if labels else []
+    return "seven_day_" + "_".join(words)[:48] if words else None
+
+
+def limits_windows(limits: Any) -> dict[str, Window]:
+    """The windows a ``limits[]`` list carries, under the flat names, classified by
+    ``kind`` (never by label): ``session`` -> ``five_hour``, ``weekly_all`` ->
+    ``seven_day``, ``weekly_scoped`` with ``scope.model`` -> that model's weekly window
+    (``seven_day_opus``). ``percent`` is 0-100 like ``utilization``; ``resets_at`` is
+    RFC 3339. Rows of other kinds, or without a number or a time, are skipped; the
+    first row for a name wins."""
+    found: dict[str, Window] = {}
     for item in limits if isinstance(limits, list) else []:
-        if not isinstance(item, Mapping) or item.get("kind") != "weekly_scoped":
+        if not isinstance(item, Mapping):
             continue
-        scope = item.get("scope")
-        model = scope.get("model") if isinstance(scope, Mapping) else None
-        display = model.get("display_name") if isinstance(model, Mapping) else None
-        if not isinstance(display, str) or not display.strip():
-            continue
-        name = "seven_day_" + re.sub(r"[^a-z0-9]+", "_", display.lower()).strip("_")
-        window = _window_from(
-            name, {"utilization": item.get("percent"), "resets_at": item.get("resets_at")}
+        kind = item.get("kind")
+        name = (
+            _scoped_window_name(item.get("scope"))
+            if kind == "weekly_scoped"
+            else LIMIT_KINDS.get(kind)
+            if isinstance(kind, str)
+            else None
         )
-        if window is not None:
-            found.append(window)
+        if name is None or name in found:
+            continue
+        percent = json_number(item.get("percent"))
+        window = _window_from(
+            name,
+            {
+                "utilization": percent if percent is not None and percent >= 0 else None,
+                "resets_at": item.get("resets_at"),
+            },
+        )
+        if window is not None and window.utilization is not None:
+            found[name] = window
     return found
+
+
+@dataclass(frozen=True)
+class UsageVerdict:
+    """What :func:`classify_usage` made of one usage body: either ``usage`` (a copy of
+    the body with the flat windows filled from ``limits[]``) or ``error`` (one line,
+    redacted) with ``rate_limited`` true when the body was a ``rate_limit_error``."""
+
+    usage: JSON | None
+    error: str | None = None
+    rate_limited: bool = False
+
+
+def classify_usage(body: Any) -> UsageVerdict:
+    """The one rule every source applies to a usage body (``/api/oauth/usage``,
+    claude.ai's ``/usage`` via the bridge or ``ingest``, Claude Code's cached copy).
+
+    - A flat window (``five_hour``, ``seven_day``, ``seven_day_opus``, ...) that is
+      null, missing or hollow (no numeric ``utilization``) is filled from ``limits[]``
+      by :func:`limits_windows` as ``{"utilization": percent, "resets_at": ...}``; a
+      hollow entry keeps its other keys. Everything else stays as received.
+    - A body with no usable window (no bucket with a numeric utilization), such as
+      the in-band error ``{"type": "error", "error": {"type": "rate_limit_error", ...}}``
+      a ``200`` may carry, is not a reading: the verdict is an error, never a reading
+      of "unknown", and the caller keeps the last good reading (SPEC section 3,
+      "Shapes every source must read")."""
+    if not isinstance(body, Mapping):
+        return UsageVerdict(None, "usage: malformed response (not an object)")
+    usage: JSON = dict(body)
+    for name, window in limits_windows(body.get("limits")).items():
+        current = _window_from(name, usage.get(name))
+        if current is None or current.utilization is None:
+            hollow = usage.get(name)
+            usage[name] = {
+                **(hollow if isinstance(hollow, Mapping) else {}),
+                "utilization": window.utilization,
+                "resets_at": format_time(window.resets_at) if window.resets_at else None,
+            }
+    if any(w.utilization is not None for w in windows(usage).values()):
+        return UsageVerdict(usage)
+    error = body.get("error")
+    kind = error.get("type") if isinstance(error, Mapping) else None
+    message = error.get("message") if isinstance(error, Mapping) else error
+    if body.get("type") == "error" or error is not None:
+        said = ": ".join(str(part) for part in (kind, message) if isinstance(part, str) and part)
+        text = f"usage: the server answered with an error, not usage ({said or 'no detail'})"
+    else:
+        text = "usage: the answer carries no usage window"
+    return UsageVerdict(None, redact(text)[:MAX_ERROR_LEN], kind == "rate_limit_error")
 
 
 @dataclass
@@ -255,7 +347,12 @@ class Snapshot:
 
     @classmethod
     def from_json(cls, body: Any) -> Snapshot:
-        """Validate and parse one snapshot; raises :class:`ValidationError` naming the field."""
+        """Validate and parse one snapshot; raises :class:`ValidationError` naming the field.
+
+        ``usage`` goes through :func:`classify_usage`: windows only in ``limits[]`` are
+        filled in, and a body with no usable window (an in-band error) becomes
+        ``usage: null`` with the reason first in ``errors``, so storing it keeps the
+        account's last good reading."""
         if not isinstance(body, Mapping):
             raise ValidationError("snapshot", "expected a JSON object")
         org = body.get("org_uuid", "")
@@ -279,8 +376,12 @@ class Snapshot:
         except ValueError as exc:
             raise ValidationError("fetched_at", str(exc)) from None
         usage = _optional_object(body, "usage")
+        in_band: list[str] = []
         if usage is not None:
             _check_usage(usage)
+            verdict = classify_usage(usage)
+            usage = verdict.usage
+            in_band = [verdict.error] if verdict.error else []
         overage = _optional_object(body, "overage")
         subscription = _optional_object(body, "subscription")
         errors_raw = body.get("errors", [])
@@ -310,7 +411,7 @@ class Snapshot:
             usage=usage,
             overage=overage,
             subscription=subscription,
-            errors=[redact(e)[:MAX_ERROR_LEN] for e in errors_raw[:MAX_ERRORS]],
+            errors=[*in_band, *(redact(e)[:MAX_ERROR_LEN] for e in errors_raw)][:MAX_ERRORS],
             stale=stale,
             extra={
                 k: v

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import env
-from ..model import JSON, SOURCE_OAUTH, Snapshot, redact, utcnow
+from ..model import JSON, SOURCE_OAUTH, Snapshot, classify_usage, redact, utcnow
 from .claude_account import Account as Account
 from .claude_account import read_account as read_account
 
@@ -260,12 +260,14 @@ def fetch(
 
         session = requests.Session()
     base = env.anthropic_base()
-    usage: Any = None
+    usage: JSON | None = None
     failed: _HttpProblem | None = None
     try:
-        usage = _get_json(session, base + USAGE_PATH, login.access_token, "usage")
-        if not isinstance(usage, dict):
-            raise _HttpProblem("usage: malformed response (not an object)", STATUS_ERROR)
+        verdict = classify_usage(_get_json(session, base + USAGE_PATH, login.access_token, "usage"))
+        if verdict.error is not None:  # an in-band error: the last good reading stays
+            status = STATUS_BACKOFF if verdict.rate_limited else STATUS_ERROR
+            raise _HttpProblem(verdict.error, status)
+        usage = verdict.usage
     except _HttpProblem as problem:
         failed = problem
     # Booked when the answer is in, not when the request left: the next attempt then
