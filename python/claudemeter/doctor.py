@@ -151,7 +151,8 @@ def check_bridge() -> list[Check]:
 
 
 def check_statusline() -> list[Check]:
-    from .install_statusline import InstallError, is_ours, load_settings
+    from .claude_settings import InstallError, load_settings
+    from .install_statusline import is_ours
 
     settings = env.default_claude_config_dir() / "settings.json"
     try:
