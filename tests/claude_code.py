@@ -116,6 +116,16 @@ class Login:
         self._write_claude_json(trust)
         return cwd
 
+    def install(self, *hook_options: str) -> None:
+        """What a user runs: ``install-statusline``, and ``install-hooks`` with these
+        gate options (none: no hooks)."""
+        meter = str(Path(sys.executable).parent / "claude-meter")
+        commands = [[meter, "install-statusline"]]
+        if hook_options:
+            commands.append([meter, "install-hooks", *hook_options])
+        for argv in commands:
+            subprocess.run(argv, check=True, capture_output=True, timeout=30)
+
     def settings(self, body: dict[str, Any]) -> Path:
         path = self.config_dir / "settings.json"
         path.write_text(json.dumps(body, indent=2))

@@ -18,6 +18,7 @@ PostToolUse) before every further request.
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from typing import Any
 from tests.upstream import FakeUpstream, Reply, Seen
 
 MESSAGES = "/v1/messages"
+_CWD = re.compile(r"Primary working directory: ([^\\\s\"]+)")
 #: A prompt containing this keeps the agent busy with tool calls (see the module doc).
 WORK = "keep working"
 READ_ME = "notes.txt"
@@ -54,6 +56,12 @@ class Account:
         """An account whose windows reset in 3 hours and 5 days from now."""
         now = time.time()
         return cls(Window(five_hour, now + 3 * 3600), Window(seven_day, now + 5 * 86400), **kw)
+
+    def roll(self, now: float) -> None:
+        """A window whose reset has come starts again from zero, as the server's does."""
+        for window, length in ((self.five_hour, 5 * 3600), (self.seven_day, 7 * 86400)):
+            if now >= window.resets_at:
+                window.fraction, window.resets_at = 0.0, now + length
 
     def headers(self, status: str) -> dict[str, str]:
         return {
@@ -196,6 +204,7 @@ class FakeMessages:
         results = _tool_results(messages)
         with self._lock:
             account = self.account
+            account.roll(time.time())
             if account.reject:
                 reply = Reply(
                     429,
@@ -229,11 +238,6 @@ class FakeMessages:
 
     @staticmethod
     def _cwd(body: dict[str, Any]) -> str:
-        """The session's working directory, from the system prompt's environment block."""
-        system = body.get("system")
-        texts = _texts(system) if isinstance(system, list) else [str(system or "")]
-        for text in texts:
-            for line in text.splitlines():
-                if "Working directory:" in line:
-                    return line.split("Working directory:", 1)[1].strip()
-        return "/tmp"
+        """The session's working directory, from the environment block Claude Code sends."""
+        found = _CWD.search(json.dumps(body))
+        return found.group(1) if found else "/nonexistent"

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shlex
+import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,15 @@ NEW_FILE_MODE = 0o600
 
 class InstallError(Exception):
     """Nothing was changed; the message says why and what to do, in one line."""
+
+
+def meter_command(*args: str) -> str:
+    """``claude-meter ARGS`` by absolute path: Claude Code's PATH need not contain this
+    virtualenv."""
+    script = Path(sys.executable).parent / "claude-meter"
+    if script.is_file():
+        return shlex.join([str(script), *args])
+    return shlex.join([sys.executable, "-m", "claudemeter", *args])
 
 
 def sha(data: bytes) -> str:

@@ -57,6 +57,18 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "make `claude-meter statusline` Claude Code's statusLine"
         " (--uninstall restores the previous one)",
     ),
+    "install-hooks": (
+        "claudemeter.install_hooks",
+        "main",
+        "add claudemeter's Claude Code hooks: the safe-point gate and the limit-hit record"
+        " (--uninstall takes them out)",
+    ),
+    "hook": (
+        "claudemeter.hooks",
+        "main",
+        "what those hooks run: `hook gate` waits while over the threshold,"
+        " `hook stop-failure` records a session that hit the limit",
+    ),
     "demo": (
         "claudemeter.demo",
         "run",
@@ -126,6 +138,12 @@ def _run(argv: Sequence[str] | None) -> int:
         from .sources.statusline import main as statusline
 
         return statusline(argparse.Namespace(command="statusline", chain=None, no_chain=False))
+    # Claude Code runs the gate before every tool call of every agent: likewise. And a
+    # hook must never exit 2 over a bad option (that would block every prompt).
+    if argv[:1] == ["hook"]:
+        from .hooks import cli
+
+        return cli(argv[1:])
     wanted = next((arg for arg in argv if arg in COMMANDS), None)
     args = build_parser(wanted).parse_args(argv)
     if args.command is None:

@@ -14,7 +14,6 @@ import argparse
 import contextlib
 import json
 import re
-import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from .claude_settings import (
     backup,
     dump,
     load_settings,
+    meter_command,
     original_bytes,
     sha,
     write,
@@ -59,11 +59,7 @@ def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
 
 
 def default_command() -> str:
-    """By absolute path: Claude Code's PATH need not contain this virtualenv."""
-    script = Path(sys.executable).parent / "claude-meter"
-    if script.is_file():
-        return f"{shlex.quote(str(script))} statusline"
-    return f"{shlex.quote(sys.executable)} -m claudemeter statusline"
+    return meter_command("statusline")
 
 
 def is_ours(status_line: Any) -> bool:

@@ -77,12 +77,12 @@ def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
     )
 
 
-def record_path(claude_dir: Path | None = None) -> Path:
-    """install-statusline's record for one Claude Code config dir (several logins can
-    each have their own previous statusLine)."""
+def record_path(claude_dir: Path | None = None, kind: str = RECORD_DIR) -> Path:
+    """install-statusline's (or ``kind``'s: install-hooks') record for one Claude Code
+    config dir (several logins can each have their own previous statusLine)."""
     directory = (claude_dir or env.default_claude_config_dir()).expanduser().absolute()
     digest = hashlib.sha256(str(directory).encode()).hexdigest()[:12]
-    return env.config_dir() / RECORD_DIR / f"{digest}.json"
+    return env.config_dir() / kind / f"{digest}.json"
 
 
 def recorded_chain(claude_dir: Path | None = None) -> str | None:
