@@ -1,6 +1,6 @@
 // The service worker: wires lib/meter.js to alarms, storage and the badge. A worker may
 // be stopped between alarms, so everything it needs next time lives in storage.local.
-import { detectBrowser, runCycle } from "./lib/meter.js";
+import { bridgeUrl, detectBrowser, runCycle } from "./lib/meter.js";
 
 const ALARM = "claudemeter";
 let running = null;
@@ -12,9 +12,15 @@ async function ensureAlarm() {
 }
 
 async function cycleOnce() {
-  const { token, browserName, orgs } = await chrome.storage.local.get(["token", "browserName", "orgs"]);
+  const { token, browserName, orgs, bridgePort } = await chrome.storage.local.get([
+    "token",
+    "browserName",
+    "orgs",
+    "bridgePort",
+  ]);
   const result = await runCycle({
     fetch: (url, init) => fetch(url, init),
+    bridge: bridgeUrl(bridgePort),
     token,
     browser: browserName || detectBrowser(navigator),
     knownOrgs: Array.isArray(orgs) ? orgs : [],
@@ -50,7 +56,7 @@ chrome.alarms.onAlarm.addListener((alarm) => {
   if (alarm.name === ALARM) cycle();
 });
 chrome.storage.onChanged.addListener((changes, area) => {
-  if (area === "local" && (changes.token || changes.browserName)) cycle();
+  if (area === "local" && (changes.token || changes.browserName || changes.bridgePort)) cycle();
 });
 chrome.runtime.onMessage.addListener((message, _sender, reply) => {
   if (message?.type !== "refresh") return false;

@@ -1,6 +1,6 @@
 // The popup: shows the last cycle's numbers and error, takes the token and an optional
 // browser name. It never talks to claude.ai itself; the service worker does.
-import { detectBrowser } from "./lib/meter.js";
+import { bridgeUrl, BRIDGE_URL, detectBrowser } from "./lib/meter.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -10,7 +10,13 @@ function detectHere() {
   return arc.trim() ? "Arc" : detectBrowser(navigator);
 }
 
+// The newest cycle shown so far (ISO 8601 UTC, so text order is time order): the stored
+// value read at start-up may arrive after a newer change event, and must not win.
+let shownAt = "";
+
 function show(last) {
+  if (last?.at && last.at < shownAt) return;
+  shownAt = last?.at ?? shownAt;
   const rows = $("rows");
   rows.replaceChildren();
   for (const row of last?.rows ?? []) {
@@ -34,23 +40,36 @@ function show(last) {
 }
 
 async function main() {
-  const { token, browserName, last } = await chrome.storage.local.get(["token", "browserName", "last"]);
+  // Listen before reading: a cycle that ends between the read and the listener would
+  // otherwise leave the popup showing the older numbers until it is opened again.
+  chrome.storage.onChanged.addListener((changes) => {
+    if (changes.last) show(changes.last.newValue);
+  });
+  const { token, browserName, last, bridgePort } = await chrome.storage.local.get([
+    "token",
+    "browserName",
+    "last",
+    "bridgePort",
+  ]);
   $("token").value = token ?? "";
+  $("port").value = bridgePort ?? "";
   $("browser").value = browserName ?? "";
   $("browser").placeholder = detectHere();
   if (!browserName && detectHere() === "Arc") await chrome.storage.local.set({ browserName: "Arc" });
   show(last);
   $("save").addEventListener("click", async () => {
+    // A port that is not one is dropped (the default stays), not stored to fail later.
+    const port = $("port").value.trim();
+    const valid = bridgeUrl(port) !== BRIDGE_URL ? Number(port) : null;
+    $("port").value = valid ?? "";
     await chrome.storage.local.set({
       token: $("token").value.trim(),
       browserName: $("browser").value.trim() || detectHere(),
+      bridgePort: valid,
     });
   });
   $("refresh").addEventListener("click", async () => {
     show(await chrome.runtime.sendMessage({ type: "refresh" }));
-  });
-  chrome.storage.onChanged.addListener((changes) => {
-    if (changes.last) show(changes.last.newValue);
   });
 }
 

@@ -4,7 +4,8 @@
 // node's test runner can drive it against a fake claude.ai and the real bridge.
 
 export const CLAUDE_AI = "https://claude.ai";
-// Fixed: the manifest grants host access to this address only.
+// The bridge's default address; `bridgeUrl` moves only its port (CLAUDEMETER_BRIDGE or
+// `serve --port`), never its host: the manifest grants 127.0.0.1 and nothing else.
 export const BRIDGE_URL = "http://127.0.0.1:63762";
 export const WARN = 70;
 export const CRIT = 90;
@@ -27,6 +28,14 @@ export function detectBrowser(nav = globalThis.navigator ?? {}) {
   if (brands.length && has("Chromium")) return "Chromium";
   if (/\bFirefox\//.test(ua)) return "Firefox";
   return "Chrome";
+}
+
+/** The bridge URL for a port the user typed in the popup: a whole number 1–65535
+ * (a string of digits is accepted), anything else leaves the default. */
+export function bridgeUrl(port) {
+  const text = String(port ?? "").trim();
+  const value = /^[0-9]{1,5}$/.test(text) ? Number(text) : NaN;
+  return value >= 1 && value <= 65535 ? `http://127.0.0.1:${value}` : BRIDGE_URL;
 }
 
 function describeFailure(what, path, error) {

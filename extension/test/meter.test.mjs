@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { after, before, beforeEach, describe, test } from "node:test";
 
-import { badgeFor, detectBrowser, fetchSnapshots, runCycle, summarize } from "../lib/meter.js";
+import { BRIDGE_URL, badgeFor, bridgeUrl, detectBrowser, fetchSnapshots, runCycle, summarize } from "../lib/meter.js";
 import { ORG, browserFetch, fixture, startFakeClaudeAi } from "./helpers.mjs";
 
 describe("detectBrowser", () => {
@@ -149,4 +149,14 @@ describe("the cycle against a fake claude.ai", () => {
     assert.match(result.lastError, /claude-meter pair/);
     assert.equal(result.badge.text, "!");
   });
+});
+
+test("bridgeUrl moves only the port, and only to a real one", () => {
+  assert.equal(bridgeUrl(undefined), BRIDGE_URL);
+  assert.equal(bridgeUrl(""), BRIDGE_URL);
+  assert.equal(bridgeUrl(40123), "http://127.0.0.1:40123");
+  assert.equal(bridgeUrl(" 40123 "), "http://127.0.0.1:40123");
+  for (const bad of [0, 65536, -1, 1.5, "12ab", "evil.example:80", "1e3", null, "063762x"]) {
+    assert.equal(bridgeUrl(bad), BRIDGE_URL, `${bad} keeps the default`);
+  }
 });
