@@ -25,7 +25,10 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
     monkeypatch.setenv("CLAUDEMETER_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.setenv("CLAUDEMETER_CONFIG_DIR", str(tmp_path / "config"))
-    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(home / ".claude"))
+    # Claude Code's default login (~/.claude, ~/.claude.json): CLAUDE_CONFIG_DIR unset,
+    # as most users run it (setting it, even to ~/.claude, moves .claude.json).
+    monkeypatch.delenv("CLAUDE_CONFIG_DIR", raising=False)
+    monkeypatch.delenv("CLAUDE_SECURESTORAGE_CONFIG_DIR", raising=False)
     monkeypatch.delenv("CLAUDEMETER_CLAUDE_CONFIG_DIRS", raising=False)
     # Nothing listens here: a test that forgets its fake upstream fails fast, offline.
     monkeypatch.setenv("CLAUDEMETER_ANTHROPIC_BASE", "http://127.0.0.1:9")

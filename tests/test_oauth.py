@@ -14,11 +14,15 @@ import pytest
 from claudemeter.refresh import MIN_SPACING, refresh
 from claudemeter.sources import oauth
 from claudemeter.store import Store
-from tests.upstream import FakeUpstream, Reply, fixture, fixture_text
+from tests.upstream import FakeUpstream, Reply, fixture
 
 TOKEN = "sk-ant-oat01-FAKE-TOKEN-FOR-TESTS-ONLY"
 REFRESH_TOKEN = "sk-ant-ort01-FAKE-REFRESH-FOR-TESTS-ONLY"
 USAGE = "/api/oauth/usage"
+PERMISSION_ERROR = {
+    "type": "error",
+    "error": {"type": "permission_error", "message": "OAuth token lacks the scope"},
+}
 
 
 def cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -105,7 +109,9 @@ def test_no_token_reaches_the_store_output_or_errors(
     ("reply", "expected", "status"),
     [
         (Reply(401, fixture("error_401_oauth_not_supported.json")), "HTTP 401", oauth.STATUS_LOGIN),
-        (Reply(403, {"type": "error"}), "HTTP 403", oauth.STATUS_LOGIN),
+        (Reply(403, PERMISSION_ERROR), "HTTP 403, login rejected", oauth.STATUS_LOGIN),
+        (Reply(403, b""), "HTTP 403 rate limited", oauth.STATUS_BACKOFF),
+        (Reply(403, b"<html>denied</html>"), "HTTP 403 rate limited", oauth.STATUS_BACKOFF),
         (
             Reply(429, fixture("error_429_rate_limited.json"), {"retry-after": "120"}),
             "HTTP 429",
@@ -116,8 +122,33 @@ def test_no_token_reaches_the_store_output_or_errors(
         (Reply(200, b"{not json"), "malformed", oauth.STATUS_ERROR),
         (Reply(200, b"[1, 2]"), "not an object", oauth.STATUS_ERROR),
         (Reply(200, b"x" * (10 << 20)), "larger than", oauth.STATUS_ERROR),
+        (
+            Reply(200, fixture("oauth_usage_in_band_error.json")),
+            "rate_limit_error",
+            oauth.STATUS_BACKOFF,
+        ),
+        (
+            Reply(200, {"type": "error", "error": {"type": "api_error"}}),
+            "usage:",
+            oauth.STATUS_ERROR,
+        ),
+        (Reply(200, {}), "usage:", oauth.STATUS_ERROR),
     ],
-    ids=["401", "403", "429", "500", "503", "garbage", "list", "10MB"],
+    ids=[
+        "401",
+        "403-error-body",
+        "403-no-body",
+        "403-not-anthropic",
+        "429",
+        "500",
+        "503",
+        "garbage",
+        "list",
+        "10MB",
+        "200-in-band-rate-limit",
+        "200-in-band-error",
+        "200-no-window",
+    ],
 )
 def test_upstream_failures_are_recorded_and_keep_the_last_good_numbers(
     claude_dir: Path, upstream: FakeUpstream, reply: Reply, expected: str, status: str
@@ -184,17 +215,10 @@ def test_retry_after_is_honoured_and_survives_a_restart(
     assert 100 < book["next_allowed"] - time.time() <= 121
 
 
-def test_retry_after_zero_still_waits_the_minimum(claude_dir: Path, upstream: FakeUpstream) -> None:
-    upstream.routes[USAGE] = Reply(
-        429, fixture_text("error_429_rate_limited.json"), {"retry-after": "0"}
-    )
-    refresh(Store())
-    book = next(iter(Store().read().sources.values()))
-    assert book["next_allowed"] - book["last_attempt"] == pytest.approx(oauth.MIN_RETRY)
-
-
-def test_without_retry_after_the_back_off_doubles(claude_dir: Path, upstream: FakeUpstream) -> None:
-    upstream.routes[USAGE] = Reply(429, fixture("error_429_rate_limited.json"))
+def test_without_retry_after_other_failures_back_off_doubling(
+    claude_dir: Path, upstream: FakeUpstream
+) -> None:
+    upstream.routes[USAGE] = Reply(503, b"")
     store = Store()
     waits = []
     for _ in range(3):
@@ -293,12 +317,6 @@ def test_unusable_credentials_say_what_to_do(
     assert done.returncode == 1
     assert message in done.stderr and "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
-
-
-def test_keychain_item_names() -> None:
-    assert oauth.keychain_service(Path("~/.claude").expanduser()) == "Claude Code-credentials"
-    other = oauth.keychain_service(Path("/work/.claude-work"))
-    assert other.startswith("Claude Code-credentials-") and len(other.split("-")[-1]) == 8
 
 
 def test_retry_after_parsing() -> None:

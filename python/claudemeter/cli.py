@@ -12,6 +12,7 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 
+from . import __version__
 from .store import StoreError
 
 # name -> (module, function, one-line help). The function takes the parsed args and
@@ -106,7 +107,7 @@ def build_parser(wanted: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument(
         "--cached", action="store_true", help="never fetch: print what the store holds, however old"
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, _func, help_text) in COMMANDS.items():
         command = sub.add_parser(name, help=help_text, description=help_text)
@@ -115,15 +116,6 @@ def build_parser(wanted: str | None = None) -> argparse.ArgumentParser:
             if adder is not None:
                 adder(name, command)
     return parser
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("claudemeter")
-    except PackageNotFoundError:
-        return "unknown"
 
 
 def _run(argv: Sequence[str] | None) -> int:

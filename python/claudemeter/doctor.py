@@ -60,11 +60,12 @@ def check_logins(state: State) -> list[Check]:
     from .sources import oauth
 
     checks = []
-    for config_dir, login in configured_logins():
+    for config, login in configured_logins():
         if isinstance(login, oauth.LoginError):
-            checks.append(Check(WARN, "oauth", str(login)))
+            level = FAIL if login.status == oauth.STATUS_LOGIN else WARN  # logged out
+            checks.append(Check(level, "oauth", str(login)))
             continue
-        who = login.account.email if login.account and login.account.email else str(config_dir)
+        who = login.account.email if login.account and login.account.email else config.label()
         if login.expired(utcnow()):
             checks.append(Check(FAIL, "oauth", f"{who}: login expired: {oauth.RELOGIN_HINT}"))
             continue
@@ -82,6 +83,38 @@ def check_logins(state: State) -> list[Check]:
         else:
             level = FAIL if status == oauth.STATUS_LOGIN else WARN
             checks.append(Check(level, "oauth", f"{who}: {book.get('error')}"))
+    return checks
+
+
+def check_claude_json() -> list[Check]:
+    """Which ``.claude.json`` each login's account comes from, and whether Claude Code's
+    own usage cache in it is used (it must be the same account's)."""
+    from .sources.claude_account import read_claude_json
+    from .sources.claude_config import configured
+
+    checks = []
+    for config in configured():
+        path = config.claude_json()
+        found = read_claude_json(config)
+        if found.account is None:
+            checks.append(
+                Check(WARN, "account", f"{path}: no oauthAccount (run `claude` and log in)")
+            )
+            continue
+        who = found.account.email or found.account.org_uuid
+        checks.append(Check(OK, "account", f"{who}, from {path}"))
+        cache = found.cached_usage
+        if cache is None:
+            continue
+        age = duration((utcnow() - cache.fetched_at).total_seconds())
+        if cache.account_uuid != found.account.account_uuid:
+            checks.append(
+                Check(WARN, "cc-cache", f"{path}: Claude Code's usage cache is another account's")
+            )
+        else:
+            checks.append(
+                Check(OK, "cc-cache", f"Claude Code's own usage answer, {age} old (no request)")
+            )
     return checks
 
 
@@ -195,6 +228,7 @@ def run_checks() -> list[Check]:
     parts: list[Callable[[], list[Check]]] = [
         lambda: check_store(store, state),
         lambda: check_logins(state),
+        check_claude_json,
         lambda: check_sources(state),
         check_bridge,
         check_statusline,

@@ -82,35 +82,34 @@ def home() -> Path:
     return Path("~").expanduser()
 
 
+def claude_config_dir_setting() -> str | None:
+    """``CLAUDE_CONFIG_DIR`` exactly as set (None when unset or empty): Claude Code's
+    rules hash the raw string, so it is not resolved here (see ``sources.claude_config``)."""
+    return _get("CLAUDE_CONFIG_DIR")
+
+
+def claude_securestorage_setting() -> str | None:
+    """``CLAUDE_SECURESTORAGE_CONFIG_DIR`` as set: names Claude Code's keychain item."""
+    return _get("CLAUDE_SECURESTORAGE_CONFIG_DIR")
+
+
+def claude_config_dir_list() -> list[str] | None:
+    """``CLAUDEMETER_CLAUDE_CONFIG_DIRS`` split on ``:``, entries kept raw (an empty one
+    stands for the default login); None when unset."""
+    listed = _get("CLAUDEMETER_CLAUDE_CONFIG_DIRS")
+    return None if listed is None else [entry.strip() for entry in listed.split(":")]
+
+
 def default_claude_config_dir() -> Path:
     """Claude Code's own config dir: ``$CLAUDE_CONFIG_DIR`` or ``~/.claude``."""
-    override = _get("CLAUDE_CONFIG_DIR")
-    return Path(override).expanduser() if override else home() / ".claude"
+    from .sources.claude_config import current
+
+    return current().directory
 
 
-def claude_config_dirs() -> list[Path]:
-    """Every Claude Code login to read; one account row each."""
-    listed = _get("CLAUDEMETER_CLAUDE_CONFIG_DIRS")
-    if listed:
-        dirs = [Path(p).expanduser() for p in listed.split(":") if p.strip()]
-        if dirs:
-            return dirs
-    return [default_claude_config_dir()]
-
-
-def claude_json_path(config_dir: Path) -> Path:
-    """Claude Code keeps ``.claude.json`` in ``$HOME`` for the default dir, inside it otherwise.
-
-    Newer releases also write it inside the default dir; prefer that when it exists.
-    """
-    inside = config_dir / ".claude.json"
-    if inside.exists() or config_dir != home() / ".claude":
-        return inside
-    return home() / ".claude.json"
-
-
-def is_default_claude_dir(config_dir: Path) -> bool:
-    return config_dir.expanduser() == home() / ".claude"
+def user_name() -> str | None:
+    """``$USER``: the account Claude Code files its keychain item under."""
+    return _get("USER") or _get("LOGNAME")
 
 
 #: Set for a statusLine command we chain to, so a chain that points back at us stops.

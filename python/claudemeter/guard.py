@@ -39,6 +39,7 @@ from .job import (
 )
 from .model import KNOWN_WINDOWS, Snapshot, utcnow
 from .options import number
+from .sources import claude_config
 from .sources.claude_account import Account, read_account
 from .store import State, Store
 
@@ -308,7 +309,7 @@ class Guard:
         self.reader = StateReader(Store())
         self.refresher = Refresher()
         self.login: Account | None = (
-            read_account(env.default_claude_config_dir()) if opts.account is None else None
+            read_account(claude_config.current()) if opts.account is None else None
         )
         label = " ".join(
             (shlex.join(opts.command) if opts.command else "(cm-guard --wait)").split()

@@ -30,11 +30,20 @@ KNOWN_WINDOWS = (
 #: ``browser`` names our own sources use; anything else is a browser via the bridge.
 SOURCE_OAUTH = "Claude Code"
 SOURCE_STATUSLINE = "statusline"
+#: Claude Code's own cache of its last usage answer (``cachedUsageUtilization`` in
+#: ``.claude.json``): the same body as ours, aged by Claude Code's ``fetchedAtMs``.
+SOURCE_CLAUDE_CODE_CACHE = "Claude Code cache"
 SOURCE_DEMO = "demo"
 
 #: How old a reading may be before it is marked stale, by source. The OAuth poller
-#: runs every 180 s and browsers every 60 s; a few missed rounds is the limit.
-FRESHNESS_SECONDS = {SOURCE_OAUTH: 600.0, SOURCE_STATUSLINE: 900.0, SOURCE_DEMO: 120.0}
+#: runs every 300 s and browsers every 60 s; a few missed rounds is the limit. Claude
+#: Code's cache holds the same answer as our own request, so it lasts as long.
+FRESHNESS_SECONDS = {
+    SOURCE_OAUTH: 600.0,
+    SOURCE_CLAUDE_CODE_CACHE: 600.0,
+    SOURCE_STATUSLINE: 900.0,
+    SOURCE_DEMO: 120.0,
+}
 BROWSER_FRESHNESS_SECONDS = 300.0
 
 MAX_ERRORS = 20

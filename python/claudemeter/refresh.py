@@ -8,20 +8,23 @@ attempt, back-off) lives in the store, so it holds across processes and restarts
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
-from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from . import env
-from .model import SOURCE_STATUSLINE
-from .sources import oauth
+from .model import SOURCE_CLAUDE_CODE_CACHE, SOURCE_STATUSLINE, utcnow
+from .sources import claude_code_cache, oauth
+from .sources.claude_account import ClaudeJson, read_claude_json
+from .sources.claude_config import ClaudeConfig, configured
 from .store import State, Store, ensure_private_dir
 
 REFRESH_LOCK = "refresh.lock"
-#: Automatic readers (the bridge's poller, a guard) refresh OAuth this often.
-OAUTH_INTERVAL = 180.0
+#: Automatic readers (the bridge's poller, a guard) refresh OAuth this often. Five
+#: minutes, not three: with Claude Code running, its cache and its statusLine keep the
+#: account fresh at no request, so our own request is the fallback for when it is not
+#: running, and 12 requests an hour at most stays well clear of the endpoint's 429s.
+#: The OAuth row's 600 s freshness still covers one missed round.
+OAUTH_INTERVAL = 300.0
 #: An explicit ``claude-meter refresh`` still never asks more often than this.
 MIN_SPACING = 30.0
 #: No back-off is longer than this; a booking further ahead is a clock jump.
@@ -33,6 +36,7 @@ WAIT_FOR_PEER = 20.0
 #: than OAUTH_INTERVAL, automatic OAuth fetches for it wait this long instead: the
 #: statusline costs no request, and this stays under the OAuth row's 600 s freshness so
 #: the buckets only OAuth sees (7-day OAuth apps, per model, extra usage) never go stale.
+#: (Claude Code's cache carries every bucket: while it is fresh, no fetch at all.)
 OAUTH_INTERVAL_WITH_STATUSLINE = 540.0
 
 
@@ -46,13 +50,17 @@ class Result:
     fetched: bool = False
 
 
-def configured_logins() -> list[tuple[Path, oauth.Login | oauth.LoginError]]:
-    logins: list[tuple[Path, oauth.Login | oauth.LoginError]] = []
-    for config_dir in env.claude_config_dirs():
+def configured_logins(
+    claude_jsons: dict[ClaudeConfig, ClaudeJson] | None = None,
+) -> list[tuple[ClaudeConfig, oauth.Login | oauth.LoginError]]:
+    """Every configured Claude Code login (``claude_config.configured``), or why not."""
+    logins: list[tuple[ClaudeConfig, oauth.Login | oauth.LoginError]] = []
+    for config in configured():
         try:
-            logins.append((config_dir, oauth.read_login(config_dir)))
+            given = (claude_jsons or {}).get(config)
+            logins.append((config, oauth.read_login(config, claude_json=given)))
         except oauth.LoginError as exc:
-            logins.append((config_dir, exc))
+            logins.append((config, exc))
     return logins
 
 
@@ -62,12 +70,16 @@ def refresh(
     wait: float = WAIT_FOR_PEER,
     explicit: bool = False,
 ) -> list[Result]:
-    """Fetch every login whose last attempt is older than ``min_age`` (and not backing
-    off), holding the machine-wide refresh lock so concurrent callers fetch once.
+    """Store Claude Code's cached usage of every login, then fetch every login whose
+    last attempt is older than ``min_age`` (and not backing off, and not rejected with
+    the same credentials), holding the machine-wide refresh lock so concurrent callers
+    fetch once.
 
-    Automatic callers also leave alone an account that fresh statusline readings cover
-    (see :data:`OAUTH_INTERVAL_WITH_STATUSLINE`); an ``explicit`` refresh is the user
-    asking for the server's answer now, so it is held back only by ``min_age``."""
+    No request is made while the account's Claude Code cache is younger than
+    ``min_age``. Automatic callers also leave alone an account that fresh statusline
+    readings cover (see :data:`OAUTH_INTERVAL_WITH_STATUSLINE`); an ``explicit``
+    refresh is the user asking for the server's answer now, so it is held back only by
+    ``min_age``."""
     store = store or Store()
     try:
         ensure_private_dir(store.directory)
@@ -81,35 +93,56 @@ def refresh(
         return [Result("refresh", True, "another process is refreshing; using the cached data")]
 
 
+def _store_caches(store: Store) -> dict[ClaudeConfig, ClaudeJson]:
+    """Read every login's ``.claude.json`` once, storing Claude Code's cached usage."""
+    found = {config: read_claude_json(config) for config in configured()}
+    cached = [r for r in map(claude_code_cache.reading, found.values()) if r is not None]
+    if cached:
+        with store.update() as state:
+            for snapshot in cached:
+                state.put(snapshot)
+    return found
+
+
 def _refresh_locked(store: Store, min_age: float, explicit: bool) -> list[Result]:
     results: list[Result] = []
-    for _config_dir, login in configured_logins():
+    for _config, login in configured_logins(_store_caches(store)):
         if isinstance(login, oauth.LoginError):
             results.append(Result("oauth", False, str(login)))  # the message names the dir
             continue
         state = store.read()
         book = state.sources.get(login.key, {})
-        now = time.time()
+        now = utcnow().timestamp()
         last = float(book.get("last_attempt", 0))
         next_allowed = float(book.get("next_allowed", 0))
         if last > now + CLOCK_SLACK or next_allowed > now + MAX_WAIT:
             last = next_allowed = 0.0  # booked in the future: the clock went back
-        if now < next_allowed:
+        status = book.get("status")
+        renewed = status == oauth.STATUS_LOGIN and book.get("login") != login.fingerprint
+        if status == oauth.STATUS_LOGIN and not renewed:
+            results.append(Result(login.key, False, str(book.get("error"))))
+            continue  # rejected or expired: asked again only once Claude Code renews it
+        cache = _youngest(state, login, SOURCE_CLAUDE_CODE_CACHE, min_age)
+        if cache is not None:
+            message = f"Claude Code's own usage cache is {int(cache)}s old: no request needed"
+            results.append(Result(login.key, True, message))
+            continue
+        if now < next_allowed and not renewed:
             wait = int(next_allowed - now)
             results.append(
                 Result(
                     login.key,
-                    book.get("status") == oauth.STATUS_OK,
+                    status == oauth.STATUS_OK,
                     f"backing off for {wait}s after: {book.get('error')}",
                 )
             )
             continue
-        if now - last < min_age and not _login_changed(login, book):
-            ok = book.get("status") == oauth.STATUS_OK
+        if now - last < min_age and not renewed:
+            ok = status == oauth.STATUS_OK
             said = "fetched" if ok else f"{book.get('error')}; last tried"
             results.append(Result(login.key, ok, f"{said} {int(now - last)}s ago"))
             continue
-        covered = _statusline_age(state, login)
+        covered = _youngest(state, login, SOURCE_STATUSLINE, OAUTH_INTERVAL)
         if not explicit and covered is not None and now - last < OAUTH_INTERVAL_WITH_STATUSLINE:
             results.append(
                 Result(
@@ -129,24 +162,15 @@ def _refresh_locked(store: Store, min_age: float, explicit: bool) -> list[Result
     return results
 
 
-def _statusline_age(state: State, login: oauth.Login) -> float | None:
-    """Age of the account's statusline reading, when it is younger than the interval."""
+def _youngest(state: State, login: oauth.Login, source: str, younger: float) -> float | None:
+    """Age in seconds of the account's newest reading from ``source`` with usage, when
+    it is younger than ``younger``; else None."""
     if login.account is None:
         return None
     ages = [
         row.age()
         for row in state.rows
-        if row.browser == SOURCE_STATUSLINE
-        and row.account_key == login.account.key
-        and row.usage is not None
+        if row.browser == source and row.account_key == login.account.key and row.usage is not None
     ]
     youngest = min(ages, default=None)
-    return youngest if youngest is not None and youngest < OAUTH_INTERVAL else None
-
-
-def _login_changed(login: oauth.Login, book: dict[str, object]) -> bool:
-    """A rejected login that the user has since renewed (``claude`` rewrote the token's
-    expiry) is worth asking about at once instead of after the interval."""
-    return book.get("status") == oauth.STATUS_LOGIN and book.get(
-        "login_expires"
-    ) != oauth.login_fingerprint(login)
+    return youngest if youngest is not None and youngest < younger else None

@@ -1,10 +1,15 @@
 """Claude Code's own login as a source: ``GET /api/oauth/usage`` with its OAuth token.
 
-This is the source that works headless and over SSH. Two rules shape it:
+This is the source that works headless and over SSH. Three rules shape it:
 - never refresh the token ourselves (that rotates Claude Code's refresh token and logs
-  the user out of Claude Code); an expired token is reported, not fixed;
+  the user out of Claude Code); an expired, logged-out or rejected login is reported,
+  not fixed, and a rejected one is not asked about again until the login changes;
 - the endpoint answers 429 when polled hard, so every attempt is booked in the store
-  (per account, not per token) and a back-off survives restarts.
+  (per account, not per token) and a back-off survives restarts;
+- answers are read as Claude Code 2.1.332 reads them (FIELD-NOTES "How Claude Code
+  itself reads the answers"): 401, or 403 with an Anthropic error body, is a rejected
+  login; 429, or 403 without one, is a rate limit (``Retry-After`` when above 0, else a
+  growing ladder of waits, never more than an hour).
 """
 
 from __future__ import annotations
@@ -13,17 +18,15 @@ import hashlib
 import json
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .. import env
+from .. import __version__, env
 from ..model import JSON, SOURCE_OAUTH, Snapshot, classify_usage, redact, utcnow
-from .claude_account import Account as Account
-from .claude_account import read_account as read_account
+from .claude_account import Account, ClaudeJson, read_claude_json
+from .claude_config import ClaudeConfig
 
 if TYPE_CHECKING:
     import requests
@@ -31,24 +34,32 @@ if TYPE_CHECKING:
 USAGE_PATH = "/api/oauth/usage"
 PROFILE_PATH = "/api/oauth/profile"
 BETA_HEADER = "oauth-2025-04-20"
+#: Who we are, honestly (never Claude Code's own agent string).
+USER_AGENT = f"claudemeter/{__version__}"
 TIMEOUT = (3.05, 10.0)  # connect, read
 MAX_BODY = 1 << 20
-#: Without Retry-After, back off this long, doubling per consecutive failure.
+#: Failures that are neither a login nor a rate limit (HTTP 5xx, no connection): back
+#: off this long, doubling per consecutive failure, up to BACKOFF_MAX.
 BACKOFF_BASE = 120.0
 BACKOFF_MAX = 1800.0
-#: The longest Retry-After we honour (refresh reads a longer booking as a clock jump).
+#: Rate limited without a usable ``Retry-After`` (absent or 0): the n-th rate limit in
+#: a row waits the n-th step (seconds; the last step repeats). The first good answer
+#: starts the ladder over. Claude Code itself waits the first step, 5 minutes.
+RATE_LIMIT_LADDER = (300.0, 600.0, 1200.0, 2400.0, 3600.0)
+#: No wait is longer than this, whatever ``Retry-After`` says (Claude Code's own cap).
 MAX_RETRY = 3600.0
-#: Even ``Retry-After: 0`` gets this much: one attempt per ~30 s across processes.
-MIN_RETRY = 30.0
 #: The profile only confirms what .claude.json says; once a day is plenty.
 PROFILE_EVERY = 24 * 3600.0
+#: Keychain items past 4,032 characters continue in ``NAME-overflow-a``, ``-b``, …
+OVERFLOW_PARTS = "abcdefghijklmnopqrstuvwxyz"
 
 STATUS_OK = "ok"
-STATUS_LOGIN = "login"  # expired or rejected login: the user must run `claude`
-STATUS_BACKOFF = "backoff"
+STATUS_LOGIN = "login"  # expired, logged out or rejected login: the user must run `claude`
+STATUS_BACKOFF = "backoff"  # rate limited
 STATUS_ERROR = "error"
 
 RELOGIN_HINT = "run `claude` once to refresh the login"
+LOGGED_OUT = "logged out, run `claude` to log in"
 
 
 class LoginError(Exception):
@@ -61,92 +72,146 @@ class LoginError(Exception):
 
 @dataclass
 class Login:
-    """One Claude Code login. The token never leaves this object (not even in repr)."""
+    """One Claude Code login. The token never leaves this object (not even in repr).
 
-    config_dir: Path
+    ``fingerprint`` changes whenever Claude Code rewrites the credentials (a new token,
+    a new expiry, a new login): a short hash, never the token."""
+
+    config: ClaudeConfig
     access_token: str = field(repr=False)
     expires_at: datetime | None
     subscription_type: str | None
     account: Account | None
+    fingerprint: str = ""
 
     @property
     def key(self) -> str:
         """Bookkeeping key: the account when known (tokens rotate), else the dir."""
-        return source_key(self.config_dir, self.account)
+        return source_key(self.config, self.account)
 
     def expired(self, now: datetime) -> bool:
         return self.expires_at is not None and self.expires_at <= now
 
 
-def source_key(config_dir: Path, account: Account | None) -> str:
-    return f"oauth:{account.org_uuid}" if account and account.org_uuid else f"oauth:{config_dir}"
+def source_key(config: ClaudeConfig, account: Account | None) -> str:
+    if account and account.org_uuid:
+        return f"oauth:{account.org_uuid}"
+    return f"oauth:{config.label()}"
 
 
-def keychain_service(config_dir: Path) -> str:
-    """macOS keychain item name: a non-default dir gets a suffix from its path's hash."""
-    if env.is_default_claude_dir(config_dir):
-        return "Claude Code-credentials"
-    digest = hashlib.sha256(str(config_dir).encode()).hexdigest()[:8]
-    return f"Claude Code-credentials-{digest}"
+def keychain_service(config: ClaudeConfig) -> str:
+    """The macOS keychain item Claude Code keeps this login in (see ``claude_config``)."""
+    return config.keychain_service()
 
 
-def _read_keychain(config_dir: Path) -> str | None:
+def _keychain_part(service: str) -> str | None:
+    argv = ["security", "find-generic-password", "-w", "-s", service]
+    user = env.user_name()
+    if user:
+        argv[2:2] = ["-a", user]
     try:
-        done = subprocess.run(
-            ["security", "find-generic-password", "-s", keychain_service(config_dir), "-w"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
-        )
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=5, check=False)
     except (OSError, subprocess.TimeoutExpired):
         return None
-    return done.stdout.strip() if done.returncode == 0 and done.stdout.strip() else None
+    value = done.stdout.strip()
+    return value if done.returncode == 0 and value else None
 
 
-def read_login(config_dir: Path) -> Login:
-    """The login in one Claude Code config dir; raises :class:`LoginError` saying why not."""
-    path = config_dir / ".credentials.json"
+def _unhex(value: str) -> str:
+    """``security -w`` prints an item that is not plain text as hex: decode it."""
+    if len(value) % 2 == 0 and all(c in "0123456789abcdefABCDEF" for c in value):
+        try:
+            return bytes.fromhex(value).decode()
+        except (ValueError, UnicodeDecodeError):
+            return value
+    return value
+
+
+def read_keychain(config: ClaudeConfig) -> str | None:
+    """The login's keychain item (macOS), joined with its overflow parts, decoded from
+    hex; None when there is no item or no ``security`` tool."""
+    service = config.keychain_service()
+    first = _keychain_part(service)
+    if first is None:
+        return None
+    value = _unhex(first)
+    if _parses(value):
+        return value
+    parts = [first]
+    for letter in OVERFLOW_PARTS:
+        part = _keychain_part(f"{service}-overflow-{letter}")
+        if part is None:
+            break
+        parts.append(part)
+    return _unhex("".join(parts))
+
+
+def _parses(text: str) -> bool:
     try:
-        raw: str | None = path.read_text()
-    except FileNotFoundError:
-        raw = _read_keychain(config_dir) if sys.platform == "darwin" else None
-        if raw is None:
+        json.loads(text)
+    except (ValueError, RecursionError):
+        return False
+    return True
+
+
+def read_login(
+    config: ClaudeConfig, keychain: bool | None = None, claude_json: ClaudeJson | None = None
+) -> Login:
+    """The login of one Claude Code config: the macOS keychain first (``keychain``
+    defaults to "on macOS"), then ``.credentials.json``, as Claude Code reads them; the
+    account from ``claude_json`` (read from disk when not given). Raises
+    :class:`LoginError` saying why there is none and what to do."""
+    use_keychain = sys.platform == "darwin" if keychain is None else keychain
+    raw = read_keychain(config) if use_keychain else None
+    where = f"keychain item {config.keychain_service()!r}"
+    if raw is None:
+        path = config.credentials
+        where = str(path)
+        try:
+            raw = path.read_bytes().decode("utf-8", "replace")
+        except FileNotFoundError:
             raise LoginError(
-                f"no Claude Code login in {config_dir}: run `claude` and log in"
+                f"no Claude Code login in {config.label()}: run `claude` and log in"
                 " (or install the browser extension for claude.ai)"
             ) from None
-    except OSError as exc:
-        raise LoginError(f"cannot read {path}: {exc.strerror}") from None
+        except OSError as exc:
+            raise LoginError(f"cannot read {path}: {exc.strerror}") from None
+    account = (claude_json or read_claude_json(config)).account
+    return _parse_login(config, raw, where, account)
+
+
+def _parse_login(config: ClaudeConfig, raw: str, where: str, account: Account | None) -> Login:
     try:
-        body = json.loads(raw or "")
-    except ValueError:
-        raise LoginError(f"{path} is not valid JSON: run `claude` and log in again") from None
+        body = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise LoginError(f"{where} is not valid JSON: run `claude` and log in again") from None
     oauth = body.get("claudeAiOauth") if isinstance(body, dict) else None
-    token = oauth.get("accessToken") if isinstance(oauth, dict) else None
-    if not isinstance(oauth, dict) or not isinstance(token, str) or not token:
-        raise LoginError(
-            f"{path} holds no claude.ai login (API-key users have no plan limits to show)"
-        )
+    if not isinstance(oauth, dict):
+        raise LoginError(f"{where} holds no claude.ai login (API-key users have no plan limits)")
+    token = oauth.get("accessToken")
+    ended = oauth.get("loginEnded")
+    if ended or token == "":
+        # Claude Code's own logged-out form: {accessToken: "", loginEnded: "time_limit"}.
+        reason = f": {ended}" if isinstance(ended, str) and ended else ""
+        raise LoginError(f"{LOGGED_OUT} (the login in {where} ended{reason})", STATUS_LOGIN)
+    if not isinstance(token, str):
+        raise LoginError(f"{where} holds no claude.ai login (API-key users have no plan limits)")
     expires = oauth.get("expiresAt")
-    expires_at = (
-        datetime.fromtimestamp(expires / 1000, timezone.utc)
-        if isinstance(expires, (int, float)) and not isinstance(expires, bool)
-        else None
-    )
+    expires_at = None
+    if isinstance(expires, (int, float)) and not isinstance(expires, bool):
+        try:
+            expires_at = datetime.fromtimestamp(expires / 1000, timezone.utc)
+        except (OverflowError, OSError, ValueError):
+            expires_at = None
     sub = oauth.get("subscriptionType")
     return Login(
-        config_dir,
+        config,
         token,
         expires_at,
         sub if isinstance(sub, str) else None,
-        read_account(config_dir),
+        account,
+        hashlib.sha256(raw.encode()).hexdigest()[:16],
     )
-
-
-def login_fingerprint(login: Login) -> float | None:
-    """Changes when Claude Code renews the login; not a secret (an expiry time)."""
-    return login.expires_at.timestamp() if login.expires_at else None
 
 
 @dataclass
@@ -180,6 +245,19 @@ class _HttpProblem(Exception):
         self.retry = retry
 
 
+def _anthropic_error(body: bytes) -> bool:
+    """An Anthropic API error body: ``{"type": "error", "error": {...}}``."""
+    try:
+        parsed = json.loads(body)
+    except (ValueError, RecursionError):
+        return False
+    return (
+        isinstance(parsed, dict)
+        and parsed.get("type") == "error"
+        and isinstance(parsed.get("error"), dict)
+    )
+
+
 def _get_json(session: requests.Session, url: str, token: str, what: str) -> Any:
     import requests  # here, not at the top: cm-guard reads accounts without loading it
 
@@ -187,7 +265,7 @@ def _get_json(session: requests.Session, url: str, token: str, what: str) -> Any
         "Authorization": f"Bearer {token}",
         "anthropic-beta": BETA_HEADER,
         "Accept": "application/json",
-        "User-Agent": "claudemeter",
+        "User-Agent": USER_AGENT,
     }
     try:
         with session.get(url, headers=headers, timeout=TIMEOUT, stream=True) as response:
@@ -207,48 +285,55 @@ def _get_json(session: requests.Session, url: str, token: str, what: str) -> Any
         raise _HttpProblem(
             f"{what}: cannot reach {url.split('/api/')[0]} ({reason})", STATUS_ERROR
         ) from None
-    if code == 401:
-        raise _HttpProblem(f"{what}: HTTP 401, login rejected: {RELOGIN_HINT}", STATUS_LOGIN)
-    if code == 403:
+    if code == 401 or (code == 403 and _anthropic_error(body)):
         raise _HttpProblem(
-            f"{what}: HTTP 403, this login may not read usage (no user:profile scope):"
-            " log in again with `claude /login`",
+            f"{what}: HTTP {code}, login rejected: {RELOGIN_HINT}"
+            " (not asked again until the login changes)",
             STATUS_LOGIN,
         )
-    if code == 429:
-        retry = retry_after_seconds(retry_header, time.time())
-        raise _HttpProblem(f"{what}: HTTP 429 rate limited", STATUS_BACKOFF, retry)
+    if code in (403, 429):
+        retry = retry_after_seconds(retry_header, utcnow().timestamp())
+        raise _HttpProblem(f"{what}: HTTP {code} rate limited", STATUS_BACKOFF, retry)
     if code >= 400:
         raise _HttpProblem(f"{what}: HTTP {code} from the server", STATUS_ERROR)
     if len(body) > MAX_BODY:
         raise _HttpProblem(f"{what}: response larger than {MAX_BODY} bytes", STATUS_ERROR)
     try:
         return json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise _HttpProblem(f"{what}: malformed response (not JSON)", STATUS_ERROR) from None
 
 
-def _backoff(book: JSON, retry: float | None) -> float:
-    failures: int = int(book.get("failures", 0)) + 1
+def wait_after(book: JSON, status: str, retry: float | None) -> float:
+    """Seconds to wait after a failed attempt, counting it in ``book``: a rate limit
+    waits ``retry`` (``Retry-After``) when above 0, else the next step of
+    :data:`RATE_LIMIT_LADDER`; any other failure doubles from :data:`BACKOFF_BASE`.
+    Never more than :data:`MAX_RETRY`. A rejected login waits 0: it is not asked
+    about again until it changes (``refresh`` checks the fingerprint)."""
+    if status == STATUS_LOGIN:
+        return 0.0
+    if status == STATUS_BACKOFF:
+        limited = int(book.get("rate_limited", 0)) + 1
+        book["rate_limited"] = limited
+        if retry is not None and retry > 0:
+            return min(retry, MAX_RETRY)
+        return RATE_LIMIT_LADDER[min(limited, len(RATE_LIMIT_LADDER)) - 1]
+    failures = int(book.get("failures", 0)) + 1
     book["failures"] = failures
-    if retry is not None:  # honoured, within reason: a day-long wait is a server hiccup
-        return min(max(retry, MIN_RETRY), MAX_RETRY)
-    return float(min(BACKOFF_BASE * 2.0 ** (failures - 1), BACKOFF_MAX))
+    return float(min(BACKOFF_BASE * 2.0 ** (failures - 1), BACKOFF_MAX, MAX_RETRY))
 
 
 def fetch(
     login: Login, previous: JSON | None = None, session: requests.Session | None = None
 ) -> Outcome:
     """One attempt at the usage (and, now and then, the profile). Never raises for an
-    upstream problem: it is recorded in the snapshot's ``errors`` and the booking."""
+    upstream problem: it is recorded in the snapshot's ``errors`` and the booking
+    (``status``, ``error``, ``next_allowed`` epoch seconds, ``login`` fingerprint)."""
     now_dt = utcnow()
     now = now_dt.timestamp()
-    book: JSON = {
-        k: v for k, v in (previous or {}).items() if k in ("failures", "profile_at", "last_ok")
-    }
-    book.update(
-        last_attempt=now, config_dir=str(login.config_dir), login_expires=login_fingerprint(login)
-    )
+    kept = ("failures", "rate_limited", "profile_at", "last_ok")
+    book: JSON = {k: v for k, v in (previous or {}).items() if k in kept}
+    book.update(last_attempt=now, config_dir=login.config.label(), login=login.fingerprint)
     account = login.account
     errors: list[str] = []
     if login.expired(now_dt):
@@ -277,12 +362,14 @@ def fetch(
     book["last_attempt"] = now
     if failed is not None:
         message = redact(str(failed))
-        wait = _backoff(book, failed.retry) if failed.status != STATUS_LOGIN else 0.0
+        wait = wait_after(book, failed.status, failed.retry)
         if wait:
             message += f"; next try in {int(wait)}s"
         book.update(status=failed.status, error=message, next_allowed=now + wait)
         return Outcome(_snapshot(account, None, [message], now_dt), book)
-    book.update(status=STATUS_OK, error=None, failures=0, last_ok=now, next_allowed=now)
+    book.update(
+        status=STATUS_OK, error=None, failures=0, rate_limited=0, last_ok=now, next_allowed=now
+    )
     if account is None or now - float(book.get("profile_at", 0)) > PROFILE_EVERY:
         try:
             profile = _get_json(session, base + PROFILE_PATH, login.access_token, "profile")
@@ -294,7 +381,7 @@ def fetch(
         errors.append("account unknown: no oauthAccount in .claude.json and no profile")
         book.update(error=errors[-1])
         return Outcome(None, book)
-    book["account_key"] = source_key(login.config_dir, account)
+    book["account_key"] = source_key(login.config, account)
     return Outcome(_snapshot(account, usage, errors, now_dt), book)
 
 

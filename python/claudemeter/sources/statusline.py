@@ -39,7 +39,9 @@ from ..model import (
 )
 from ..render import duration, percent
 from ..store import State, Store, ensure_private_dir, write_private
-from .claude_account import Account, read_account
+from . import claude_code_cache, claude_config
+from .claude_account import Account, read_claude_json
+from .claude_config import ClaudeConfig
 
 #: Claude Code's JSON is a few KiB; anything past this is not it.
 MAX_INPUT = 1 << 20
@@ -95,14 +97,16 @@ def recorded_chain(claude_dir: Path | None = None) -> str | None:
     return chain if isinstance(chain, str) and chain.strip() else None
 
 
-def account_for(claude_dir: Path) -> Account | None:
-    """``read_account``, remembered while ``.claude.json`` keeps its size and mtime:
-    that file grows to megabytes of project history, too much to parse on every call."""
-    path = env.claude_json_path(claude_dir)
+def account_for(config: ClaudeConfig) -> tuple[Account | None, Snapshot | None]:
+    """The login's account (``read_account``), remembered while ``.claude.json`` keeps
+    its size and mtime: that file grows to megabytes of project history, too much to
+    parse on every call. When it was parsed (it changed), also Claude Code's own cached
+    usage answer in it (``claude_code_cache.reading``), else None for that."""
+    path = config.claude_json()
     try:
         info = path.stat()
     except OSError:
-        return None
+        return None, None
     stamp = [info.st_mtime_ns, info.st_size]
     cache_file = env.state_dir() / ACCOUNT_CACHE
     cache: dict[str, Any] = {}
@@ -113,13 +117,14 @@ def account_for(claude_dir: Path) -> Account | None:
     if isinstance(entry, dict) and entry.get("stamp") == stamp:
         with contextlib.suppress(TypeError):
             known = entry.get("account")
-            return Account(**known) if isinstance(known, dict) else None
-    account = read_account(claude_dir)
+            return (Account(**known) if isinstance(known, dict) else None), None
+    claude_json = read_claude_json(config)
+    account = claude_json.account
     cache[str(path)] = {"stamp": stamp, "account": asdict(account) if account else None}
     with contextlib.suppress(OSError):
         ensure_private_dir(cache_file.parent)
         write_private(cache_file, json.dumps(cache).encode())
-    return account
+    return account, claude_code_cache.reading(claude_json)
 
 
 def _window(entry: Any, now: datetime) -> JSON | None:
@@ -256,7 +261,10 @@ def _warning(state: State, account: Account, now: datetime) -> str | None:
 def _from_store(account: Account, now: datetime) -> str:
     """No reading in the input (before the session's first response): the account's
     row as the store has it, if it is fresh."""
-    state = Store().read()
+    return _line_from(Store().read(), account, now)
+
+
+def _line_from(state: State, account: Account, now: datetime) -> str:
     for row in state.accounts(now):
         if row.account_key == account.key and not row.stale and row.usage is not None:
             return line(row.usage, now, _warning(state, account, now))
@@ -269,15 +277,19 @@ def ours(data: bytes, now: datetime) -> str:
         body = json.loads(data)
     except ValueError:
         return NEUTRAL
-    account = account_for(env.default_claude_config_dir())
+    account, cached = account_for(claude_config.current())
     if account is None:
         # API-key users and logins we cannot place: show the numbers, store nothing.
         return line(usage_from(body, now), now)
     snapshot = reading(body, account, now)
-    if snapshot is None:
+    if snapshot is None and cached is None:
         return _from_store(account, now)
     try:
         with Store().update(LOCK_TIMEOUT) as state:
+            if cached is not None:
+                state.put(cached)
+            if snapshot is None:
+                return _line_from(state, account, now)
             stored = merge(state, snapshot, now)
             own = Snapshot(**{**stored.__dict__})  # history: its own buckets, as stored
             own.usage = {
@@ -285,7 +297,8 @@ def ours(data: bytes, now: datetime) -> str:
             }
             state.put(stored, measured=own)
     except Exception:  # a full disk, a held lock or a bad state dir must not break the agent
-        return line(snapshot.usage, now) + " (not saved: run claude-meter doctor)"
+        shown = snapshot.usage if snapshot is not None else None
+        return line(shown, now) + " (not saved: run claude-meter doctor)"
     return line(stored.usage, now, _warning(state, account, now))
 
 
