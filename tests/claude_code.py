@@ -84,7 +84,7 @@ class Login:
 
     @property
     def claude_json(self) -> Path:
-        # CLAUDE_CONFIG_DIR is set (conftest), so Claude Code keeps it inside that dir.
+        # CLAUDE_CONFIG_DIR is set (env() below), so Claude Code keeps it inside that dir.
         return self.config_dir / ".claude.json"
 
     def _write_claude_json(self, change: Callable[[dict[str, Any]], None]) -> None:

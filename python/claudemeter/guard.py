@@ -52,7 +52,7 @@ STOP_GRACE = 1.0
 #: The OAuth source's interval (refresh.OAUTH_INTERVAL). A guard asks for a refresh
 #: only when its row is older than this and nobody has tried for as long; the refresh
 #: itself is single-flight and interval-limited, so twenty guards cost one request.
-REFRESH_AFTER = 180.0
+REFRESH_AFTER = 300.0
 #: A guard about to decide on missing data first waits this long for a refresh in flight.
 REFRESH_WAIT = 15.0
 #: Signals that end the guard: each is passed on to the command (continued first).
