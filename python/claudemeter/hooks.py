@@ -40,6 +40,7 @@ from typing import Any
 from . import env, stopped
 from .gate import OVER, Verdict, decide
 from .model import utcnow
+from .sources import claude_config
 from .sources.claude_account import Account
 from .sources.statusline import account_for
 from .store import Store
@@ -296,7 +297,7 @@ def hold(hook: dict[str, Any], opts: GateOptions, login: Account | None, found: 
 
 def gate(hook: dict[str, Any], opts: GateOptions) -> int:
     stopped.note_activity(hook.get("session_id"))
-    login = account_for(env.default_claude_config_dir())
+    login = account_for(claude_config.current())
     found = verdict(opts, login)
     if found.state != OVER:
         return 0  # under, reset, or unknown: the agent goes on (fail open)
@@ -336,7 +337,7 @@ def record(hook: dict[str, Any], login: Account | None, detail: str = "") -> boo
 def stop_failure(hook: dict[str, Any]) -> int:
     if hook.get("error") != RATE_LIMIT:
         return 0  # other failures (overloaded, billing, ...) are not ours to resume
-    login = account_for(env.default_claude_config_dir())
+    login = account_for(claude_config.current())
     if not record(hook, login, detail="hit the rate limit"):
         say("stop-failure: the hook input names no session; nothing recorded")
     return 0

@@ -97,11 +97,17 @@ def recorded_chain(claude_dir: Path | None = None) -> str | None:
     return chain if isinstance(chain, str) and chain.strip() else None
 
 
-def account_for(config: ClaudeConfig) -> tuple[Account | None, Snapshot | None]:
+def account_for(config: ClaudeConfig) -> Account | None:
     """The login's account (``read_account``), remembered while ``.claude.json`` keeps
     its size and mtime: that file grows to megabytes of project history, too much to
-    parse on every call. When it was parsed (it changed), also Claude Code's own cached
-    usage answer in it (``claude_code_cache.reading``), else None for that."""
+    parse on every call."""
+    return account_and_cache(config)[0]
+
+
+def account_and_cache(config: ClaudeConfig) -> tuple[Account | None, Snapshot | None]:
+    """:func:`account_for`, and, when ``.claude.json`` was parsed (it changed since the
+    last call), Claude Code's own cached usage answer in it
+    (``claude_code_cache.reading``); None for that when unchanged."""
     path = config.claude_json()
     try:
         info = path.stat()
@@ -277,7 +283,7 @@ def ours(data: bytes, now: datetime) -> str:
         body = json.loads(data)
     except ValueError:
         return NEUTRAL
-    account, cached = account_for(claude_config.current())
+    account, cached = account_and_cache(claude_config.current())
     if account is None:
         # API-key users and logins we cannot place: show the numbers, store nothing.
         return line(usage_from(body, now), now)
