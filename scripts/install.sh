@@ -23,4 +23,5 @@ rm -rf "$plugin_dir/.venv.installing"
 if [ "$status" -eq 0 ]; then
   exec "$plugin_dir/claudemeter.tmux"
 fi
-tmux -u set-option -g @claude_meter "claude: install failed, see $log"
+tmux -u set-option -g @claude_meter "claude: install failed, see $log" \; \
+  set-option -gqu @claude_meter_until

@@ -37,13 +37,19 @@ tmux_quote() {  # "text" for tmux's command parser (the popup command is also a 
   printf '"%s"' "$(printf '%s' "$1" | LC_ALL=C sed -e 's/[\\"$]/\\&/g' -e 's/#/##/g')"
 }
 
-interpolate() {  # SPEC section 7 placeholders -> the options tmux-loop keeps current
+interpolate() {  # SPEC section 7 placeholders -> what tmux-loop keeps current, or the
+  # stalled marker once it misses its deadline: exactly python/claudemeter/placeholders.py
+  s='#{E:@claude_meter_stalled}'
   printf '%s' "$1" | LC_ALL=C sed \
-    -e 's/#{claude_meter}/#{E:@claude_meter}/g' \
-    -e 's/#{claude_meter_5h}/#{E:@claude_meter_5h}/g' \
-    -e 's/#{claude_meter_7d}/#{E:@claude_meter_7d}/g' \
-    -e 's/#{claude_meter_reset}/#{E:@claude_meter_reset}/g' \
-    -e 's/#{claude_meter_paused}/#{E:@claude_meter_paused}/g'
+    -e "s/#{claude_meter}/#{?$s,$s,#{E:@claude_meter}}/g" \
+    -e "s/#{claude_meter_5h}/#{?$s,$s,#{E:@claude_meter_5h}}/g" \
+    -e "s/#{claude_meter_7d}/#{?$s,$s,#{E:@claude_meter_7d}}/g" \
+    -e "s/#{claude_meter_reset}/#{?$s,,#{E:@claude_meter_reset}}/g" \
+    -e "s/#{claude_meter_paused}/#{?$s,,#{E:@claude_meter_paused}}/g"
+}
+
+say() {  # a status-line message from the plugin: no loop deadline while it shows
+  tmux -u set-option -gq @claude_meter "$1" \; set-option -gqu @claude_meter_until
 }
 
 fingerprint() {  # which source this is: its git commit, else a checksum of the code
@@ -61,7 +67,7 @@ find_bin() {
   bin=$(opt bin '')
   if [ -n "$bin" ]; then
     [ -x "$bin" ] && return 0
-    tmux -u set-option -gq @claude_meter "claude: @claude_meter_bin not executable"
+    say "claude: @claude_meter_bin not executable"
     return 1
   fi
   bin=$(command -v claude-meter 2>/dev/null) && return 0
@@ -77,13 +83,13 @@ install_in_background() {
   if ! mkdir "$lock" 2>/dev/null; then
     pid=$(cat "$lock/pid" 2>/dev/null) || pid=''
     if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-      tmux -u set-option -gq @claude_meter "claude: installing"
+      say "claude: installing"
       return 0
     fi
     rm -rf "$lock"  # an install that died (reboot, kill): start again
     mkdir "$lock" 2>/dev/null || return 0
   fi
-  tmux -u set-option -gq @claude_meter "claude: installing"
+  say "claude: installing"
   nohup /bin/sh "$plugin_dir/scripts/install.sh" "$plugin_dir" "$build" \
     </dev/null >/dev/null 2>&1 &
   echo "$!" >"$lock/pid"

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from claudemeter.model import format_time, utcnow
+from claudemeter.placeholders import interpolate
 from tests.tmuxlab import REPO, Lab, TmuxServer, lab_fixture, plugin_dir, until
 
 __all__ = ["lab_fixture"]  # the `lab` fixture, imported so pytest finds it
@@ -30,10 +31,7 @@ PLACEHOLDERS = (
     "#{claude_meter} |#{claude_meter_5h}|#{claude_meter_7d}|"
     "#{claude_meter_reset}|#{claude_meter_paused}| %H:%M"
 )
-EXPECTED_RIGHT = (
-    "#{E:@claude_meter} |#{E:@claude_meter_5h}|#{E:@claude_meter_7d}|"
-    "#{E:@claude_meter_reset}|#{E:@claude_meter_paused}| %H:%M"
-)
+EXPECTED_RIGHT = interpolate(PLACEHOLDERS)
 
 
 def config(entry: Path, *extra: str) -> str:

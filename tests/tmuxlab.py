@@ -116,3 +116,27 @@ def plugin_dir(home: Path) -> Path:
 def until(check: Callable[[], bool], seconds: float = 10) -> bool:
     """Poll ``check`` until it holds or ``seconds`` pass; False on time-out."""
     return bool(retry_until(check, seconds, raises=False))
+
+
+def attach(lab: Lab, inner: TmuxServer, session: str = "work", width: int = 120) -> TmuxServer:
+    """A client attached to ``inner``'s ``session``, running in a pane of another private
+    server, so ``inner`` really draws its status line (read it with :func:`status_line`)."""
+    outer = lab.server(f"{inner.name}-out", "set -g status off\n")
+    outer.cmd(
+        "new-session",
+        "-d",
+        "-s",
+        "screen",
+        "-x",
+        str(width),
+        "-y",
+        "10",
+        f"tmux -u -L {inner.name} -f '{inner.config}' attach -t {session}",
+    )
+    return outer
+
+
+def status_line(outer: TmuxServer) -> str:
+    """The bottom line of the attached client's screen: the inner server's status line."""
+    screen = outer.capture("screen")
+    return screen[-1] if screen else ""

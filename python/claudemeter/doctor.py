@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import math
 import shutil
 import subprocess
 import time
@@ -222,6 +223,77 @@ def check_tmux() -> list[Check]:
     return [Check(OK, "tmux", f"{version}{note}")]
 
 
+def check_tmux_loop() -> list[Check]:
+    """The loop of the tmux server we are in (else the default server's), and any raw
+    placeholder it has not rewritten."""
+    from . import pidfile
+    from .options import number
+    from .tmux import Tmux, TmuxError, socket_path
+    from .tmux_loop import LISTING, LOG, lock_path, read_listing
+
+    tmux = Tmux(socket_path())
+    try:
+        where, _, text = tmux.run(["display-message", "-p", "#{socket_path}"], *LISTING).partition(
+            "\n"
+        )
+    except TmuxError:
+        if tmux.socket is None:
+            return []  # no tmux server running here: nothing to keep current
+        return [Check(WARN, "tmux-loop", f"the tmux server at {tmux.socket} did not answer")]
+    listing = read_listing(text)
+    raw = [name for _scope, name in listing.raw] + [n for _s, n, _v in listing.sessions]
+    log = env.state_dir() / LOG
+    start = "`tmux run-shell -b 'claude-meter tmux-loop'` (or reload the plugin)"
+    checks = []
+    loop = pidfile.read(lock_path(where))
+    until = number(listing.options.get("until", ""), math.inf)  # unset: no deadline yet
+    if "loop_pid" not in listing.options and loop is None:
+        if raw:
+            checks.append(
+                Check(
+                    FAIL,
+                    "tmux-loop",
+                    f"{', '.join(raw)} show #{{claude_meter…}} but the plugin never ran in"
+                    f" this server: add its run-shell line to ~/.tmux.conf, or run {start}",
+                )
+            )
+        return checks
+    if loop is None or not loop.running():
+        who = f" (pid {loop.pid})" if loop else ""
+        checks.append(
+            Check(
+                FAIL,
+                "tmux-loop",
+                f"the status line's loop{who} is not running, so the segment is not"
+                f" refreshed; the next status redraw restarts it; now: {start}; why it"
+                f" stopped: {log}",
+            )
+        )
+    elif until < time.time():
+        late = duration(time.time() - until)
+        checks.append(
+            Check(
+                FAIL,
+                "tmux-loop",
+                f"the loop (pid {loop.pid}) is {late} late refreshing the status line:"
+                f" stopped or stuck (see {log}); restart it: `kill {loop.pid}`, then {start}",
+            )
+        )
+    else:
+        every = listing.options.get("interval") or "5"
+        checks.append(Check(OK, "tmux-loop", f"pid {loop.pid}, refreshing every {every} s"))
+    if raw:
+        checks.append(
+            Check(
+                FAIL,
+                "tmux-loop",
+                f"raw #{{claude_meter…}} in {', '.join(raw)}: tmux shows it as nothing;"
+                " a running loop rewrites it within one interval",
+            )
+        )
+    return checks
+
+
 def run_checks() -> list[Check]:
     store = Store()
     state = store.read()
@@ -233,6 +305,7 @@ def run_checks() -> list[Check]:
         check_bridge,
         check_statusline,
         check_tmux,
+        check_tmux_loop,
     ]
     checks: list[Check] = []
     for part in parts:

@@ -61,7 +61,7 @@ DEFAULTS: dict[str, str] = {option.name: option.default for option in OPTIONS}
 _LINE_RE = re.compile(r"^@claude_meter_(\w+)\s+(.*)$")
 
 
-def _unquote(value: str) -> str:
+def unquote(value: str) -> str:
     """Undo tmux's quoting of an option value in ``show-options`` output."""
     value = value.strip()
     if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
@@ -76,7 +76,7 @@ def parse_show_options(text: str) -> dict[str, str]:
     for line in text.splitlines():
         match = _LINE_RE.match(line)
         if match:
-            found[match.group(1)] = _unquote(match.group(2))
+            found[match.group(1)] = unquote(match.group(2))
     return found
 
 

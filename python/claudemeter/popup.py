@@ -23,7 +23,7 @@ from . import env, registry
 from .options import Settings
 from .render import Look, breakdown, local_time
 from .store import Store
-from .tmux import Tmux, TmuxGone, socket_path
+from .tmux import Tmux, TmuxError, socket_path
 
 REDRAW_SECONDS = 5.0
 WIDTH = 80
@@ -66,7 +66,7 @@ def tmux_settings() -> Settings:
         return Settings()
     try:
         return Settings.from_options(Tmux(socket).options())
-    except TmuxGone:
+    except TmuxError:
         return Settings()
 
 

@@ -6,17 +6,42 @@ commands, and each batch costs one short-lived process either way.
 
 from __future__ import annotations
 
+import errno
 import os
+import socket as sockets
 import subprocess
 from collections.abc import Mapping, Sequence
+from typing import NoReturn
 
 from .options import parse_show_options
 
 TIMEOUT = 10.0
 
 
-class TmuxGone(RuntimeError):
-    """The server does not answer (it exited, or the socket is gone)."""
+class TmuxError(RuntimeError):
+    """A tmux call failed or took longer than :data:`TIMEOUT`; the server may still be there
+    (stopped, swamped, or refusing one command)."""
+
+
+class TmuxGone(TmuxError):
+    """The server is gone: its socket no longer exists or nothing listens on it."""
+
+
+def server_gone(socket: str) -> bool:
+    """Whether the server behind ``socket`` (a path) has exited.
+
+    A connect() is answered by the kernel even while the server is stopped or busy, so a
+    slow server is never mistaken for a gone one: only a missing socket or a refused
+    connection counts."""
+    probe = sockets.socket(sockets.AF_UNIX, sockets.SOCK_STREAM)
+    probe.settimeout(TIMEOUT)
+    try:
+        probe.connect(socket)
+    except OSError as exc:
+        return exc.errno in (errno.ENOENT, errno.ECONNREFUSED, errno.ENOTDIR)
+    finally:
+        probe.close()
+    return False
 
 
 def socket_path(environ: Mapping[str, str] | None = None) -> str | None:
@@ -35,10 +60,14 @@ class Tmux:
     """One server, addressed by its socket path (``None``: tmux's own default)."""
 
     def __init__(self, socket: str | None) -> None:
+        self.socket = socket
         self.base = ["tmux", "-u", "-S", socket] if socket else ["tmux", "-u"]
 
     def run(self, *commands: Sequence[str]) -> str:
-        """Run commands in one client call; stdout, or :class:`TmuxGone` on failure."""
+        """Run commands in one client call and return stdout.
+
+        Raises :class:`TmuxGone` when the server has exited, :class:`TmuxError` when the
+        call failed or timed out while the server is still there."""
         argv = list(self.base)
         for index, command in enumerate(commands):
             if index:
@@ -54,10 +83,15 @@ class Tmux:
                 stdin=subprocess.DEVNULL,
             )
         except (OSError, subprocess.TimeoutExpired) as exc:
-            raise TmuxGone(f"tmux did not answer: {exc}") from None
+            self._failed(f"tmux did not answer: {exc}")
         if done.returncode != 0:
-            raise TmuxGone(done.stderr.strip() or f"tmux exited {done.returncode}")
+            self._failed(done.stderr.strip() or f"tmux exited {done.returncode}")
         return done.stdout
+
+    def _failed(self, why: str) -> NoReturn:
+        if self.socket is not None and server_gone(self.socket):
+            raise TmuxGone(f"the tmux server at {self.socket} is gone ({why})")
+        raise TmuxError(why)
 
     def options(self) -> dict[str, str]:
         """Every global ``@claude_meter_*`` option, in one call."""
@@ -79,6 +113,6 @@ class Tmux:
         """Whether this tmux has ``command`` (and ``flag`` in its usage line)."""
         try:
             usage = self.run(["list-commands", command])
-        except TmuxGone:
+        except TmuxError:
             return False
         return flag in usage

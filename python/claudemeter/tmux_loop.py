@@ -4,9 +4,17 @@ The status line reads ``#{E:@claude_meter}`` (and the other placeholders' option
 a redraw starts no process at all. This loop re-renders every ``@claude_meter_interval``
 seconds, or as soon as the store or the guard registry changes, and pushes the result
 only when it differs: ages and countdowns keep moving, so stale data still looks stale.
-It also raises the threshold notices. It exits when its server is gone, or on SIGTERM:
-it publishes its pid in ``@claude_meter_loop_pid`` so the plugin can replace it with a
-loop running new code after an update.
+It also raises the threshold notices, and rewrites any raw ``#{claude_meter…}`` it finds
+in an option (a theme's, ``status-format[]``, a ``status-right`` set after the plugin).
+
+It never freezes silently. Every round it sets ``@claude_meter_until``, its deadline;
+a status redraw past it shows ``claude: stalled`` and runs ``tmux-loop --detach``,
+which starts a new loop (:mod:`claudemeter.placeholders`). A tmux call that fails or
+times out (a stopped or swamped server) is logged and retried; the loop ends only when
+its server is gone, or on SIGTERM, and says why in ``tmux-loop.log`` in the state dir.
+It publishes its pid in ``@claude_meter_loop_pid`` so the plugin can replace it with a
+loop running new code after an update, and records its pid and start time in its lock
+file for ``claude-meter stop``.
 """
 
 from __future__ import annotations
@@ -15,7 +23,9 @@ import argparse
 import contextlib
 import fcntl
 import hashlib
+import math
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -26,24 +36,47 @@ from datetime import datetime
 from pathlib import Path
 from types import FrameType
 
-from . import env, registry
+from . import env, pidfile, placeholders, registry
 from .model import Snapshot
-from .options import Settings
+from .options import Settings, parse_show_options, unquote
 from .render import CRIT, OK, WARN, account_name, label, percent, short_reset
-from .status import escape, render, tier, used
+from .status import escape, render, style, tier, used
 from .store import STATE_FILE, Store, ensure_private_dir
-from .tmux import Tmux, TmuxGone, socket_path
+from .tmux import Tmux, TmuxError, TmuxGone, socket_path
 
 _RANK = {OK: 0, WARN: 1, CRIT: 2}
 #: How often the loop looks (stat only) for a changed store between renders.
 WAKE = 1.0
 NOTICE_MS = "5000"
+#: Seconds a round may run late before the status line calls the loop stalled.
+SLACK = 2.0
+LOG = "tmux-loop.log"
+#: Kept under this size: the older half is dropped.
+LOG_BYTES = 64 * 1024
+_WINDOW_MARK = "=== claude-meter: window options ==="
+_SESSION_MARK = "=== claude-meter: sessions ==="
+_SESSION_FORMAT = "#{session_id}\t#{status-left}\t#{status-right}"
+#: The tmux commands whose output :func:`read_listing` parses (the loop and doctor).
+LISTING: tuple[tuple[str, ...], ...] = (
+    ("show-options", "-g"),
+    ("display-message", "-p", _WINDOW_MARK),
+    ("show-options", "-gw"),
+    ("display-message", "-p", _SESSION_MARK),
+    ("list-sessions", "-F", _SESSION_FORMAT),
+)
 
 
 def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
     parser.description = (
         "Keep this tmux server's claude-meter options current (the plugin starts it with"
         " run-shell -b; one per server, it exits when the server does). Needs $TMUX."
+        " It logs why it stops to tmux-loop.log in the state dir."
+    )
+    parser.add_argument(
+        "--detach",
+        action="store_true",
+        help="start the loop in the background and return at once (what the status line"
+        " runs when the loop has stalled; a loop already running keeps going)",
     )
 
 
@@ -74,19 +107,88 @@ class Notices:
         return messages
 
 
-def _lock(socket: str) -> int | None:
-    """One loop per server: an ``flock`` on a file named for the socket, held for life."""
-    directory = ensure_private_dir(env.state_dir())
+def lock_path(socket: str, state_dir: Path | None = None) -> Path:
+    """The loop's lock file for the server at ``socket``: ``tmux-loop-<hash>.lock``."""
     digest = hashlib.sha256(socket.encode()).hexdigest()[:16]
-    fd = os.open(directory / f"tmux-loop-{digest}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    return (state_dir or env.state_dir()) / f"tmux-loop-{digest}.lock"
+
+
+def _lock(socket: str) -> int | None:
+    """One loop per server: an ``flock`` on a file named for the socket, held for life.
+    It holds ``<pid> <start time> <socket>`` (:mod:`claudemeter.pidfile`)."""
+    ensure_private_dir(env.state_dir())
+    fd = os.open(lock_path(socket), os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         os.close(fd)
         return None
     os.ftruncate(fd, 0)
-    os.write(fd, f"{os.getpid()} {socket}\n".encode())
+    os.write(fd, f"{pidfile.this_process().line()} {socket}\n".encode())
     return fd
+
+
+def log(message: str) -> None:
+    """One line in the state dir's ``tmux-loop.log``; never raises."""
+    path = env.state_dir() / LOG
+    with contextlib.suppress(OSError):
+        if path.stat().st_size > LOG_BYTES:
+            kept = path.read_bytes()[-LOG_BYTES // 2 :]
+            path.write_bytes(kept[kept.find(b"\n") + 1 :])
+    with contextlib.suppress(OSError):
+        ensure_private_dir(path.parent)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with os.fdopen(fd, "a") as handle:
+            handle.write(f"{env.now():%Y-%m-%dT%H:%M:%SZ} [{os.getpid()}] {message}\n")
+
+
+def respawn_command() -> str:
+    """The shell command the status line runs when the loop has stalled."""
+    return shlex.join([sys.executable, "-m", "claudemeter", "tmux-loop", "--detach"])
+
+
+def stalled_option(settings: Settings) -> str:
+    """``@claude_meter_stalled``'s value for these settings (the stale colour)."""
+    colour = style(settings.colour_stale).replace(",", "#,")
+    marker = placeholders.branch("claude: stalled")
+    if colour:
+        marker = f"#[{colour}]{marker}#[default]"
+    return placeholders.stalled_format(marker, f"#({placeholders.branch(respawn_command())})")
+
+
+@dataclass
+class Listing:
+    """What one ``show-options`` round trip tells the loop about its server."""
+
+    options: dict[str, str]  # the @claude_meter_* options, by short name
+    raw: list[tuple[str, str]]  # (scope flag, option name) holding a raw placeholder
+    sessions: list[tuple[str, str, str]]  # (session id, option, value) set locally, with one
+
+
+def read_listing(text: str) -> Listing:
+    """Parse the output of the :data:`LISTING` commands."""
+    options_text, _, rest = text.partition(_WINDOW_MARK + "\n")
+    window_text, _, session_text = rest.partition(_SESSION_MARK + "\n")
+    raw = [
+        (scope, line.split(" ", 1)[0])
+        for scope, block in (("-g", options_text), ("-gw", window_text))
+        for line in block.splitlines()
+        if placeholders.has_raw(line)
+    ]
+    global_values = {name: value for name, value in _plain(options_text)}
+    sessions = []
+    for line in session_text.splitlines():
+        session, *values = line.split("\t")
+        for name, value in zip(("status-left", "status-right"), values, strict=False):
+            if placeholders.has_raw(value) and value != global_values.get(name):
+                sessions.append((session, name, value))
+    return Listing(parse_show_options(options_text), raw, sessions)
+
+
+def _plain(text: str) -> list[tuple[str, str]]:
+    """(name, value) of ``show-options`` lines, tmux's quoting undone."""
+    pairs = (line.partition(" ") for line in text.splitlines())
+    return [(name, unquote(value)) for name, _, value in pairs]
 
 
 def _stamp(paths: list[Path]) -> tuple[float, ...]:
@@ -105,23 +207,57 @@ class Loop:
         self.store = Store()
         self.notices = Notices()
         self.pushed: dict[str, str] = {}
-        self.stop = False
+        self.settings = Settings()
+        self.stop = ""
+        self.trouble = ""  # the last tmux failure logged, so a long one is logged once
         self.watched = [self.store.directory / STATE_FILE, registry.guards_dir()]
         self.delay_flag = ["-d", NOTICE_MS] if tmux.supports("display-message", "-d") else []
 
+    def round_trip(self) -> Listing:
+        """One tmux call: renew the deadline and read every option the round needs."""
+        return read_listing(
+            self.tmux.run(
+                ["set-option", "-g", f"@{placeholders.UNTIL}", self.deadline(self.settings)],
+                *LISTING,
+            )
+        )
+
+    @staticmethod
+    def deadline(settings: Settings) -> str:
+        return str(math.ceil(time.time() + settings.interval + SLACK))
+
     def once(self) -> Settings:
-        """Render, push what changed, announce crossings. Raises TmuxGone."""
-        settings = Settings.from_options(self.tmux.options())
+        """Render, push what changed, announce crossings. Raises TmuxError/TmuxGone."""
+        listing = self.round_trip()
+        settings = Settings.from_options(listing.options)
+        self.rewrite(listing)
         state = self.store.read()
         now = env.now()
         rendered = render(state, now, settings, registry.paused_count())
-        changed = {k: v for k, v in rendered.parts.items() if self.pushed.get(k) != v}
+        wanted = dict(rendered.parts)
+        wanted[placeholders.STALLED] = stalled_option(settings)
+        changed = {k: v for k, v in wanted.items() if self.pushed.get(k) != v}
+        if settings.interval != self.settings.interval:
+            changed[placeholders.UNTIL] = self.deadline(settings)
         self.tmux.set_user_options(changed)
         self.pushed.update(changed)
+        self.settings = settings
         if settings.notify:
             for message in self.notices.check(state.accounts(now), now, settings):
                 self.announce(message, settings)
         return settings
+
+    def rewrite(self, listing: Listing) -> None:
+        """Every raw placeholder becomes what the plugin writes (SPEC section 7)."""
+        commands = []
+        for scope, name in listing.raw:
+            value = self.tmux.run(["show-options", f"{scope}v", "--", name]).rstrip("\n")
+            commands.append(["set-option", scope, "--", name, placeholders.interpolate(value)])
+        for session, name, value in listing.sessions:
+            commands.append(["set-option", "-t", session, name, placeholders.interpolate(value)])
+        if commands:
+            self.tmux.run(*commands)
+            log("rewrote #{claude_meter…} in " + ", ".join(c[-2] for c in commands))
 
     def announce(self, message: str, settings: Settings) -> None:
         clients = self.tmux.clients()
@@ -142,12 +278,21 @@ class Loop:
                     stderr=subprocess.DEVNULL,
                 )
 
-    def run(self) -> None:
+    def run(self) -> str:
+        """Keep going until the server is gone or a signal asks; return why it stopped."""
         while not self.stop:
             try:
                 settings = self.once()
-            except TmuxGone:
-                raise
+                if self.trouble:
+                    log(f"tmux answers again after: {self.trouble}")
+                    self.trouble = ""
+            except TmuxGone as exc:
+                return str(exc)
+            except TmuxError as exc:  # slow or failing, not gone: the next round tries again
+                if not self.trouble:
+                    log(f"a tmux call failed, retrying every round: {exc}")
+                self.trouble = str(exc)
+                settings = self.settings
             except Exception as exc:  # a bug must not leave a frozen, trusted-looking segment
                 settings = self.fail(exc)
             stamp = _stamp(self.watched)
@@ -156,21 +301,33 @@ class Loop:
                 time.sleep(min(WAKE, max(0.0, deadline - time.monotonic())))
                 if _stamp(self.watched) != stamp:
                     break
+        return self.stop
 
     def fail(self, exc: Exception) -> Settings:
-        """Say so in the status line, note it in the state dir, and try again next round."""
-        log = self.store.directory / "tmux-loop.log"
-        with contextlib.suppress(OSError):
-            ensure_private_dir(self.store.directory)
-            fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-            with os.fdopen(fd, "a") as handle:
-                handle.write(f"{env.now():%Y-%m-%dT%H:%M:%SZ} {type(exc).__name__}: {exc}\n")
-        self.tmux.set_user_options({"claude_meter": escape(f"claude: error, see {log}")})
+        """Say so in the status line, note it in the log, and try again next round."""
+        log(f"{type(exc).__name__}: {exc}")
+        path = self.store.directory / LOG
+        with contextlib.suppress(TmuxError):
+            self.tmux.set_user_options({"claude_meter": escape(f"claude: error, see {path}")})
         self.pushed.clear()  # the next good round pushes everything again
         return Settings()
 
     def halt(self, signum: int, frame: FrameType | None) -> None:
-        self.stop = True
+        self.stop = f"{signal.Signals(signum).name} received"
+
+
+def detach() -> int:
+    """Start ``tmux-loop`` in its own session, not waiting for it (tmux's ``#()`` jobs
+    are killed when tmux tidies them up; the loop must outlive its job)."""
+    with contextlib.suppress(OSError):
+        subprocess.Popen(
+            [sys.executable, "-m", "claudemeter", "tmux-loop"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    return 0
 
 
 def cmd_tmux_loop(args: argparse.Namespace) -> int:
@@ -182,12 +339,20 @@ def cmd_tmux_loop(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
+    if getattr(args, "detach", False):
+        return detach()
     if _lock(socket) is None:
         return 0  # this server already has its loop
     loop = Loop(Tmux(socket))
     for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
         signal.signal(signum, loop.halt)
-    with contextlib.suppress(TmuxGone):
+    log(f"started for the tmux server at {socket}")
+    try:
         loop.tmux.set_user_options({"claude_meter_loop_pid": str(os.getpid())})
-        loop.run()
+        why = loop.run()
+    except TmuxGone as exc:
+        why = str(exc)
+    except TmuxError as exc:  # the first call: the next status redraw starts another
+        why = f"tmux did not answer at start: {exc}"
+    log(f"stopping: {why}")
     return 0
