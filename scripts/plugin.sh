@@ -71,15 +71,15 @@ find_bin() {
     return 1
   fi
   bin=$(command -v claude-meter 2>/dev/null) && return 0
-  bin=$plugin_dir/.venv/bin/claude-meter
-  ready=$(cat "$plugin_dir/.venv/.claudemeter-ready" 2>/dev/null) || ready=''
+  bin=$plugin_dir/.plugin-venv/bin/claude-meter
+  ready=$(cat "$plugin_dir/.plugin-venv/.claudemeter-ready" 2>/dev/null) || ready=''
   [ -x "$bin" ] && [ "$ready" = "$build" ] && return 0
   install_in_background  # never built, or built from older source: (re)build it
   return 1
 }
 
 install_in_background() {
-  lock=$plugin_dir/.venv.installing
+  lock=$plugin_dir/.plugin-venv.installing
   if ! mkdir "$lock" 2>/dev/null; then
     pid=$(cat "$lock/pid" 2>/dev/null) || pid=''
     if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then

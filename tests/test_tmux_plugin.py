@@ -262,6 +262,9 @@ def test_first_load_without_a_backend_installs_in_the_background(
             )
         else:
             shutil.copy2(source, clone / name)
+    # A developer's quick-start venv in the same clone: the plugin never touches it.
+    (clone / ".venv" / "bin").mkdir(parents=True)
+    (clone / ".venv" / "bin" / "python").write_text("the developer's own\n")
     monkeypatch.setenv("PATH", "/usr/bin:/bin")  # no claude-meter anywhere
     monkeypatch.setenv("PIP_NO_INDEX", "1")  # offline: the install must fail, and say so
     server = lab.server("cm-i", config(clone / "claudemeter.tmux"))
@@ -273,7 +276,7 @@ def test_first_load_without_a_backend_installs_in_the_background(
         "@claude_meter"
     )
     assert (clone / "install.log").exists()
-    assert not (clone / ".venv.installing").exists()
+    assert not (clone / ".plugin-venv.installing").exists()
 
     # With a working install the next load builds, stamps and uses the venv; after an
     # update of the source it rebuilds, and the loop restarts on the new code.
@@ -283,12 +286,12 @@ def test_first_load_without_a_backend_installs_in_the_background(
     server.cmd("set-environment", "-g", "CLAUDEMETER_PYTHON", str(tmp_path / "python3"))
     gate.touch()
     server.cmd("run-shell", str(clone / "claudemeter.tmux"))
-    venv_bin = clone / ".venv" / "bin"
+    venv_bin = clone / ".plugin-venv" / "bin"
     assert until(lambda: server.option("@claude_meter") == "claude: setup", 20), server.option(
         "@claude_meter"
     )
     assert f"'{venv_bin / 'claude-meter'}' show --watch" in prefix_bindings(server)[0]
-    first_build = (clone / ".venv" / ".claudemeter-ready").read_text().strip()
+    first_build = (clone / ".plugin-venv" / ".claudemeter-ready").read_text().strip()
     assert first_build and server.option("@claude_meter_build") == first_build
     assert until(lambda: server.option("@claude_meter_loop_pid") != "", 10)
     first_loop = int(server.option("@claude_meter_loop_pid"))
@@ -303,7 +306,7 @@ def test_first_load_without_a_backend_installs_in_the_background(
     assert until(lambda: server.option("@claude_meter") == "claude: setup", 20), server.option(
         "@claude_meter"
     )
-    second_build = (clone / ".venv" / ".claudemeter-ready").read_text().strip()
+    second_build = (clone / ".plugin-venv" / ".claudemeter-ready").read_text().strip()
     assert second_build not in ("", first_build)
     assert server.option("@claude_meter_build") == second_build
     assert until(lambda: server.option("@claude_meter_loop_pid") not in ("", str(first_loop)), 10)
@@ -313,6 +316,8 @@ def test_first_load_without_a_backend_installs_in_the_background(
 
     server.cmd("run-shell", str(clone / "claudemeter.tmux"))  # same source: nothing rebuilt
     assert installs.read_text().count("install") == 2
+    assert sorted(p.name for p in (clone / ".venv").rglob("*")) == ["bin", "python"]
+    assert (clone / ".venv" / "bin" / "python").read_text() == "the developer's own\n"
 
 
 def stand_in_python(path: Path, gate: Path, installs: Path) -> None:
