@@ -41,12 +41,14 @@ from urllib.parse import urlsplit
 
 from filelock import FileLock, Timeout
 
-from . import env
+from . import env, pidfile
 from .model import ValidationError, parse_many, redact, utcnow
 from .store import Store, StoreError, ensure_private_dir, write_private
 
 TOKEN_FILE = "bridge.token"  # noqa: S105 (a file name, not a secret)
 INSTANCE_LOCK = "bridge.lock"
+#: The running bridge's pid and start time (:mod:`claudemeter.pidfile`), for ``stop``.
+PID_FILE = "bridge.pid"
 MAX_BODY = 256 * 1024
 #: A loopback client sends its request at once; a read idle this long is a stuck client.
 READ_TIMEOUT = 5.0
@@ -562,9 +564,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except OSError as exc:
         _say(f"cannot use the state dir {directory}: {exc.strerror or exc}")
         return 1
+    record = directory / PID_FILE
     try:
+        with contextlib.suppress(OSError):  # without it, only `stop` cannot find us
+            write_private(record, f"{pidfile.this_process().line()}\n".encode())
         return _serve(address, directory)
     finally:
+        with contextlib.suppress(OSError):
+            record.unlink()
         lock.release()
 
 

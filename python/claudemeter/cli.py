@@ -70,6 +70,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "what those hooks run: `hook gate` waits while over the threshold,"
         " `hook stop-failure` records a session that hit the limit",
     ),
+    "stop": (
+        "claudemeter.stop",
+        "cmd_stop",
+        "stop this state dir's bridge and this tmux server's loop (by their recorded pids)",
+    ),
     "demo": (
         "claudemeter.demo",
         "run",
