@@ -65,4 +65,3 @@ def cmd_stop(args: argparse.Namespace) -> int:
         said += f" (its status line could not be told: {exc})"
     print(f"tmux-loop: {said}")
     return 0
-
