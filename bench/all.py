@@ -20,6 +20,7 @@ from typing import Any
 
 import bench_bridge
 import bench_guard
+import bench_oauth_requests
 import bench_refresh
 import bench_status
 import bench_statusline
@@ -55,6 +56,9 @@ BENCHES = {
         {"seconds": 4, "interval": 1, "runs": 10},
         {"seconds": 8, "interval": 2, "runs": 20},
         {"seconds": 20, "interval": 2, "runs": 50},
+    ),
+    "oauth-requests": Bench(
+        figures_only(bench_oauth_requests.measure), {"hours": 2}, {"hours": 6}, {"hours": 24}
     ),
     "bridge": Bench(
         figures_only(bench_bridge.measure),

@@ -118,11 +118,13 @@ def meter() -> list[str]:
 def isolated_env(root: Path, **extra: str) -> dict[str, str]:
     """An environment whose HOME, state, config and upstreams all live under ``root`` (or
     nowhere), so a benchmark never reads or writes the user's real files or the network.
-    This checkout's package and scripts come first."""
+    Claude Code's login is the default one (``CLAUDE_CONFIG_DIR`` unset: ``~/.claude``
+    with ``~/.claude.json``). This checkout's package and scripts come first."""
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("CLAUDEMETER_", "CM_GUARD_")) and k != "TMUX"
+        if not k.startswith(("CLAUDEMETER_", "CM_GUARD_"))
+        and k not in ("TMUX", "CLAUDE_CONFIG_DIR", "CLAUDE_SECURESTORAGE_CONFIG_DIR")
     }
     home = root / "home"
     (home / ".claude").mkdir(parents=True, exist_ok=True)
@@ -130,7 +132,6 @@ def isolated_env(root: Path, **extra: str) -> dict[str, str]:
         HOME=str(home),
         XDG_STATE_HOME=str(home / ".local/state"),
         XDG_CONFIG_HOME=str(home / ".config"),
-        CLAUDE_CONFIG_DIR=str(home / ".claude"),
         CLAUDEMETER_STATE_DIR=str(root / "state"),
         CLAUDEMETER_CONFIG_DIR=str(root / "config"),
         CLAUDEMETER_ANTHROPIC_BASE=f"http://{NOWHERE}",
