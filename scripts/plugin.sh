@@ -59,7 +59,7 @@ fingerprint() {  # which source this is: its git commit, else a checksum of the 
     printf '%s\n' "$found" | LC_ALL=C sed -n 2p  # our own checkout, not a dotfiles repo
     return 0
   fi
-  (cd "$here" && find pyproject.toml python -type f \( -name '*.py' -o -name '*.toml' \) |
+  (cd "$here" && find pyproject.toml python -type f \( -name '*.py' -o -name '*.toml' \) 2>/dev/null |
     LC_ALL=C sort | xargs cat | cksum | LC_ALL=C sed 's/ /-/g')
 }
 

@@ -11,6 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.tmuxlab import REPO, Lab, lab_fixture, until
+
+__all__ = ["lab_fixture"]
+
 
 @pytest.fixture
 def tmux_tmpdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -99,3 +103,90 @@ def test_a_speed_that_makes_no_sense_is_refused(speed: str) -> None:
     )
     assert done.returncode == 2
     assert "expected a number from 0.1 to 100" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_the_demo_from_a_wheel_install_shows_its_status_line_and_popup(
+    lab: Lab, tmp_path: Path
+) -> None:
+    """What `pipx install .` gives: a wheel in a fresh venv, nothing of the checkout."""
+    wheels = tmp_path / "wheels"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels), str(REPO)],
+        check=True,
+        timeout=600,
+        capture_output=True,
+    )
+    [wheel] = wheels.glob("claudemeter-*.whl")
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(venv / "bin" / "python"),
+            "install",
+            "-q",
+            "--no-deps",
+            str(wheel),
+        ],
+        check=True,
+        timeout=300,
+        capture_output=True,
+    )
+    # The dependencies come from the test venv (offline); claudemeter only from the wheel.
+    site = next((venv / "lib").glob("python3*/site-packages"))
+    (site / "test-deps.pth").write_text(
+        "\n".join(p for p in sys.path if p.endswith("site-packages")) + "\n"
+    )
+    entry = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", "import claudemeter.demo as d; print(d.PLUGIN_ENTRY)"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,
+    ).stdout.strip()
+    assert entry.startswith(str(site)) and not Path(entry).is_symlink(), entry
+
+    demo = subprocess.Popen(
+        [
+            str(venv / "bin" / "claude-meter"),
+            "demo",
+            "--no-attach",
+            "--speed",
+            "4",
+            "--seconds",
+            "60",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "TMPDIR": str(tmp_path), "PATH": f"{venv / 'bin'}:/usr/bin:/bin"},
+        cwd=tmp_path,
+    )
+    try:
+        socket = f"claudemeter-demo-{demo.pid}"
+        outer = lab.server("cm-demo-out", "set -g status off\n")
+        attached = f"tmux -u -L {socket} attach -t demo"
+
+        def screen() -> str:
+            return "\n".join(outer.capture("screen"))
+
+        def status() -> str:
+            return outer.capture("screen")[-1] if outer.capture("screen") else ""
+
+        def demo_up() -> bool:
+            probe = ["tmux", "-L", socket, "has-session", "-t", "demo"]
+            return subprocess.run(probe, capture_output=True, check=False).returncode == 0
+
+        assert until(demo_up, 40), demo.stderr
+        outer.cmd("new-session", "-d", "-s", "screen", "-x", "160", "-y", "45", attached)
+        assert until(lambda: re.search(r"5h \d+(\.\d+)?%", status()) is not None, 30), screen()
+        outer.cmd("send-keys", "-t", "screen", "C-b", "M")
+        assert until(lambda: "claude-meter ·" in screen(), 15), screen()
+        assert "demo@claudemeter.invalid" in screen() and "q/Esc close" in screen()
+    finally:
+        demo.terminate()
+        _, err = demo.communicate(timeout=60)
+    assert "Traceback" not in err, err

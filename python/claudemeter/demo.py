@@ -9,8 +9,10 @@ touch the user's tmux server, state or account. Inside it:
   answer into the store each second, through the same ``Store.put`` the bridge uses;
 - three *stand-in agents* run under the real ``cm-guard``, so they hold, pause and
   resume exactly as a guarded ``claude`` would;
-- the tmux plugin is loaded from this checkout, so the status line and ``prefix+M``
-  show what they show for a real account.
+- the tmux plugin is loaded from the package's own copy (``claudemeter/plugin/``,
+  package data: links to the checkout's ``claudemeter.tmux`` and ``scripts/`` in an
+  editable install, real files in a wheel, pipx or the plugin's venv), so the status
+  line and ``prefix+M`` show what they show for a real account.
 
 Work is measured, not scripted: each agent step appends a byte to a shared file, the
 server turns bytes into percent, so a paused agent really stops the bucket climbing.
@@ -52,7 +54,8 @@ AFTER_RESET = 30.0  # percent right after a reset (other work keeps arriving)
 THRESHOLD = 90.0
 GRACE = 3.0
 
-PLUGIN_ROOT = Path(__file__).resolve().parents[2]
+#: The plugin's entry, shipped as package data (pyproject.toml) so every install has it.
+PLUGIN_ENTRY = Path(__file__).resolve().parent / "plugin" / "claudemeter.tmux"
 STYLE_RE = re.compile(r"#\[[^\]]*\]")
 
 TASKS = (
@@ -184,6 +187,8 @@ class DemoSession:
         self.workdir.chmod(0o700)
         self.socket = f"claudemeter-demo-{os.getpid()}"
         self.env = demo_environment(self.workdir)
+        # through sh: a package manager may not keep the entry's executable bit
+        self.load_plugin = shlex.join(["/bin/sh", str(PLUGIN_ENTRY)])
 
     def tmux(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -209,7 +214,7 @@ class DemoSession:
             "set -g @claude_meter_interval 1\n"
             "set -g @claude_meter_serve off\n"  # no browser here: no bridge to start
             "bind -n C-c kill-server\n"
-            f"run-shell {shlex.quote(str(PLUGIN_ROOT / 'claudemeter.tmux'))}\n"
+            f"run-shell {shlex.quote(self.load_plugin)}\n"
         )
         speed = f"{self.speed:g}"
         self.tmux(
@@ -256,7 +261,7 @@ class DemoSession:
             self.tmux("split-window", "-t", "demo", "-v", command)
         self.tmux("select-layout", "-t", "demo", "tiled")
         # The plugin re-reads options on load; run it again now the session exists.
-        self.tmux("run-shell", str(PLUGIN_ROOT / "claudemeter.tmux"), check=False)
+        self.tmux("run-shell", self.load_plugin, check=False)
 
     def status_line(self) -> str:
         """The status line's right side as the demo's tmux server expands it now (what
@@ -311,6 +316,13 @@ def run(args: argparse.Namespace) -> int:
     if shutil.which("tmux") is None:
         print(
             "claude-meter demo: tmux is not installed (apt install tmux / brew install tmux)",
+            file=sys.stderr,
+        )
+        return 1
+    if not PLUGIN_ENTRY.is_file():
+        print(
+            f"claude-meter demo: the tmux plugin is missing from this install ({PLUGIN_ENTRY});"
+            " reinstall claudemeter",
             file=sys.stderr,
         )
         return 1
