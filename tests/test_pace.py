@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from claudemeter import pace
+from claudemeter import history, pace
+from claudemeter.history import AccountHistory, HistoryPoint
 from claudemeter.model import Snapshot, format_time
 from claudemeter.render import local_time
-from claudemeter.store import HistoryPoint, State, Store
+from claudemeter.store import Store
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
 T = NOW.timestamp()
@@ -258,11 +259,11 @@ def test_history_of_a_folded_row_includes_readings_kept_under_its_email() -> Non
     """A browser whose org look-up failed filed its readings under the email."""
     by_org = climb(T - 40 * 60, T - 20 * 60, 10, 6, resets=T + HOUR)
     by_email = climb(T - 19 * 60, T, 12, 6, resets=T + HOUR)
-    state = State(history={"org-1": by_org, "email:a@example.com": by_email})
-    row = Snapshot(
-        org_uuid="org-1", browser="Chrome", account_email="A@example.com", fetched_at=NOW
-    )
-    merged = state.history_of(row)
+    accounts = {
+        "org-1": AccountHistory(points=by_org),
+        "email:a@example.com": AccountHistory(points=by_email),
+    }
+    merged = history.of_account(accounts, "org-1", "A@example.com").points
     assert [p.t for p in merged] == sorted(p.t for p in by_org + by_email)
 
 
@@ -284,7 +285,7 @@ def test_a_steady_stream_of_readings_builds_a_history(state_dir: Path) -> None:
                     usage={"five_hour": {"utilization": used, "resets_at": resets}},
                 )
             )
-    points = store.read().history["o"]
+    points = history.recent(store.directory)["o"].points
     assert len(points) >= 30 * 60 / 20 - 1
     result = pace.compute(points, "five_hour", now)
     assert result is not None

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from libtmux.test.retry import retry_until
 
+from claudemeter import history
 from claudemeter.model import Snapshot
 from claudemeter.store import Store
 from tests.upstream import FIXTURES, fixture
@@ -438,6 +439,6 @@ def test_carried_over_buckets_do_not_enter_the_history(claude_dir: Path) -> None
     state = Store().read()
     row = next(r for r in state.rows if r.browser == "statusline")
     assert "seven_day_oauth_apps" in (row.usage or {})  # carried over for the fold
-    points = next(iter(state.history.values()))
+    points = next(iter(history.recent(Store().directory).values())).points
     assert len(points) == 4
     assert sum("seven_day_oauth_apps" in p.used for p in points) == 1  # the OAuth reading only

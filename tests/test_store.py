@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from claudemeter.model import Snapshot, parse_many, utcnow
-from claudemeter.store import HISTORY_MAX_POINTS, Store, StoreError
+from claudemeter.store import Store, StoreError
 from tests.upstream import FIXTURES, fixture
 
 
@@ -123,22 +123,6 @@ def test_rows_that_fail_validation_are_dropped_not_fatal(state_dir: Path) -> Non
     good = snap("o1", 10).to_json()
     (state_dir / "state.json").write_text(json.dumps({"version": 1, "rows": [good, {"x": 1}]}))
     assert len(Store(state_dir).read().rows) == 1
-
-
-def test_history_is_recorded_merged_and_bounded(state_dir: Path) -> None:
-    store = Store(state_dir)
-    start = utcnow() - timedelta(hours=8)
-    with store.update() as state:
-        for minute in range(0, 8 * 60, 1):
-            state.put(snap("o1", minute / 10, start + timedelta(minutes=minute)))
-        # two readings 5 s apart collapse into one point
-        state.put(snap("o1", 50, utcnow() - timedelta(seconds=5), browser="Arc"))
-        state.put(snap("o1", 51, utcnow(), browser="Chrome"))
-    points = store.read().history["o1"]
-    assert len(points) <= HISTORY_MAX_POINTS
-    assert points[0].t >= time.time() - 6 * 3600 - 5  # older than six hours is dropped
-    assert points[-1].used["five_hour"] == 51
-    assert points[-2].used["five_hour"] != 50  # merged, not a separate point
 
 
 def test_a_write_failure_leaves_the_file_untouched(state_dir: Path) -> None:
@@ -266,17 +250,6 @@ def test_a_reading_from_the_future_is_clamped(state_dir: Path) -> None:
     # The honest, current reading wins the fold; the future one does not stay on top.
     folded = store.accounts()[0]
     assert folded.window("five_hour").utilization == 30  # type: ignore[union-attr]
-
-
-def test_history_recovers_after_the_clock_went_back(state_dir: Path) -> None:
-    store = Store(state_dir)
-    with store.update() as state:
-        state.history["o1"] = []
-        state.put(snap("o1", 10, utcnow()))
-        state.history["o1"][0].t += 3 * 3600  # as if written while the clock ran ahead
-        state.put(snap("o1", 20, utcnow()))
-    points = store.read().history["o1"]
-    assert [p.used["five_hour"] for p in points] == [20]
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root can hand a file to another user")

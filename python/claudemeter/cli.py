@@ -75,6 +75,16 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "cmd_stop",
         "stop this state dir's bridge and this tmux server's loop (by their recorded pids)",
     ),
+    "top": (
+        "claudemeter.top",
+        "cmd_top",
+        "which agent (tmux pane, session, project) took what share of each bucket's rise",
+    ),
+    "history": (
+        "claudemeter.chart",
+        "cmd_history",
+        "each account's buckets over the last days, with every limit hit",
+    ),
     "demo": (
         "claudemeter.demo",
         "run",

@@ -6,11 +6,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Mapping
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from . import render
 from .model import JSON, Snapshot, ValidationError, parse_many, utcnow
 from .store import State, Store, warn
+
+if TYPE_CHECKING:
+    from .history import AccountHistory
 
 NO_DATA_HINT = (
     "no usage data yet: log in to Claude Code (run `claude`), or install the browser"
@@ -80,9 +85,11 @@ def cmd_default(args: argparse.Namespace) -> int:
     now = utcnow()
     rows = state.accounts(now)
     if args.json:
+        from . import history
         from .cli import print_json
 
-        print_json([json_row(state, row, now) for row in rows])
+        recent = history.recent(Store().directory)
+        print_json([json_row(recent, row, now) for row in rows])
         if not rows:
             warn(NO_DATA_HINT)
         return 0
@@ -100,14 +107,15 @@ def cmd_default(args: argparse.Namespace) -> int:
     return 0
 
 
-def json_row(state: State, row: Snapshot, now: datetime) -> JSON:
+def json_row(recent: Mapping[str, AccountHistory], row: Snapshot, now: datetime) -> JSON:
     """A ClaudeMeter-shaped row, plus the optional ``pace`` field (README, "Pace") when
-    the history gives any bucket a pace; consumers that do not know it ignore it."""
+    the recent history gives any bucket a pace; consumers that do not know it ignore it."""
+    from .history import of_account
     from .pace import paces, to_json
 
     body = row.to_json()
     body.pop("pace", None)  # one that came in through ingest is someone else's, and old
-    found = paces(state.history_of(row), now)
+    found = paces(of_account(recent, row.org_uuid, row.account_email).points, now)
     if found:
         body["pace"] = to_json(found)
     return body

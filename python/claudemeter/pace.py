@@ -17,9 +17,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from .history import HistoryPoint
 from .model import JSON, format_time
 from .render import local_time
-from .store import HistoryPoint
 
 #: The rate is measured over this much recent history.
 RATE_WINDOW = 45 * 60.0

@@ -19,11 +19,12 @@ import tty
 from collections.abc import Callable
 from typing import TextIO
 
-from . import env, registry
+from . import env, history, registry
 from .options import Settings
 from .render import Look, breakdown, local_time
 from .store import Store
 from .tmux import Tmux, TmuxError, socket_path
+from .top import filling_lines, gather
 
 REDRAW_SECONDS = 5.0
 WIDTH = 80
@@ -73,10 +74,14 @@ def tmux_settings() -> Settings:
 def text(look: Look) -> str:
     from .commands import NO_DATA_HINT
 
-    state = Store().read()
+    store = Store()
+    state = store.read()
     now = env.now()
     heading = f"claude-meter · {local_time(now, now)} local"
-    body = breakdown(state, now, registry.active(), look)
+    recorded = history.read(store.directory)
+    rows = [row for row in state.accounts(now) if row.usage is not None]
+    filling = {t.row.account_key: filling_lines(t) for t in gather(rows, recorded, now)}
+    body = breakdown(state, now, registry.active(), look, recorded, filling)
     if not state.accounts(now):
         body = "\n\n".join(part for part in (NO_DATA_HINT, body) if part)
     if state.problem:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from filelock import FileLock, Timeout
 
+from .history import HIT_OAUTH_429, LimitHit
 from .model import SOURCE_CLAUDE_CODE_CACHE, SOURCE_STATUSLINE, utcnow
 from .sources import claude_code_cache, oauth
 from .sources.claude_account import ClaudeJson, read_claude_json
@@ -156,6 +157,9 @@ def _refresh_locked(store: Store, min_age: float, explicit: bool) -> list[Result
         with store.update() as state:
             if outcome.snapshot is not None:
                 state.put(outcome.snapshot)
+                if outcome.rate_limited:
+                    hit = LimitHit(utcnow().timestamp(), None, HIT_OAUTH_429)
+                    state.record_limit_hit(outcome.snapshot.account_key, hit)
             state.sources[login.key] = outcome.book
         ok = outcome.book.get("status") == oauth.STATUS_OK
         results.append(Result(login.key, ok, str(outcome.book.get("error") or "updated"), True))

@@ -7,13 +7,15 @@ same words appear wherever a reading is shown.
 from __future__ import annotations
 
 import shlex
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import PurePosixPath
 
+from .history import AccountHistory, HistoryPoint, of_account
 from .model import JSON, Snapshot, Window
 from .registry import GuardEntry
-from .store import HistoryPoint, State
+from .store import State
 
 #: Human names for the buckets we know; anything else shows its server name.
 WINDOW_LABELS = {
@@ -288,8 +290,17 @@ def account_block(
     return lines
 
 
-def breakdown(state: State, now: datetime, guards: list[GuardEntry], look: Look) -> str:
-    """Everything the popup shows, as plain lines (ANSI colour only if ``look`` says)."""
+def breakdown(
+    state: State,
+    now: datetime,
+    guards: list[GuardEntry],
+    look: Look,
+    recorded: Mapping[str, AccountHistory] | None = None,
+    filling: Mapping[str, list[str]] | None = None,
+) -> str:
+    """Everything the popup shows, as plain lines (ANSI colour only if ``look`` says).
+    ``recorded`` is the history by account key (the sparklines and pace come from it);
+    ``filling`` the "who is filling it" lines by account key."""
     rows = state.accounts(now)
     blocks: list[list[str]] = []
     placed: set[int] = set()
@@ -307,11 +318,10 @@ def breakdown(state: State, now: datetime, guards: list[GuardEntry], look: Look)
             and g.account.lower() in ((row.account_email or "").lower(), row.org_uuid.lower())
         ]
         placed.update(id(g) for g in mine)
-        blocks.append(
-            account_block(
-                row, raws, bookings, guards=mine, now=now, look=look, points=state.history_of(row)
-            )
-        )
+        points = of_account(recorded or {}, row.org_uuid, row.account_email).points
+        block = account_block(row, raws, bookings, guards=mine, now=now, look=look, points=points)
+        block.extend((filling or {}).get(row.account_key, []))
+        blocks.append(block)
     unclaimed = [g for g in guards if id(g) not in placed]
     if unclaimed:
         blocks.append(

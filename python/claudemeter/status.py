@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from . import pace
+from . import pace, summary
 from .model import Snapshot, Window
 from .options import Settings
 from .render import CRIT, OK, WARN, account_name, duration, percent
@@ -111,10 +111,18 @@ def _status_piece(row: Snapshot, state: State, now: datetime) -> Piece:
     return Piece(f"{word} {duration(row.age(now))}", "stale")
 
 
-def _pace_piece(row: Snapshot, state: State, now: datetime, settings: Settings) -> Piece:
-    """``⚠ 100% ~14:30`` when a bucket's pace reaches 100 % before its reset."""
-    found = pace.paces(state.history_of(row), now, settings.threshold)
-    return Piece(pace.status_warning(found.values(), now) or "", CRIT)
+def _pace_piece(row: Snapshot, state: State, now: datetime) -> Piece:
+    """``⚠ 100% ~14:30`` when a bucket's pace reaches 100 % before its reset (the pace
+    the last writer derived from the history: this path never reads the history)."""
+    found = summary.current_paces(summary.of(state, row), now)
+    return Piece(pace.status_warning(found, now) or "", CRIT)
+
+
+def _top_piece(row: Snapshot, state: State, now: datetime) -> Piece:
+    """``%3 app 41%``: the session with the largest share of this 5-hour window's rise
+    (derived by a writer every few minutes; see ``claude-meter top``)."""
+    top = summary.current_top(summary.of(state, row), now)
+    return Piece(top.label() if top is not None else "")
 
 
 def tokens(
@@ -130,10 +138,8 @@ def tokens(
         "reset": _reset_piece(five, now),
         "7d_reset": _reset_piece(seven, now),
         "paused": Piece(f"⏸{paused}" if paused else "", WARN),
-        # the pace costs a fit per bucket: only when the format shows it
-        "pace": _pace_piece(row, state, now, settings)
-        if "{pace}" in settings.format
-        else Piece(""),
+        "pace": _pace_piece(row, state, now),
+        "top": _top_piece(row, state, now),
         "status": _status_piece(row, state, now),
         "age": Piece(duration(row.age(now))),
         "account": Piece(account_name(row)),

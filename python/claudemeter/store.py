@@ -1,5 +1,7 @@
-"""The state file: every source's latest snapshot per account, a short history, and
-each source's bookkeeping (last attempt, back-off), in one JSON file.
+"""The state file: every source's latest snapshot per account, what the redraw path
+shows from the history (``derived``: pace, the top session), and each source's
+bookkeeping (last attempt, back-off), in one JSON file. The history itself lives apart
+(:mod:`claudemeter.history`), so this file stays small however long claudemeter runs.
 
 Writers serialise on a ``flock`` (python-filelock) and replace the file atomically and
 durably; readers never lock, because ``os.replace`` means they see the old file or the
@@ -21,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import env
 from .dedupe import dedupe_by_account
+from .history import HistoryPoint, LimitHit, Pending, SessionSample
 from .model import JSON, Snapshot, ValidationError, utcnow
 
 if TYPE_CHECKING:
@@ -30,11 +33,6 @@ STATE_FILE = "state.json"
 LOCK_FILE = "state.lock"
 FORMAT_VERSION = 1
 
-#: Pace needs a few hours of readings; more is dead weight on every read.
-HISTORY_SECONDS = 6 * 3600
-HISTORY_MAX_POINTS = 720
-#: Readings within this long after a point are folded into it (five agents' statuslines).
-HISTORY_MIN_SPACING = 20.0
 #: How far ahead of our clock a reading may be before we call it a clock jump.
 CLOCK_SKEW = timedelta(seconds=60)
 #: How long a writer waits for another writer before giving up with a clear error.
@@ -46,48 +44,29 @@ class StoreError(RuntimeError):
 
 
 @dataclass
-class HistoryPoint:
-    t: float
-    used: dict[str, float]
-    resets: dict[str, float]
-
-    def to_json(self) -> JSON:
-        return {"t": self.t, "u": self.used, "r": self.resets}
-
-    @classmethod
-    def from_json(cls, body: Any) -> HistoryPoint | None:
-        if not isinstance(body, dict) or not isinstance(body.get("t"), (int, float)):
-            return None
-        used = body["u"] if isinstance(body.get("u"), dict) else {}
-        resets = body["r"] if isinstance(body.get("r"), dict) else {}
-        return cls(
-            float(body["t"]),
-            {k: float(v) for k, v in used.items() if isinstance(v, (int, float))},
-            {k: float(v) for k, v in resets.items() if isinstance(v, (int, float))},
-        )
-
-
-@dataclass
 class State:
     """What the file holds. ``sources`` is free-form bookkeeping owned by each source."""
 
     rows: list[Snapshot] = field(default_factory=list)
-    history: dict[str, list[HistoryPoint]] = field(default_factory=dict)
     sources: dict[str, JSON] = field(default_factory=dict)
     problem: str | None = None  # set when the file on disk could not be read
+    #: Per account key, what :mod:`claudemeter.summary` derived from the history when
+    #: a reading was written (its JSON: only that module reads it).
+    derived: dict[str, JSON] = field(default_factory=dict)
+    #: What writers added in this update, for the history file (never written here).
+    pending: Pending = field(default_factory=Pending)
 
     def accounts(self, now: datetime | None = None) -> list[Snapshot]:
         """The deduped rows, one per account: what every reader shows."""
         return dedupe_by_account(self.rows, now)
 
-    def history_of(self, row: Snapshot) -> list[HistoryPoint]:
-        """Every reading of the account a (folded) row stands for: a source whose org
-        look-up failed kept its readings under the email."""
-        keys = [row.account_key]
-        if row.account_email:
-            keys.append(f"email:{row.account_email.lower()}")
-        merged = [p for key in dict.fromkeys(keys) for p in self.history.get(key, [])]
-        return sorted(merged, key=lambda p: p.t)
+    def record_limit_hit(self, account_key: str, hit: LimitHit) -> None:
+        """Remember a limit hit in the history (filed when the update ends)."""
+        self.pending.hits.append((account_key, hit))
+
+    def record_session(self, sample: SessionSample) -> None:
+        """Remember a session's totals in the history (filed when the update ends)."""
+        self.pending.sessions.append(sample)
 
     def put(self, snapshot: Snapshot, measured: Snapshot | None = None) -> None:
         """Keep the newest reading per (account, source); a failed fetch keeps the last
@@ -125,43 +104,18 @@ class State:
         self._record_history(measured or snapshot)
 
     def _record_history(self, snapshot: Snapshot) -> None:
-        used = {
-            name: w.utilization
-            for name, w in snapshot.windows().items()
-            if w.utilization is not None
-        }
-        if not used:
-            return
-        resets = {
-            name: w.resets_at.timestamp()
-            for name, w in snapshot.windows().items()
-            if w.resets_at is not None
-        }
-        point = HistoryPoint(snapshot.fetched_at.timestamp(), used, resets)
-        points = [
-            p
-            for p in self.history.get(snapshot.account_key, [])
-            if p.t <= utcnow().timestamp() + CLOCK_SKEW.total_seconds()
-        ]
-        if points and points[-1].t > point.t:
-            return  # history is append-only in time; late readings add nothing to pace
-        if points and point.t - points[-1].t < HISTORY_MIN_SPACING:
-            # The point keeps its time: moving it to each newer reading would let a
-            # steady stream (a statusline every few seconds) slide one point forever.
-            merged = dict(points[-1].used, **point.used)
-            points[-1] = HistoryPoint(points[-1].t, merged, {**points[-1].resets, **point.resets})
-        else:
-            points.append(point)
-        horizon = utcnow().timestamp() - HISTORY_SECONDS
-        self.history[snapshot.account_key] = [p for p in points if p.t >= horizon][
-            -HISTORY_MAX_POINTS:
-        ]
+        windows = snapshot.windows().values()
+        used = {w.name: w.utilization for w in windows if w.utilization is not None}
+        if used:
+            resets = {w.name: w.resets_at.timestamp() for w in windows if w.resets_at}
+            point = HistoryPoint(snapshot.fetched_at.timestamp(), used, resets)
+            self.pending.readings.append((snapshot.account_key, point))
 
     def to_json(self) -> JSON:
         return {
             "version": FORMAT_VERSION,
             "rows": [row.to_json() for row in self.rows],
-            "history": {k: [p.to_json() for p in v] for k, v in self.history.items()},
+            "derived": self.derived,
             "sources": self.sources,
         }
 
@@ -173,20 +127,25 @@ class State:
         for item in body.get("rows", []):
             with contextlib.suppress(ValidationError):
                 rows.append(Snapshot.from_json(item))
-        history: dict[str, list[HistoryPoint]] = {}
-        raw_history = body.get("history")
-        if isinstance(raw_history, dict):
-            for key, raw_points in raw_history.items():
-                if isinstance(raw_points, list):
-                    points = [HistoryPoint.from_json(p) for p in raw_points]
-                    history[key] = [p for p in points if p is not None]
         sources = body.get("sources")
         books = (
             {k: v for k, v in sources.items() if isinstance(v, dict)}
             if isinstance(sources, dict)
             else {}
         )
-        return cls(rows, history, books)
+        derived = body.get("derived")
+        state = cls(rows, books)
+        if isinstance(derived, dict):
+            state.derived = {k: v for k, v in derived.items() if isinstance(v, dict)}
+        # A state file from before the history had its own file: the next writer moves
+        # its readings there (readers never look at them).
+        legacy = body.get("history")
+        if isinstance(legacy, dict):
+            for key, raw_points in legacy.items():
+                if isinstance(raw_points, list):
+                    points = [HistoryPoint.from_json(p) for p in raw_points]
+                    state.pending.legacy[key] = [p for p in points if p is not None]
+        return state
 
 
 def ensure_private_dir(path: Path) -> Path:
@@ -198,14 +157,16 @@ def ensure_private_dir(path: Path) -> Path:
     return path
 
 
-def write_private(path: Path, data: bytes) -> None:
+def write_private(path: Path, data: bytes, durable: bool = True) -> None:
     """Atomic, durable replace of one of our own files, readable by the user alone."""
-    write_atomic(path, data, 0o600)
+    write_atomic(path, data, 0o600, durable)
 
 
-def write_atomic(path: Path, data: bytes, mode: int) -> None:
+def write_atomic(path: Path, data: bytes, mode: int, durable: bool = True) -> None:
     """Atomic, durable replace: temp file beside it, fsync, rename, fsync the directory.
-    ``mode`` lets a file that is not ours (Claude Code's settings) keep its permissions."""
+    ``mode`` lets a file that is not ours (Claude Code's settings) keep its permissions.
+    ``durable=False`` skips both fsyncs (still atomic for readers): for a file rewritten
+    on every write whose loss in a power cut costs little (the recent history)."""
     import secrets  # writers only: hmac/hashlib would cost the status line's read path
 
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
@@ -215,12 +176,15 @@ def write_atomic(path: Path, data: bytes, mode: int) -> None:
             os.fchmod(handle.fileno(), mode)  # exactly this mode, whatever the umask
             handle.write(data)
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         tmp.replace(path)
     except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
+    if not durable:
+        return
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
@@ -279,6 +243,9 @@ class Store:
         serialises every writer on the machine."""
         from filelock import Timeout
 
+        # Imported before the lock, not while every other writer waits for it.
+        from .summary import file_history
+
         try:
             lock = self.lock(timeout)
             lock.acquire()
@@ -296,6 +263,8 @@ class Store:
             yield state
             self._cleanup_temp_files()
             try:
+                if state.pending:
+                    file_history(self.directory, state, utcnow())
                 # Compact: indenting forces json's pure-Python encoder, 3x slower.
                 data = json.dumps(state.to_json(), separators=(",", ":")).encode()
                 write_private(self.path, data)
@@ -334,7 +303,7 @@ class Store:
     def _cleanup_temp_files(self) -> None:
         """Temp files of a writer killed mid-write; only old ones, never a live writer's."""
         cutoff = time.time() - 60
-        for tmp in self.directory.glob(f".{STATE_FILE}.tmp-*"):
+        for tmp in self.directory.glob(".*.tmp-*"):  # the history files too
             with contextlib.suppress(OSError):
                 if tmp.stat().st_mtime < cutoff:
                     tmp.unlink()

@@ -220,6 +220,7 @@ class Outcome:
 
     snapshot: Snapshot | None
     book: JSON
+    rate_limited: bool = False  # answered 429: a limit hit for the history
 
 
 def retry_after_seconds(value: str | None, now: float) -> float | None:
@@ -239,10 +240,13 @@ def retry_after_seconds(value: str | None, now: float) -> float | None:
 
 
 class _HttpProblem(Exception):
-    def __init__(self, message: str, status: str, retry: float | None = None) -> None:
+    def __init__(
+        self, message: str, status: str, retry: float | None = None, code: int | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.retry = retry
+        self.code = code
 
 
 def _anthropic_error(body: bytes) -> bool:
@@ -293,7 +297,7 @@ def _get_json(session: requests.Session, url: str, token: str, what: str) -> Any
         )
     if code in (403, 429):
         retry = retry_after_seconds(retry_header, utcnow().timestamp())
-        raise _HttpProblem(f"{what}: HTTP {code} rate limited", STATUS_BACKOFF, retry)
+        raise _HttpProblem(f"{what}: HTTP {code} rate limited", STATUS_BACKOFF, retry, code)
     if code >= 400:
         raise _HttpProblem(f"{what}: HTTP {code} from the server", STATUS_ERROR)
     if len(body) > MAX_BODY:
@@ -366,7 +370,8 @@ def fetch(
         if wait:
             message += f"; next try in {int(wait)}s"
         book.update(status=failed.status, error=message, next_allowed=now + wait)
-        return Outcome(_snapshot(account, None, [message], now_dt), book)
+        snapshot = _snapshot(account, None, [message], now_dt)
+        return Outcome(snapshot, book, rate_limited=failed.code == 429)
     book.update(
         status=STATUS_OK, error=None, failures=0, rate_limited=0, last_ok=now, next_allowed=now
     )

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from .. import env
+from ..history import SessionPoint, SessionSample
 from ..model import (
     JSON,
     SOURCE_STATUSLINE,
@@ -258,10 +259,53 @@ def line(usage: JSON | None, now: datetime, warning: str | None = None) -> str:
 
 
 def _warning(state: State, account: Account, now: datetime) -> str | None:
-    from .. import pace
+    """The pace warning, from what the writer derived (the history is not read here)."""
+    from .. import pace, summary
 
-    points = state.history.get(account.key, [])
-    return pace.status_warning(pace.paces(points, now).values(), now)
+    found = summary.current_paces(summary.Summary.from_json(state.derived.get(account.key)), now)
+    return pace.status_warning(found, now)
+
+
+def session_sample(body: Any, account: Account, now: datetime) -> SessionSample | None:
+    """The session's running totals in a statusLine input (``session_id``, ``cost.
+    total_cost_usd`` in USD, ``context_window.total_input_tokens``/``total_output_tokens``,
+    ``cost.total_duration_ms`` for its start), with its pane (``TMUX_PANE``), project
+    (``workspace.project_dir``, else ``cwd``) and model (its display name); None
+    without a session id or a cost."""
+    if not isinstance(body, dict):
+        return None
+    session_id = body.get("session_id")
+    cost = _object(body, "cost")
+    spent = json_number(cost.get("total_cost_usd"))
+    if not isinstance(session_id, str) or not session_id or len(session_id) > 200:
+        return None
+    if spent is None or spent < 0:
+        return None
+    window, workspace = _object(body, "context_window"), _object(body, "workspace")
+    model = _object(body, "model")
+    project = workspace.get("project_dir") or body.get("cwd")
+    name = model.get("display_name") or model.get("id")
+    ran = json_number(cost.get("total_duration_ms"))
+    t = now.timestamp()
+    return SessionSample(
+        account=account.key,
+        session_id=session_id,
+        pane=env.tmux_pane(),
+        project=project if isinstance(project, str) else None,
+        model=name if isinstance(name, str) else None,
+        started=t - ran / 1000.0 if ran is not None and ran >= 0 else None,
+        point=SessionPoint(
+            t,
+            spent,
+            int(json_number(window.get("total_input_tokens")) or 0),
+            int(json_number(window.get("total_output_tokens")) or 0),
+        ),
+    )
+
+
+def _object(body: JSON, key: str) -> JSON:
+    value = body.get(key)
+    return value if isinstance(value, dict) else {}
 
 
 def _from_store(account: Account, now: datetime) -> str:
@@ -288,23 +332,27 @@ def ours(data: bytes, now: datetime) -> str:
         # API-key users and logins we cannot place: show the numbers, store nothing.
         return line(usage_from(body, now), now)
     snapshot = reading(body, account, now)
-    if snapshot is None and cached is None:
+    sample = session_sample(body, account, now)
+    if snapshot is None and cached is None and sample is None:
         return _from_store(account, now)
     try:
         with Store().update(LOCK_TIMEOUT) as state:
             if cached is not None:
                 state.put(cached)
-            if snapshot is None:
-                return _line_from(state, account, now)
-            stored = merge(state, snapshot, now)
-            own = Snapshot(**{**stored.__dict__})  # history: its own buckets, as stored
-            own.usage = {
-                k: v for k, v in (stored.usage or {}).items() if k in (snapshot.usage or {})
-            }
-            state.put(stored, measured=own)
+            if sample is not None:
+                state.record_session(sample)
+            if snapshot is not None:
+                stored = merge(state, snapshot, now)
+                own = Snapshot(**{**stored.__dict__})  # history: its own buckets, as stored
+                own.usage = {
+                    k: v for k, v in (stored.usage or {}).items() if k in (snapshot.usage or {})
+                }
+                state.put(stored, measured=own)
     except Exception:  # a full disk, a held lock or a bad state dir must not break the agent
         shown = snapshot.usage if snapshot is not None else None
         return line(shown, now) + " (not saved: run claude-meter doctor)"
+    if snapshot is None:  # the line comes after the update: its pace is the new one
+        return _line_from(state, account, now)
     return line(stored.usage, now, _warning(state, account, now))
 
 
