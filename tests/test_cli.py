@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -13,8 +14,11 @@ from pathlib import Path
 import pytest
 
 from claudemeter import render
+from claudemeter.cli import COMMANDS, build_parser
 from claudemeter.dedupe import dedupe_by_account
-from claudemeter.model import parse_many
+from claudemeter.model import parse_many, utcnow
+from claudemeter.options import Settings
+from claudemeter.status import TOKEN_HELP, tokens
 from claudemeter.store import Store
 from tests.upstream import FIXTURES, FakeUpstream, fixture
 
@@ -172,10 +176,33 @@ def test_corrupt_state_is_a_warning_not_a_crash(state_dir: Path) -> None:
     assert len(json.loads(cli("--json", "--cached").stdout)) == 2
 
 
-@pytest.mark.parametrize("command", ["", "status", "show", "refresh", "ingest", "doctor"])
+@pytest.mark.parametrize("command", ["", *COMMANDS])
 def test_every_command_has_help(command: str) -> None:
     done = cli(*([command] if command else []), "--help")
     assert done.returncode == 0 and "usage: claude-meter" in done.stdout
+    assert all(len(line) <= 80 for line in done.stdout.splitlines()), done.stdout
+    parser = build_parser(command or None)
+    if command:
+        [commands] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        parser = commands.choices[command]
+    silent = [a.dest for a in parser._actions if not a.help]
+    assert not silent, f"options without help: {silent}"  # each says what it takes
+
+
+def test_the_top_level_help_names_cm_guard() -> None:
+    assert "cm-guard" in cli("--help").stdout
+
+
+def test_status_help_lists_every_format_token() -> None:
+    assert cli("ingest", str(BRIDGE_FIXTURE)).returncode == 0
+    state = Store().read()
+    now = utcnow()
+    [row, *_] = state.accounts(now)
+    every = tokens(row, state, now, Settings(), 0)
+    assert set(TOKEN_HELP) == set(every)  # a new token needs its line of help
+    shown = cli("status", "--help").stdout
+    for name in TOKEN_HELP:
+        assert f"{{{name}}}" in shown
 
 
 def test_doctor_fails_with_no_source_and_names_the_fix() -> None:

@@ -100,9 +100,14 @@ With no command: a summary of every account (exit 1 when no source works).
 """
 
 EPILOG = """\
+cm-guard, installed beside this command, runs an agent only while the account
+is under a threshold, and pauses it there: `cm-guard claude`, `cm-guard --help`.
+
+Each command has its own --help (`claude-meter status --help`).
+
 environment: CLAUDEMETER_STATE_DIR, CLAUDEMETER_CONFIG_DIR, CLAUDEMETER_BRIDGE,
 CLAUDEMETER_ANTHROPIC_BASE, CLAUDEMETER_CLAUDE_AI_BASE, CLAUDE_CONFIG_DIR,
-CLAUDEMETER_CLAUDE_CONFIG_DIRS. See the README for each.
+CLAUDEMETER_CLAUDE_CONFIG_DIRS. See docs/internals.md for each.
 """
 
 
@@ -123,7 +128,9 @@ def build_parser(wanted: str | None = None) -> argparse.ArgumentParser:
         "--cached", action="store_true", help="never fetch: print what the store holds, however old"
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(
+        dest="command", metavar="COMMAND", help="one of these (none: a summary of every account)"
+    )
     for name, (module, _func, help_text) in COMMANDS.items():
         command = sub.add_parser(name, help=help_text, description=help_text)
         if name == wanted:

@@ -26,11 +26,22 @@ NO_DATA_HINT = (
 def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
     if name == "status":
         parser.description = (
-            "One tmux-formatted status segment from the store (no network, no lock). The"
-            " tmux plugin pushes it into #{E:@claude_meter} instead; use this in #() or"
-            " scripts. Options default to the @claude_meter_* defaults."
+            "One tmux-formatted status segment from the store (no network, no lock).\n"
+            "The tmux plugin pushes it into #{E:@claude_meter} instead; use this in #()\n"
+            "or scripts. Options default to the @claude_meter_* defaults."
         )
-        parser.add_argument("--format", help="segment layout with {tokens} (see README)")
+        from .options import DEFAULTS
+        from .status import TOKEN_HELP
+
+        parser.formatter_class = argparse.RawDescriptionHelpFormatter
+        parser.epilog = "format tokens:\n" + "\n".join(
+            f"  {{{name}}}{' ' * (12 - len(name))}{text}" for name, text in TOKEN_HELP.items()
+        )
+        parser.add_argument(
+            "--format",
+            help="segment layout: text with the {tokens} below (default"
+            f" '{DEFAULTS['format']}'); an unknown token stays as written",
+        )
         parser.add_argument("--account", help="email (or its start) of the account to show")
         parser.add_argument(
             "--warn",

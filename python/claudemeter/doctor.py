@@ -313,6 +313,14 @@ def run_checks() -> list[Check]:
     return checks
 
 
+def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Check each source, the store, the bridge, Claude Code's statusLine, tmux, and"
+        " (run in a tmux pane) that server's status-line loop and placeholders; one line"
+        " each, with the fix. Exit 1 when something leaves you without numbers."
+    )
+
+
 def main(args: argparse.Namespace) -> int:
     checks = run_checks()
     for check in checks:

@@ -125,6 +125,24 @@ def _top_piece(row: Snapshot, state: State, now: datetime) -> Piece:
     return Piece(top.label() if top is not None else "")
 
 
+#: What each ``{token}`` of :func:`tokens` shows, for ``status --help`` (a test keeps the
+#: keys equal to the tokens').
+TOKEN_HELP = {
+    "5h": "the 5-hour bucket, in its tier colour (5h 42%)",
+    "7d": "the 7-day bucket (7d 61%)",
+    "5h_pct": "the 5-hour percent alone (42%)",
+    "7d_pct": "the 7-day percent alone (61%)",
+    "reset": "time until the 5-hour bucket resets (↻1h23m)",
+    "7d_reset": "time until the 7-day bucket resets",
+    "paused": "guards paused or holding (⏸2; empty when none)",
+    "pace": "a bucket on pace to hit 100% before its reset (⚠ 100% ~14:30)",
+    "status": "the stale / login marker (stale 45m, login 1h22m)",
+    "age": "the reading's age",
+    "account": "the account's email",
+    "initial": "the email's first letter",
+}
+
+
 def tokens(
     row: Snapshot, state: State, now: datetime, settings: Settings, paused: int
 ) -> dict[str, Piece]:
