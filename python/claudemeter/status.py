@@ -136,7 +136,7 @@ TOKEN_HELP = {
     "7d_reset": "time until the 7-day bucket resets",
     "paused": "guards paused or holding (⏸2; empty when none)",
     "pace": "a bucket on pace to hit 100% before its reset (⚠ 100% ~14:30)",
-    "top": "the session with the largest share of this 5-hour rise (%3 app 41%)",
+    "top": "the session that took most of this 5-hour rise (%3 app 41%)",
     "status": "the stale / login marker (stale 45m, login 1h22m)",
     "age": "the reading's age",
     "account": "the account's email",
