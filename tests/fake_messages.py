@@ -5,9 +5,10 @@ sends ``POST /v1/messages?beta=true`` with ``stream: true``; the fake answers a 
 ``text/event-stream`` turn and, like the real server for a subscriber, the
 ``anthropic-ratelimit-unified-*`` headers Claude Code turns into its statusLine's
 ``rate_limits`` (FIELD-NOTES "Claude Code itself, in tests"). The account's numbers
-climb by ``step`` per answered request, and ``reject`` makes it answer 429 with the
-real error body. Every request is recorded (``FakeUpstream.requests``), with the time it
-arrived, so a test can count what reached the "server" while agents were held.
+climb by ``step`` per answered request, a window starts again at its reset, and until
+``reject_until`` it answers 429 with the real error body (as at the wall). Every request
+is recorded, with the time it arrived, so a test can count what reached the "server"
+while agents were held.
 
 A prompt containing :data:`WORK` makes the answer a tool call (``Read`` of a file in the
 session's directory, allowed without a permission prompt) until the conversation holds
@@ -48,7 +49,7 @@ class Account:
     five_hour: Window
     seven_day: Window
     step: float = 0.0  # added to the 5-hour fraction after each answered request
-    reject: bool = False  # answer 429 rate_limit_error
+    reject_until: float = 0.0  # answer 429 rate_limit_error until this epoch second
     tool_turns: int = 0  # tool calls a WORK prompt gets before its final answer
 
     @classmethod
@@ -205,7 +206,7 @@ class FakeMessages:
         with self._lock:
             account = self.account
             account.roll(time.time())
-            if account.reject:
+            if time.time() < account.reject_until:
                 reply = Reply(
                     429,
                     {

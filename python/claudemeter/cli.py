@@ -85,6 +85,12 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "cmd_history",
         "each account's buckets over the last days, with every limit hit",
     ),
+    "resume": (
+        "claudemeter.resume",
+        "main",
+        "type the resume text into agents that stopped on the limit, in stages, at the"
+        " reset (or --now), and confirm each one took",
+    ),
     "demo": (
         "claudemeter.demo",
         "run",

@@ -318,6 +318,7 @@ def record(hook: dict[str, Any], login: Account | None, detail: str = "") -> boo
     assert isinstance(session_id, str)
     cwd = hook.get("cwd")
     agent = stopped.agent_process()
+    resets = stopped.five_hour_reset_after(Store().read(), login, utcnow())
     entry = stopped.StoppedSession(
         session_id=session_id,
         cwd=cwd if isinstance(cwd, str) else "",
@@ -326,6 +327,7 @@ def record(hook: dict[str, Any], login: Account | None, detail: str = "") -> boo
         tmux=socket_path(),
         org_uuid=login.org_uuid if login else "",
         email=login.email if login else None,
+        resets_at=resets.timestamp() if resets else None,
         agent_pid=agent.pid if agent else None,
         agent_start=agent.start if agent else None,
         detail=detail,

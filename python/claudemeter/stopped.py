@@ -18,11 +18,13 @@ import os
 import re
 import time
 from dataclasses import asdict, dataclass, fields
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from . import env
-from .store import ensure_private_dir, write_private
+from .sources.claude_account import Account
+from .store import State, ensure_private_dir, write_private
 
 STOPPED_DIR = "stopped"
 #: Records older than this are dropped on read: the session is long gone.
@@ -51,6 +53,7 @@ class StoppedSession:
     tmux: str | None = None  # the tmux server's socket path, from $TMUX
     org_uuid: str = ""  # the login's account (its config dir's .claude.json)
     email: str | None = None
+    resets_at: float | None = None  # the 5-hour window's reset when it stopped
     agent_pid: int | None = None
     agent_start: int | None = None
     typed_at: float | None = None  # when resume last typed the text
@@ -61,8 +64,8 @@ class StoppedSession:
 
     @property
     def waiting(self) -> bool:
-        """Still to be resumed: no later activity and nothing decided."""
-        return self.outcome is None and self.active_at is None
+        """Still to be resumed: nobody typed into it, no later activity, nothing decided."""
+        return self.outcome is None and self.active_at is None and self.typed_at is None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -204,3 +207,28 @@ def agent_process(start: int | None = None) -> Process | None:
             return proc
         pid = proc.parent()
     return None
+
+
+def five_hour_reset_after(state: State, login: Account | None, moment: datetime) -> datetime | None:
+    """The reset of the 5-hour window that held ``moment``: the first ``resets_at``
+    after it that the account's readings or its history carried, passed or not (once it
+    has passed, the fold drops the window and Claude Code's statusLine leaves it out, but
+    the agents that stopped in that window are due exactly then)."""
+    keys = {r.account_key for r in state.rows} if login is None else {login.key}
+    if len(keys) != 1:
+        return None  # which account's reset is unknowable: not guessed
+    times = [
+        w.resets_at
+        for row in state.rows
+        if row.account_key in keys
+        and (w := row.window("five_hour")) is not None
+        and w.resets_at is not None
+    ]
+    stamps = [
+        p.resets["five_hour"]
+        for key in keys
+        for p in state.history.get(key, [])
+        if "five_hour" in p.resets
+    ]
+    times += [datetime.fromtimestamp(t, timezone.utc) for t in stamps]
+    return min((t for t in times if t > moment), default=None)
