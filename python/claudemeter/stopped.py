@@ -211,9 +211,9 @@ def agent_process(start: int | None = None) -> Process | None:
 
 def five_hour_reset_after(state: State, login: Account | None, moment: datetime) -> datetime | None:
     """The reset of the 5-hour window that held ``moment``: the first ``resets_at``
-    after it that the account's readings or its history carried, passed or not (once it
-    has passed, the fold drops the window and Claude Code's statusLine leaves it out, but
-    the agents that stopped in that window are due exactly then)."""
+    after it that the account's readings carry, else its history (once the reset has
+    passed, the fold drops the window and Claude Code's statusLine leaves it out, but the
+    agents that stopped in that window are due exactly then)."""
     keys = {r.account_key for r in state.rows} if login is None else {login.key}
     if len(keys) != 1:
         return None  # which account's reset is unknowable: not guessed
@@ -224,11 +224,14 @@ def five_hour_reset_after(state: State, login: Account | None, moment: datetime)
         and (w := row.window("five_hour")) is not None
         and w.resets_at is not None
     ]
-    stamps = [
-        p.resets["five_hour"]
-        for key in keys
-        for p in state.history.get(key, [])
-        if "five_hour" in p.resets
-    ]
-    times += [datetime.fromtimestamp(t, timezone.utc) for t in stamps]
-    return min((t for t in times if t > moment), default=None)
+    found = min((t for t in times if t > moment), default=None)
+    if found is not None:
+        return found
+    from . import history
+
+    [key] = keys
+    past = history.read(env.state_dir()).get(key, history.AccountHistory())
+    stamps = [p.resets["five_hour"] for p in past.points if "five_hour" in p.resets]
+    stamps += [r.at for r in past.resets if r.bucket == "five_hour"]
+    after = [t for t in stamps if t > moment.timestamp()]
+    return datetime.fromtimestamp(min(after), timezone.utc) if after else None
