@@ -126,6 +126,23 @@ class Login:
         for argv in commands:
             subprocess.run(argv, check=True, capture_output=True, timeout=30)
 
+    def log_gate_calls(self, log: Path) -> None:
+        """Wrap each installed ``hook gate`` command so that every call appends
+        ``PANE START END`` (epoch seconds) to ``log``: when a gate decided and when it let
+        the agent go. The gate itself runs unchanged."""
+        path = self.config_dir / "settings.json"
+        body = json.loads(path.read_text())
+        for groups in body["hooks"].values():
+            for group in groups:
+                for hook in group["hooks"]:
+                    if " hook gate" in hook["command"]:
+                        hook["command"] = (
+                            f"start=$(date +%s.%N); {hook['command']}; rc=$?;"
+                            f' echo "$TMUX_PANE $start $(date +%s.%N)" >> {shlex.quote(str(log))};'
+                            " exit $rc"
+                        )
+        path.write_text(json.dumps(body, indent=2))
+
     def settings(self, body: dict[str, Any]) -> Path:
         path = self.config_dir / "settings.json"
         path.write_text(json.dumps(body, indent=2))
