@@ -241,3 +241,20 @@ def test_the_statusline_command_stores_the_cache_too(
     [row] = json.loads((state_dir / "state.json").read_text())["rows"]
     assert row["browser"] == SOURCE_CLAUDE_CODE_CACHE
     assert row["usage"]["seven_day"]["utilization"] == 27.0
+
+
+def test_an_unchanged_cache_is_not_written_again(
+    claude_dir: Path, isolated: Path, state_dir: Path, upstream: FakeUpstream, clock: Clock
+) -> None:
+    """The bridge's poller calls refresh every 30 s: an unchanged cache costs no write."""
+    cached_claude_json(isolated)
+    clock(30)
+    refresh(Store())
+    written = (state_dir / "state.json").stat().st_ino
+    clock(60)
+    assert "no request" in refresh(Store())[0].message
+    assert (state_dir / "state.json").stat().st_ino == written  # replaced files get a new inode
+    cached_claude_json(isolated, age=-50)  # Claude Code looked again
+    refresh(Store())
+    assert (state_dir / "state.json").stat().st_ino != written
+    assert upstream.requests == []

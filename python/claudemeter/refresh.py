@@ -9,6 +9,7 @@ attempt, back-off) lives in the store, so it holds across processes and restarts
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 from filelock import FileLock, Timeout
 
@@ -95,14 +96,20 @@ def refresh(
 
 
 def _store_caches(store: Store) -> dict[ClaudeConfig, ClaudeJson]:
-    """Read every login's ``.claude.json`` once, storing Claude Code's cached usage."""
+    """Read every login's ``.claude.json`` once, storing Claude Code's cached usage
+    when it is newer than what the store has (no write while it is unchanged)."""
     found = {config: read_claude_json(config) for config in configured()}
     cached = [r for r in map(claude_code_cache.reading, found.values()) if r is not None]
-    if cached:
+    stored = {(row.account_key, row.browser): row.fetched_at for row in store.read().rows}
+    newer = [r for r in cached if r.fetched_at > stored.get((r.account_key, r.browser), _NEVER)]
+    if newer:
         with store.update() as state:
-            for snapshot in cached:
+            for snapshot in newer:
                 state.put(snapshot)
     return found
+
+
+_NEVER = datetime.min.replace(tzinfo=timezone.utc)
 
 
 def _refresh_locked(store: Store, min_age: float, explicit: bool) -> list[Result]:
