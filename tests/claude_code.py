@@ -75,6 +75,8 @@ class Login:
 
     home: Path
     fake: FakeMessages
+    #: False: the default login, started without CLAUDE_CONFIG_DIR (~/.claude.json).
+    set_config_dir: bool = True
     config_dir: Path = field(init=False)
 
     def __post_init__(self) -> None:
@@ -84,8 +86,9 @@ class Login:
 
     @property
     def claude_json(self) -> Path:
-        # CLAUDE_CONFIG_DIR is set (env() below), so Claude Code keeps it inside that dir.
-        return self.config_dir / ".claude.json"
+        # With CLAUDE_CONFIG_DIR set (env() below) Claude Code keeps it inside that dir;
+        # without it, in the home dir (never ~/.claude/.claude.json).
+        return (self.config_dir if self.set_config_dir else self.home) / ".claude.json"
 
     def _write_claude_json(self, change: Callable[[dict[str, Any]], None]) -> None:
         try:
@@ -157,7 +160,7 @@ class Login:
             "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
             "DISABLE_AUTOUPDATER": "1",
             "CLAUDE_CODE_MAX_RETRIES": "0",
-            "CLAUDE_CONFIG_DIR": str(self.config_dir),
+            **({"CLAUDE_CONFIG_DIR": str(self.config_dir)} if self.set_config_dir else {}),
         }
 
 
