@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -30,10 +29,9 @@ from typing import Any
 import common
 from common import Figure
 
-sys.path.insert(0, str(common.ROOT))
 sys.path.insert(0, str(common.ROOT / "python"))  # this checkout's claudemeter, in-process
 
-from tests.upstream import FakeUpstream, Reply, fixture
+from tests.upstream import fixture
 
 from claudemeter.model import SOURCE_STATUSLINE, Snapshot
 from claudemeter.refresh import refresh
@@ -90,34 +88,25 @@ def statusline_reading(now: datetime) -> Snapshot:
 
 def requests_per_hour(scenario: Scenario, hours: float) -> float:
     """Run one scenario for ``hours`` simulated hours; OAuth requests made per hour."""
-    upstream = FakeUpstream()
-    upstream.routes[USAGE] = Reply(200, fixture("oauth_usage_basic.json"))
-    upstream.routes["/api/oauth/profile"] = Reply(200, fixture("oauth_profile.json"))
-    upstream.start()
-    try:
-        with tempfile.TemporaryDirectory(prefix="cmbench") as tmp:
-            env = common.isolated_env(Path(tmp), CLAUDEMETER_ANTHROPIC_BASE=upstream.url)
-            home = Path(env["HOME"])
-            shutil.copy(
-                common.FIXTURES / "claude_code_credentials.json", home / ".claude/.credentials.json"
-            )
-            claude_json = home / ".claude.json"
-            body = json.loads((common.FIXTURES / "claude_json_cached_usage.json").read_text())
-            if scenario.cache_every is None:
-                del body["cachedUsageUtilization"]
-            claude_json.write_text(json.dumps(body))
-            with common.environ(env):
-                store = Store()
-                for second in range(0, int(hours * 3600), POLL_EVERY):
-                    now = START + timedelta(seconds=second)
-                    os.environ["CLAUDEMETER_NOW"] = now.strftime("%Y-%m-%dT%H:%M:%S.000Z")
-                    if scenario.cache_every and second % scenario.cache_every == 0:
-                        write_cache(claude_json, body, now)
-                    if scenario.statusline_every and second % scenario.statusline_every == 0:
-                        store.put([statusline_reading(now)])
-                    refresh(store)
-    finally:
-        upstream.stop()
+    with (
+        tempfile.TemporaryDirectory(prefix="cmbench") as tmp,
+        common.oauth_login(Path(tmp)) as (env, upstream),
+    ):
+        claude_json = Path(env["HOME"]) / ".claude.json"
+        body = json.loads((common.FIXTURES / "claude_json_cached_usage.json").read_text())
+        if scenario.cache_every is None:
+            del body["cachedUsageUtilization"]
+        claude_json.write_text(json.dumps(body))
+        with common.environ(env):
+            store = Store()
+            for second in range(0, int(hours * 3600), POLL_EVERY):
+                now = START + timedelta(seconds=second)
+                os.environ["CLAUDEMETER_NOW"] = now.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+                if scenario.cache_every and second % scenario.cache_every == 0:
+                    write_cache(claude_json, body, now)
+                if scenario.statusline_every and second % scenario.statusline_every == 0:
+                    store.put([statusline_reading(now)])
+                refresh(store)
     return len(upstream.hits(USAGE)) / hours
 
 

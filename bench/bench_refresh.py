@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import math
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -22,10 +21,6 @@ from pathlib import Path
 
 import common
 from common import Command, Figure
-
-sys.path.insert(0, str(common.ROOT))
-
-from tests.upstream import FakeUpstream, Reply, fixture
 
 WORKER = """
 import sys, time
@@ -38,28 +33,18 @@ while time.time() < deadline:
 
 def requests_for(n: int, seconds: float, interval: float) -> tuple[int, float]:
     """Upstream requests made, and the smallest gap between two of them (seconds)."""
-    upstream = FakeUpstream()
-    upstream.routes["/api/oauth/usage"] = Reply(200, fixture("oauth_usage_basic.json"))
-    upstream.routes["/api/oauth/profile"] = Reply(200, fixture("oauth_profile.json"))
-    upstream.start()
-    try:
-        with tempfile.TemporaryDirectory(prefix="cmbench") as tmp:
-            env = common.isolated_env(Path(tmp), CLAUDEMETER_ANTHROPIC_BASE=upstream.url)
-            home = Path(env["HOME"])
-            shutil.copy(
-                common.FIXTURES / "claude_code_credentials.json", home / ".claude/.credentials.json"
-            )
-            shutil.copy(common.FIXTURES / "claude_json_oauth_account.json", home / ".claude.json")
-            # one deadline for all: readers that start late do not stretch the window
-            deadline = str(time.time() + seconds)
-            procs = [
-                subprocess.Popen([sys.executable, "-c", WORKER, deadline, str(interval)], env=env)
-                for _ in range(n)
-            ]
-            for proc in procs:
-                proc.wait()
-    finally:
-        upstream.stop()
+    with (
+        tempfile.TemporaryDirectory(prefix="cmbench") as tmp,
+        common.oauth_login(Path(tmp)) as (env, upstream),
+    ):
+        # one deadline for all: readers that start late do not stretch the window
+        deadline = str(time.time() + seconds)
+        procs = [
+            subprocess.Popen([sys.executable, "-c", WORKER, deadline, str(interval)], env=env)
+            for _ in range(n)
+        ]
+        for proc in procs:
+            proc.wait()
     times = [seen.at for seen in upstream.hits("/api/oauth/usage")]
     gaps = [b - a for a, b in itertools.pairwise(times)]
     return len(times), min(gaps, default=math.nan)

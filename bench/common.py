@@ -21,9 +21,14 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tests.upstream import FakeUpstream
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"
+sys.path.insert(0, str(ROOT))  # tests.upstream: the fake upstream the benchmarks serve
 # Not a real address: anything that escapes the sealed environment fails at once.
 NOWHERE = "127.0.0.1:9"
 
@@ -143,6 +148,27 @@ def isolated_env(root: Path, **extra: str) -> dict[str, str]:
     )
     env.update(extra)
     return env
+
+
+@contextmanager
+def oauth_login(root: Path) -> Iterator[tuple[dict[str, str], FakeUpstream]]:
+    """:func:`isolated_env` with Claude Code's default login (the fixture credentials,
+    ``~/.claude.json`` with its account) and a fake api.anthropic.com on loopback that
+    answers the usage and the profile; yields the environment and the upstream."""
+    from tests.upstream import FakeUpstream, Reply, fixture
+
+    upstream = FakeUpstream()
+    upstream.routes["/api/oauth/usage"] = Reply(200, fixture("oauth_usage_basic.json"))
+    upstream.routes["/api/oauth/profile"] = Reply(200, fixture("oauth_profile.json"))
+    upstream.start()
+    try:
+        env = isolated_env(root, CLAUDEMETER_ANTHROPIC_BASE=upstream.url)
+        home = Path(env["HOME"])
+        shutil.copy(FIXTURES / "claude_code_credentials.json", home / ".claude/.credentials.json")
+        shutil.copy(FIXTURES / "claude_json_oauth_account.json", home / ".claude.json")
+        yield env, upstream
+    finally:
+        upstream.stop()
 
 
 @contextmanager

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import stat
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -17,6 +16,7 @@ import pytest
 from claudemeter.sources import claude_config, oauth
 from claudemeter.sources.claude_account import read_account
 from claudemeter.sources.claude_config import ClaudeConfig
+from tests.test_oauth import cli
 from tests.upstream import FIXTURES, FakeUpstream
 
 HOME = Path("/Users/you")
@@ -29,17 +29,6 @@ LOGGED_OUT = {
         "loginEnded": "time_limit",
     }
 }
-
-
-def cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "claudemeter", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 # The expected suffixes were computed apart from the code under test:
