@@ -112,7 +112,8 @@ def test_several_config_dirs_each_resolve_as_claude_config_dir(
     isolated: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("CLAUDE_CONFIG_DIR", "/ignored/when/listed")
-    monkeypatch.setenv("CLAUDEMETER_CLAUDE_CONFIG_DIRS", f"{isolated}/.claude:{isolated}/w/:")
+    listed = f"{isolated}/.claude:{isolated}/w/::{isolated}/w/"  # repeats are read once
+    monkeypatch.setenv("CLAUDEMETER_CLAUDE_CONFIG_DIRS", listed)
     configs = claude_config.configured()
     assert [c.claude_json() for c in configs] == [
         isolated / ".claude/.claude.json",

@@ -101,4 +101,4 @@ def configured() -> list[ClaudeConfig]:
     listed = env.claude_config_dir_list()
     if listed is None:
         return [current()]
-    return [ClaudeConfig(entry or None, env.home()) for entry in listed]
+    return list(dict.fromkeys(ClaudeConfig(entry or None, env.home()) for entry in listed))
