@@ -263,6 +263,9 @@ def test_a_leftover_claude_json_in_the_default_dir_captures_nothing(
     assert {r["org_uuid"] for r in stored} == {ADA_ORG}
     assert read_account(claude_config.current()) == read_account(ClaudeConfig(None, isolated))
     assert "old@example.com" not in (state_dir / "state.json").read_text()
+    doctor = cli("doctor").stdout
+    assert f"ada@example.com, from {isolated / '.claude.json'}" in doctor
+    assert f"{claude_dir / '.claude.json'} ignored" in doctor
 
 
 def test_the_leftover_file_is_what_claude_config_dir_set_to_the_default_reads(

@@ -104,6 +104,11 @@ def check_claude_json() -> list[Check]:
             continue
         who = found.account.email or found.account.org_uuid
         checks.append(Check(OK, "account", f"{who}, from {path}"))
+        leftover = config.directory / ".claude.json"
+        if leftover != path and leftover.exists():
+            checks.append(
+                Check(OK, "account", f"{leftover} ignored: Claude Code does not read it here")
+            )
         cache = found.cached_usage
         if cache is None:
             continue
