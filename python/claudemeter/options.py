@@ -54,6 +54,14 @@ OPTIONS: tuple[Option, ...] = (
     Option("popup_height", "26", "popup height (cells or a percentage)"),
     Option("bin", "", "the `claude-meter` to run; empty: PATH, else the plugin's own venv"),
     Option("serve", "on", "start `claude-meter serve` (the bridge and pollers) if not running"),
+    Option(
+        "resume",
+        "off",
+        "`on`: at the reset, type the resume text into agents that stopped on the limit"
+        " (`claude-meter resume`; needs `claude-meter install-hooks`)",
+    ),
+    Option("resume_text", "continue", "what the resume types into such a pane, then Enter"),
+    Option("resume_stagger", "5", "seconds between two resumed panes"),
 )
 
 DEFAULTS: dict[str, str] = {option.name: option.default for option in OPTIONS}
@@ -96,6 +104,9 @@ class Settings:
     interval: float = 5.0
     notify: bool = True
     notify_desktop: bool = False
+    resume: bool = False
+    resume_text: str = "continue"
+    resume_stagger: float = 5.0
 
     @classmethod
     def from_options(cls, values: dict[str, str]) -> Settings:
@@ -116,6 +127,9 @@ class Settings:
             interval=max(1.0, number(merged["interval"], 5.0)),
             notify=_flag(merged["notify"]),
             notify_desktop=_flag(merged["notify_desktop"]),
+            resume=_flag(merged["resume"]),
+            resume_text=merged["resume_text"] or "continue",
+            resume_stagger=min(3600.0, max(0.0, number(merged["resume_stagger"], 5.0))),
         )
 
 

@@ -82,6 +82,11 @@ def text(look: Look) -> str:
     rows = [row for row in state.accounts(now) if row.usage is not None]
     filling = {t.row.account_key: filling_lines(t) for t in gather(rows, recorded, now)}
     body = breakdown(state, now, registry.active(), look, recorded, filling)
+    from .resume import waiting_lines
+
+    stopped_agents = waiting_lines(now)
+    if stopped_agents:
+        body = f"{body}\n\n" + "\n".join(stopped_agents)
     if not state.accounts(now):
         body = "\n\n".join(part for part in (NO_DATA_HINT, body) if part)
     if state.problem:

@@ -277,6 +277,7 @@ class Resumer:
             with contextlib.suppress(OSError):
                 stopped.save(record)
             self.say(f"{where(record)}: skipped, {problem}", problem=True)
+            notify(record, f"claudemeter: not resuming {where(record)}: {problem}")
             return
         self.type(record)
 

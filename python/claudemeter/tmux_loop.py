@@ -245,7 +245,27 @@ class Loop:
         if settings.notify:
             for message in self.notices.check(state.accounts(now), now, settings):
                 self.announce(message, settings)
+        if settings.resume:
+            self.start_resume(settings)
         return settings
+
+    def start_resume(self, settings: Settings) -> None:
+        """``@claude_meter_resume on``: a background ``claude-meter resume`` while some
+        agent waits for a reset and none is running (it holds a lock while it works)."""
+        from . import resume, stopped
+
+        if not any(r.waiting for r in stopped.all_records()) or resume.running():
+            return
+        argv = [sys.executable, "-m", "claudemeter", "resume", "--background"]
+        argv += ["--text", settings.resume_text, "--stagger", f"{settings.resume_stagger:g}"]
+        with contextlib.suppress(OSError):
+            subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
 
     def rewrite(self, listing: Listing) -> None:
         """Every raw placeholder becomes what the plugin writes (SPEC section 7)."""

@@ -9,8 +9,9 @@ import pytest
 
 from tests.claude_code import Agents, Login, claude_binary
 from tests.fake_messages import Account, FakeMessages
-from tests.tmuxlab import Lab
-from tests.tmuxlab import lab_fixture as lab  # noqa: F401  (the fixture, re-exported)
+from tests.tmuxlab import Lab, lab_fixture
+
+__all__ = ["lab_fixture"]  # the `lab` fixture, imported so pytest finds it
 
 
 @pytest.fixture
@@ -30,5 +31,5 @@ def login(isolated: Path, fake: FakeMessages) -> Login:
 
 
 @pytest.fixture
-def agents(lab: Lab, login: Login) -> Agents:  # noqa: F811  (lab is the fixture above)
+def agents(lab: Lab, login: Login) -> Agents:
     return Agents(lab, login)
