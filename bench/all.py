@@ -20,6 +20,7 @@ from typing import Any
 
 import bench_bridge
 import bench_guard
+import bench_hooks
 import bench_oauth_requests
 import bench_refresh
 import bench_status
@@ -65,6 +66,12 @@ BENCHES = {
         {"posts": 300, "rejected": 2000},
         {"posts": 1000, "rejected": 10_000},
         {"posts": 5000, "rejected": 50_000},
+    ),
+    "hooks": Bench(
+        bench_hooks.measure,
+        {"runs": 15, "agents": 3},
+        {"runs": 40, "agents": 5},
+        {"runs": 100, "agents": 5},
     ),
     "guard": Bench(
         figures_only(bench_guard.measure),
