@@ -17,7 +17,7 @@ from claudemeter import render
 from claudemeter.cli import COMMANDS, build_parser
 from claudemeter.dedupe import dedupe_by_account
 from claudemeter.model import parse_many, utcnow
-from claudemeter.options import Settings
+from claudemeter.options import DEFAULTS, Settings
 from claudemeter.status import TOKEN_HELP, tokens
 from claudemeter.store import Store
 from tests.upstream import FIXTURES, FakeUpstream, fixture
@@ -250,8 +250,9 @@ def test_status_tiers_colour_the_segment(monkeypatch: pytest.MonkeyPatch) -> Non
     plain = cli("status", "--account", "ada", "--warn", "95", "--crit", "99")
     coloured = cli("status", "--account", "ada", "--warn", "1%", "--crit", "2")
     assert plain.returncode == coloured.returncode == 0
-    assert "#[fg=red]" not in plain.stdout and "#[fg=yellow]" not in plain.stdout
-    assert "#[fg=red]5h 63%" in coloured.stdout
+    warn, crit = DEFAULTS["colour_warn"], DEFAULTS["colour_crit"]
+    assert f"#[{crit}]" not in plain.stdout and f"#[{warn}]" not in plain.stdout
+    assert f"#[{crit}]5h 63%" in coloured.stdout
 
 
 def test_a_malformed_guard_file_never_breaks_the_status_line(state_dir: Path) -> None:

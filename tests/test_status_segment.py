@@ -13,7 +13,7 @@ from claudemeter.model import Snapshot
 from claudemeter.options import DEFAULTS, OPTIONS, Settings, parse_show_options
 from claudemeter.registry import GuardEntry
 from claudemeter.render import GUARD_WIDTH, guard_lines, short_command
-from claudemeter.status import Piece, fill, initials, job_output, render
+from claudemeter.status import Piece, fill, job_output, render, short_names
 from claudemeter.store import State
 from claudemeter.tmux import socket_path
 from claudemeter.tmux_loop import Notices
@@ -22,10 +22,13 @@ NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 
+WARN, CRIT, STALE = (DEFAULTS[f"colour_{tier}"] for tier in ("warn", "crit", "stale"))
+
+
 def row(
     five: float | None = 42.0,
     seven: float | None = 61.0,
-    email: str = "ada@example.com",
+    email: str | None = "ada@example.com",
     org: str = "org-a",
     age: float = 30.0,
     resets: datetime | None = None,
@@ -62,7 +65,7 @@ def test_default_segment_is_the_one_in_the_issue() -> None:
 
 def test_tiers_colour_each_bucket_at_warn_and_crit() -> None:
     assert segment(row(five=70, seven=90)) == (
-        "#[fg=yellow]5h 70%%#[default] ↻1h23m · #[fg=red]7d 90%%#[default]"
+        f"#[{WARN}]5h 70%%#[default] ↻1h23m · #[{CRIT}]7d 90%%#[default]"
     )
     custom = Settings.from_options(
         {"warn": "40", "colour_warn": "fg=blue,bold", "colour_ok": "green"}
@@ -79,9 +82,9 @@ def test_a_window_past_its_reset_counts_as_reset() -> None:
 
 def test_old_data_always_says_so_even_with_a_format_that_forgets() -> None:
     old = row(age=45 * 60)
-    assert segment(old) == "5h 42%% ↻1h23m · 7d 61%% #[fg=colour244]stale 45m#[default]"
+    assert segment(old) == f"5h 42%% ↻1h23m · 7d 61%% #[{STALE}]stale 45m#[default]"
     bare = Settings.from_options({"format": "{5h_pct}"})
-    assert segment(old, settings=bare) == "42%% #[fg=colour244]stale 45m#[default]"
+    assert segment(old, settings=bare) == f"42%% #[{STALE}]stale 45m#[default]"
 
 
 def test_expired_login_and_no_data() -> None:
@@ -93,20 +96,29 @@ def test_expired_login_and_no_data() -> None:
     assert render(State(problem="corrupt"), NOW, Settings()).segment == "claude: store?"
 
 
-def test_several_accounts_show_initials_or_the_configured_one() -> None:
+def test_several_accounts_say_which_is_which_or_show_the_configured_one() -> None:
     ada, bob = row(email="ada@example.com"), row(five=80, email="bob@x.org", org="org-b")
-    assert segment(ada, bob) == "a 42%%/61%% · b #[fg=yellow]80%%#[default]/61%%"
+    assert segment(ada, bob) == f"ada 42%%/61%% · bob #[{WARN}]80%%#[default]/61%%"
     assert segment(ada, bob, settings=Settings.from_options({"account": "bob"})).startswith(
-        "#[fg=yellow]5h 80%%"
+        f"#[{WARN}]5h 80%%"
     )
     assert segment(ada, bob, settings=Settings.from_options({"account": "eve"})) == (
         "claude: no eve"
     )
-    assert initials([ada, row(email="anna@x.org", org="o2"), bob]) == ["ad", "an", "b"]
+    work = row(email="ada@work.example", org="o3")
+    nameless = row(email=None, org="0f6c3b2a-1111")
+    long = row(email="alexandria.ocasio@x.org", org="o4")
+    assert short_names([ada, work, bob, nameless, long]) == [
+        "ada@e",
+        "ada@w",
+        "bob",
+        "org 0f6c3b2a",
+        "alexandria",
+    ]
 
 
 def test_paused_guards_show_as_a_count() -> None:
-    assert segment(row(), paused=2) == "5h 42%% ↻1h23m · 7d 61%% #[fg=yellow]⏸2#[default]"
+    assert segment(row(), paused=2) == f"5h 42%% ↻1h23m · 7d 61%% #[{WARN}]⏸2#[default]"
 
 
 def test_user_format_tokens_separators_and_escaping() -> None:

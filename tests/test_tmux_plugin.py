@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from claudemeter.model import format_time, utcnow
+from claudemeter.options import DEFAULTS
 from claudemeter.placeholders import interpolate
 from tests.tmuxlab import REPO, Lab, TmuxServer, lab_fixture, plugin_dir, until
 
@@ -425,8 +426,9 @@ def test_desktop_notice_goes_to_notify_send_and_notify_off_silences_it(
         config(entry, "set -g @claude_meter_notify_desktop on", "set -g @claude_meter_notify off"),
     )
     quiet.cmd("new-session", "-d", "-s", "work")
-    assert until(lambda: quiet.option("@claude_meter").startswith("#[fg=red]5h 93%%"), 10)
+    crit = DEFAULTS["colour_crit"]
+    assert until(lambda: quiet.option("@claude_meter").startswith(f"#[{crit}]5h 93%%"), 10)
     # The next reading's render proves the first round, notices included, is over.
     ingest(snapshot("2026-11-25T12:04:40.000Z", five=94.0))
-    assert until(lambda: quiet.option("@claude_meter_5h") == "#[fg=red]5h 94%%#[default]", 10)
+    assert until(lambda: quiet.option("@claude_meter_5h") == f"#[{crit}]5h 94%%#[default]", 10)
     assert not sent.exists()

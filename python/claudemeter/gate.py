@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from .model import JSON, KNOWN_WINDOWS, Snapshot, format_time
+from .render import duration
 from .sources.claude_account import Account
 from .sources.oauth import STATUS_LOGIN
 
@@ -226,10 +227,8 @@ def decide(
             problem,
         )
     if row.stale:
-        minutes = max(1, int(row.age(now) // 60))
-        return Verdict(
-            UNKNOWN, threshold, f"usage data is {minutes} min old", row, states, None, problem
-        )
+        old = duration(row.age(now))
+        return Verdict(UNKNOWN, threshold, f"usage data is {old} old", row, states, None, problem)
     if not any(b.state in (UNDER, RESET) for b in states):
         names = ", ".join(buckets)
         return Verdict(

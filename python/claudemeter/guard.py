@@ -39,6 +39,7 @@ from .job import (
 )
 from .model import KNOWN_WINDOWS, Snapshot, utcnow
 from .options import number
+from .render import duration
 from .sources import claude_config
 from .sources.claude_account import Account, read_account
 from .store import State, Store
@@ -239,10 +240,7 @@ def when(moment: datetime, now: datetime) -> str:
     text = local.strftime(
         "%H:%M:%S" if local.date() == now.astimezone().date() else "%a %d %b %H:%M:%S"
     )
-    left = max(0, int((moment - now).total_seconds()))
-    hours, rest = divmod(left, 3600)
-    span = f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
-    return f"{text} (in {span})"
+    return f"{text} (in {duration((moment - now).total_seconds())})"
 
 
 class StateReader:

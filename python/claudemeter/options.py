@@ -45,9 +45,13 @@ OPTIONS: tuple[Option, ...] = (
         "segment layout; the tokens are listed under the table",
     ),
     Option("colour_ok", "", "style under warn (a colour like `green`, or `fg=green,bold`)"),
-    Option("colour_warn", "yellow", "style at or over warn"),
-    Option("colour_crit", "red", "style at or over crit"),
-    Option("colour_stale", "colour244", "style of the stale / login marker"),
+    Option(
+        "colour_warn",
+        "fg=black,bg=yellow",
+        "style at or over warn (a background reads on tmux's green bar and dark themes)",
+    ),
+    Option("colour_crit", "fg=white,bg=red,bold", "style at or over crit"),
+    Option("colour_stale", "fg=black,bg=colour250", "style of the stale / login marker"),
     Option("notify", "on", "`display-message` on every client when a bucket crosses a tier"),
     Option("notify_desktop", "off", "also `notify-send` (when installed)"),
     Option("popup_width", "82", "popup width (cells or a percentage)"),
@@ -98,9 +102,9 @@ class Settings:
     account: str = ""
     format: str = DEFAULTS["format"]
     colour_ok: str = ""
-    colour_warn: str = "yellow"
-    colour_crit: str = "red"
-    colour_stale: str = "colour244"
+    colour_warn: str = DEFAULTS["colour_warn"]
+    colour_crit: str = DEFAULTS["colour_crit"]
+    colour_stale: str = DEFAULTS["colour_stale"]
     interval: float = 5.0
     notify: bool = True
     notify_desktop: bool = False

@@ -36,7 +36,9 @@ PLACEHOLDERS = {
 }
 
 #: Several accounts and none configured: each one's initial and its two main buckets.
-MULTI_FORMAT = "{initial} {5h_pct}/{7d_pct} {status}"
+MULTI_FORMAT = "{name} {5h_pct}/{7d_pct} {status}"
+#: Longest local part of an email the segment shows for an account.
+NAME_MAX = 10
 
 _TOKEN_RE = re.compile(r"\{(\w+)\}")
 # Private-use marks stand for a filled token while the literal text is tidied.
@@ -141,6 +143,7 @@ TOKEN_HELP = {
     "age": "the reading's age",
     "account": "the account's email",
     "initial": "the email's first letter",
+    "name": "the email's local part (ada); several accounts show theirs",
 }
 
 
@@ -163,6 +166,7 @@ def tokens(
         "age": Piece(duration(row.age(now))),
         "account": Piece(account_name(row)),
         "initial": Piece(account_name(row)[:1]),
+        "name": Piece(short_names([row])[0]),
     }
 
 
@@ -222,17 +226,23 @@ def pick(rows: list[Snapshot], settings: Settings, now: datetime) -> Snapshot | 
     return max(with_usage, key=fullest) if with_usage else None
 
 
-def initials(rows: list[Snapshot]) -> list[str]:
-    """Shortest distinct starts of each account's name: ``a``, ``b``; ``al``, ``an``."""
-    names = [account_name(r).lower() for r in rows]
+def short_names(rows: list[Snapshot]) -> list[str]:
+    """What tells several accounts apart in the segment: each email's local part
+    (``ada``, ``bob``; at most :data:`NAME_MAX` characters), with as much of the rest as
+    it takes when two start alike (``ada@pers``, ``ada@work``); ``org 0f6c3b2a`` for an
+    account without an email."""
+    full = [account_name(r) for r in rows]
+    local = [name.split("@", 1)[0][:NAME_MAX] if "@" in name else name for name in full]
     found = []
-    for name in names:
-        size = 1
-        while size < len(name) and any(
-            other != name and other[:size] == name[:size] for other in names
-        ):
-            size += 1
-        found.append(name[:size])
+    for name, short in zip(full, local, strict=True):
+        if local.count(short) > 1:
+            size = len(short) + 1
+            while size < len(name) and any(
+                other != name and other[:size] == name[:size] for other in full
+            ):
+                size += 1
+            short = name[:size]
+        found.append(short)
     return found
 
 
@@ -265,10 +275,10 @@ def render(state: State, now: datetime, settings: Settings, paused: int = 0) -> 
         segment = " · ".join(
             fill(
                 MULTI_FORMAT,
-                {**tokens(r, state, now, settings, 0), "initial": Piece(initial)},
+                {**tokens(r, state, now, settings, 0), "name": Piece(name)},
                 settings,
             )
-            for initial, r in zip(initials(rows), rows, strict=True)
+            for name, r in zip(short_names(rows), rows, strict=True)
         )
         if values["paused"].text:
             segment += " " + _styled(values["paused"], settings)
