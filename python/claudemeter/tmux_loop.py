@@ -359,7 +359,7 @@ def cmd_tmux_loop(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    if getattr(args, "detach", False):
+    if args.detach:
         return detach()
     if _lock(socket) is None:
         return 0  # this server already has its loop
