@@ -138,14 +138,19 @@ class Bridge:
         return self.proc.wait(timeout=30)
 
 
-def start_bridge(tmp_path: Path, *args: str, name: str = "serve") -> Bridge:
+def start_bridge(
+    tmp_path: Path, *args: str, name: str = "serve", env: dict[str, str] | None = None
+) -> Bridge:
+    """``serve`` on a free port, in this test's environment or ``env`` (another host's)."""
     out, err = tmp_path / f"{name}.out", tmp_path / f"{name}.err"
+    env = env or dict(os.environ)
     with open(out, "wb") as stdout, open(err, "wb") as stderr:
         proc = subprocess.Popen(
             [sys.executable, "-m", "claudemeter", "serve", "--port", "0", *args],
             stdout=stdout,
             stderr=stderr,
             stdin=subprocess.DEVNULL,
+            env=env,
         )
 
     def listening() -> int | None:
@@ -157,7 +162,7 @@ def start_bridge(tmp_path: Path, *args: str, name: str = "serve") -> Bridge:
         return None
 
     port = wait_for(listening, what="the bridge to listen")
-    return Bridge(proc, port, out, err, Path(os.environ["CLAUDEMETER_STATE_DIR"]))
+    return Bridge(proc, port, out, err, Path(env["CLAUDEMETER_STATE_DIR"]))
 
 
 @pytest.fixture

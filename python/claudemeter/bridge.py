@@ -41,7 +41,7 @@ from urllib.parse import urlsplit
 
 from filelock import FileLock, Timeout
 
-from . import env, pidfile
+from . import env, peers, pidfile
 from .model import ValidationError, parse_many, redact, utcnow
 from .store import Store, StoreError, ensure_private_dir, write_private
 
@@ -493,6 +493,14 @@ def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
             help="listen on this port instead of CLAUDEMETER_BRIDGE's (default 63762);"
             " 0 picks a free one and prints it",
         )
+        parser.add_argument(
+            "--peer-every",
+            type=float,
+            default=peers.PULL_EVERY,
+            metavar="SECONDS",
+            help="pull the bridges in CLAUDEMETER_PEERS this often"
+            f" (default {peers.PULL_EVERY:.0f})",
+        )
     elif name == "pair":
         parser.add_argument(
             "--new",
@@ -548,6 +556,9 @@ def _address(args: argparse.Namespace) -> env.HostPort:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    if not args.peer_every > 0:
+        _say(f"--peer-every {args.peer_every}: give a number of seconds above 0")
+        return 1
     try:
         address = _address(args)
     except ValueError as exc:
@@ -568,14 +579,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         with contextlib.suppress(OSError):  # without it, only `stop` cannot find us
             write_private(record, f"{pidfile.this_process().line()}\n".encode())
-        return _serve(address, directory)
+        return _serve(address, directory, args.peer_every)
     finally:
         with contextlib.suppress(OSError):
             record.unlink()
         lock.release()
 
 
-def _serve(address: env.HostPort, directory: Path) -> int:
+def _serve(address: env.HostPort, directory: Path, peer_every: float) -> int:
     token = TokenFile(directory)
     try:
         token.current()
@@ -593,17 +604,30 @@ def _serve(address: env.HostPort, directory: Path) -> int:
         )
         return 1
     stop = threading.Event()
+    wake = threading.Event()  # the poller's: set to refresh now (a stop, a peer round)
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         stop.set()
+        wake.set()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     serving = threading.Thread(target=server.serve_forever, name="bridge", daemon=True)
-    poller = threading.Thread(target=_keep_fresh, args=(store, stop), name="poller", daemon=True)
+    poller = threading.Thread(
+        target=_keep_fresh, args=(store, stop, wake), name="poller", daemon=True
+    )
+    peer_list, problems = peers.configured()
+    puller = peers.Puller(store, peer_list, _log, peer_every)
     try:
         serving.start()
-        poller.start()
         _say(f"listening on {server.url} (state in {directory}); Ctrl-C to stop", sys.stdout)
+        for problem in problems:
+            _log(problem)
+        if peer_list:
+            puller.round()  # before the first refresh: a fresh peer spares that request
+            threading.Thread(
+                target=puller.run, args=(stop, wake.set), name="peers", daemon=True
+            ).start()
+        poller.start()
         while not stop.wait(1.0):
             pass
     finally:
@@ -616,9 +640,10 @@ def _serve(address: env.HostPort, directory: Path) -> int:
     return 0
 
 
-def _keep_fresh(store: Store, stop: threading.Event) -> None:
+def _keep_fresh(store: Store, stop: threading.Event, wake: threading.Event) -> None:
     """The OAuth poller: ``refresh`` is single-flight and books its own interval, so
-    asking it often costs nothing and a fetch happens only when one is due."""
+    asking it often costs nothing and a fetch happens only when one is due. ``wake``
+    asks before the interval is up (the peers' round may have changed what is fresh)."""
     from .refresh import refresh
 
     said: dict[str, str] = {}
@@ -632,5 +657,7 @@ def _keep_fresh(store: Store, stop: threading.Event) -> None:
                 if result.fetched or (not result.ok and said.get(result.key) != result.message):
                     _log(f"{'ok' if result.ok else 'FAIL'} {result.key}: {result.message}")
                 said[result.key] = result.message
-        if stop.wait(REFRESH_EVERY):
+        wake.wait(REFRESH_EVERY)
+        wake.clear()
+        if stop.is_set():
             return

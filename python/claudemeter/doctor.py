@@ -189,6 +189,25 @@ def check_bridge() -> list[Check]:
     return [Check(OK, "bridge", f"running on {address}")]
 
 
+def check_peers() -> list[Check]:
+    """One line per bridge in ``CLAUDEMETER_PEERS`` (none when it is unset): does it
+    answer, with our token, and how old is its newest reading."""
+    from . import peers
+
+    configured, problems = peers.configured()
+    checks = [Check(WARN, "peer", problem) for problem in problems]
+    if not configured:
+        return checks
+    try:
+        token = peers.read_token()
+    except peers.PeerError as exc:
+        return [*checks, *(Check(WARN, "peer", f"{p.url}: {exc}") for p in configured)]
+    for peer in configured:
+        pulled = peers.pull(peer, token, timeout=2.0)
+        checks.append(Check(OK if pulled.ok else WARN, "peer", f"{peer.url}: {pulled.message}"))
+    return checks
+
+
 def check_statusline() -> list[Check]:
     from .claude_settings import InstallError, load_settings
     from .install_statusline import is_ours
@@ -308,6 +327,7 @@ def run_checks() -> list[Check]:
         check_claude_json,
         lambda: check_sources(state),
         check_bridge,
+        check_peers,
         check_statusline,
         check_tmux,
         check_tmux_loop,

@@ -70,6 +70,18 @@ def bridge_address() -> HostPort:
     return parse_hostport(_get("CLAUDEMETER_BRIDGE") or DEFAULT_BRIDGE)
 
 
+def peers() -> list[str]:
+    """``CLAUDEMETER_PEERS``: other bridges' URLs, space-separated, as written (SPEC §5);
+    ``peers.configured`` checks them."""
+    return (_get("CLAUDEMETER_PEERS") or "").split()
+
+
+def peer_token_file() -> Path | None:
+    """``CLAUDEMETER_PEER_TOKEN_FILE``: where the peers' bridge token is kept."""
+    value = _get("CLAUDEMETER_PEER_TOKEN_FILE")
+    return Path(value).expanduser() if value else None
+
+
 def anthropic_base() -> str:
     return (_get("CLAUDEMETER_ANTHROPIC_BASE") or DEFAULT_ANTHROPIC_BASE).rstrip("/")
 

@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 
 from filelock import FileLock, Timeout
 
+from . import peers
 from .history import HIT_OAUTH_429, LimitHit
 from .model import SOURCE_CLAUDE_CODE_CACHE, SOURCE_STATUSLINE, utcnow
 from .sources import claude_code_cache, oauth
@@ -149,6 +150,19 @@ def _refresh_locked(store: Store, min_age: float, explicit: bool) -> list[Result
             ok = status == oauth.STATUS_OK
             said = "fetched" if ok else f"{book.get('error')}; last tried"
             results.append(Result(login.key, ok, f"{said} {int(now - last)}s ago"))
+            continue
+        peer_row = (
+            None if explicit or login.account is None else peers.covering(state, login.account.key)
+        )
+        if peer_row is not None:
+            results.append(
+                Result(
+                    login.key,
+                    True,
+                    f"{peer_row.browser}'s reading is {int(peer_row.age())}s old:"
+                    " no request needed",
+                )
+            )
             continue
         covered = _youngest(state, login, SOURCE_STATUSLINE, OAUTH_INTERVAL)
         if not explicit and covered is not None and now - last < OAUTH_INTERVAL_WITH_STATUSLINE:

@@ -1,0 +1,180 @@
+"""Peers over SSH (SPEC section 5, ``CLAUDEMETER_PEERS``): two hosts on loopback, each a
+real ``claude-meter serve`` with its own state dir. The "laptop" has the browser's
+readings; the "box" has its own Claude Code login and its own fake upstream, and pulls
+the laptop's bridge as an SSH tunnel would show it (``http://127.0.0.1:PORT``)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from claudemeter import peers
+from tests.test_bridge import ORG, Bridge, cached_rows, cli, snapshot, start_bridge, wait_for
+from tests.test_guard import child_of, guard_bin, is_running, is_stopped, proc_state
+from tests.upstream import FakeUpstream
+
+USAGE = "/api/oauth/usage"
+
+
+def reading(util: float, browser: str = "Chrome") -> dict[str, Any]:
+    """A browser's reading with a 5-hour reset two hours from now."""
+    resets = (datetime.now(timezone.utc) + timedelta(hours=2)).isoformat()
+    return snapshot(browser, usage={"five_hour": {"utilization": util, "resets_at": resets}})
+
+
+def start_laptop(tmp_path: Path) -> Bridge:
+    """The first host: its own state dir, no Claude Code login, fed by its browser."""
+    env = {
+        **os.environ,
+        "CLAUDEMETER_STATE_DIR": str(tmp_path / "laptop-state"),
+        "CLAUDE_CONFIG_DIR": str(tmp_path / "laptop-claude"),
+    }
+    return start_bridge(tmp_path, name="laptop", env=env)
+
+
+def point_at(laptop: Bridge, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """This test's environment becomes the box's: the laptop as its peer, the laptop's
+    token in a 0600 file. Returns the provenance its rows get."""
+    token_file = tmp_path / "peer.token"
+    token_file.write_text(laptop.token + "\n")
+    token_file.chmod(0o600)
+    monkeypatch.setenv("CLAUDEMETER_PEERS", f"http://127.0.0.1:{laptop.port}")
+    monkeypatch.setenv("CLAUDEMETER_PEER_TOKEN_FILE", str(token_file))
+    return f"peer 127.0.0.1:{laptop.port}"
+
+
+def test_the_box_shows_the_laptops_rows_pauses_on_them_and_polls_alone_when_it_goes(
+    tmp_path: Path,
+    claude_dir: Path,
+    upstream: FakeUpstream,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    laptop = start_laptop(tmp_path)
+    box: Bridge | None = None
+    guard: subprocess.Popen[str] | None = None
+    child = 0
+    try:
+        assert laptop.post([reading(50.0)]).status == 200
+        source = point_at(laptop, tmp_path, monkeypatch)
+        box = start_bridge(tmp_path, "--peer-every", "0.3", name="box")
+
+        def laptop_row() -> list[dict[str, Any]]:
+            return [r for r in cached_rows() if r["org_uuid"] == ORG and source in r["browser"]]
+
+        rows = wait_for(laptop_row, what="the laptop's row on the box")
+        assert rows[0]["usage"]["five_hour"]["utilization"] == 50
+        assert rows[0]["account_email"] == "ada@example.com"
+        assert f"{source}: 1 account(s)" in box.output()
+
+        # A guard on the box runs its command on the laptop's number, and pauses it when
+        # the laptop's browser sees the account cross the threshold.
+        guard = subprocess.Popen(
+            [guard_bin(), "--poll", "0.2", "--", sys.executable, "-c", "input()"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        child = child_of(guard)
+        assert is_running(child)
+        assert laptop.post([reading(95.0)]).status == 200
+        wait_for(lambda: is_stopped(child), what="the box's guard to pause on the laptop's 95%")
+
+        # All this time the box asked its own usage endpoint nothing: the peer was fresh.
+        assert upstream.hits(USAGE) == []
+        assert "no usage request" in box.output()
+
+        # The laptop goes away (the SSH session ends): the box says so and polls itself.
+        laptop.stop()
+        wait_for(lambda: upstream.hits(USAGE), what="the box's own usage request")
+        assert "polling on our own while it is away" in box.output()
+        wait_for(
+            lambda: any("Claude Code" in r["browser"] for r in cached_rows()),
+            what="the box's own reading",
+        )
+        assert len(upstream.hits(USAGE)) == 1
+    finally:
+        if guard is not None and guard.poll() is None:
+            guard.kill()
+            if child and proc_state(child) is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(child, signal.SIGKILL)
+            guard.communicate(timeout=10)
+        for bridge in (box, laptop):
+            if bridge is not None:
+                bridge.stop()
+
+
+def test_doctor_checks_each_peer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, upstream: FakeUpstream
+) -> None:
+    laptop = start_laptop(tmp_path)
+    try:
+        assert laptop.post([reading(40.0)]).status == 200
+        point_at(laptop, tmp_path, monkeypatch)
+        good = f"http://127.0.0.1:{laptop.port}"
+        monkeypatch.setenv("CLAUDEMETER_PEERS", f"{good} http://127.0.0.1:9 http://192.0.2.1:63763")
+        lines = [line for line in cli("doctor").stdout.splitlines() if " peer " in line]
+        assert len(lines) == 3, lines
+        assert lines[0].startswith("warn") and "192.0.2.1" in lines[0] and "SSH tunnel" in lines[0]
+        assert lines[1].startswith("ok") and good in lines[1] and "1 account(s)" in lines[1]
+        assert lines[2].startswith("warn") and "unreachable" in lines[2]
+        assert "ssh -R" in lines[2]
+
+        (tmp_path / "peer.token").write_text("not-the-laptops-token-at-all\n")
+        monkeypatch.setenv("CLAUDEMETER_PEERS", good)
+        done = cli("doctor")
+        assert "refused the token" in done.stdout
+        assert "not-the-laptops-token" not in done.stdout + done.stderr
+    finally:
+        laptop.stop()
+
+
+def test_a_row_that_only_came_from_peers_is_not_taken_again(tmp_path: Path) -> None:
+    laptop = start_laptop(tmp_path)
+    try:
+        relayed = reading(30.0, browser="peer 127.0.0.1:1")
+        relayed["org_uuid"] = "9a8b7c6d-0000-4000-8000-00000000c002"
+        assert laptop.post([reading(50.0), relayed]).status == 200
+        pulled = peers.pull(peers.parse_peer(f"http://127.0.0.1:{laptop.port}"), laptop.token)
+    finally:
+        laptop.stop()
+    assert pulled.ok, pulled.message
+    assert [(r.org_uuid, r.browser) for r in pulled.rows] == [
+        (ORG, f"peer 127.0.0.1:{laptop.port}")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("http://192.0.2.1:63763", "SSH tunnel"),
+        ("http://box.example:63763", "SSH tunnel"),
+        ("http://127.0.0.1:63763/snapshots", "only the scheme"),
+        ("http://user:pw@127.0.0.1:63763", "only the scheme"),
+        ("ftp://127.0.0.1:63763", "expected http"),
+        ("127.0.0.1:63763", "expected http"),
+        ("http://127.0.0.1", "expected http"),
+        ("http://127.0.0.1:99999", "out of range"),
+    ],
+)
+def test_peers_that_would_leak_the_token_or_are_not_bridges_are_refused(
+    text: str, why: str
+) -> None:
+    with pytest.raises(peers.PeerError, match=why):
+        peers.parse_peer(text)
+
+
+def test_loopback_and_https_peers_are_taken() -> None:
+    assert peers.parse_peer("http://127.0.0.1:63763/").source == "peer 127.0.0.1:63763"
+    assert peers.parse_peer("http://[::1]:63763").source == "peer [::1]:63763"
+    assert peers.parse_peer("https://meter.example:443").url == "https://meter.example:443"
