@@ -23,6 +23,7 @@ import bench_guard
 import bench_hooks
 import bench_oauth_requests
 import bench_refresh
+import bench_shared
 import bench_status
 import bench_statusline
 import common
@@ -66,6 +67,12 @@ BENCHES = {
         {"posts": 300, "rejected": 2000},
         {"posts": 1000, "rejected": 10_000},
         {"posts": 5000, "rejected": 50_000},
+    ),
+    "shared": Bench(
+        figures_only(bench_shared.measure),
+        {"seconds": 6, "interval": 2, "warmup": 8},
+        {"seconds": 12, "interval": 3, "warmup": 10},
+        {"seconds": 30, "interval": 3, "warmup": 10},
     ),
     "hooks": Bench(
         bench_hooks.measure,

@@ -208,6 +208,24 @@ def check_peers() -> list[Check]:
     return checks
 
 
+def check_shared() -> list[Check]:
+    """The fleet's Redis (``CLAUDEMETER_REDIS_URL``), when one is named."""
+    from . import shared
+
+    fleet = shared.configured()
+    if fleet is None:
+        return []
+    try:
+        fleet.ping()
+    except shared.SharedUnavailable as exc:
+        return [Check(WARN, "shared", f"{exc}; this host reads and polls on its own meanwhile")]
+    except ImportError:
+        return [
+            Check(FAIL, "shared", "the redis client is missing: pip install 'claudemeter[redis]'")
+        ]
+    return [Check(OK, "shared", f"{shared.where(fleet.url)} answers")]
+
+
 def check_statusline() -> list[Check]:
     from .claude_settings import InstallError, load_settings
     from .install_statusline import is_ours
@@ -328,6 +346,7 @@ def run_checks() -> list[Check]:
         lambda: check_sources(state),
         check_bridge,
         check_peers,
+        check_shared,
         check_statusline,
         check_tmux,
         check_tmux_loop,

@@ -82,6 +82,12 @@ def peer_token_file() -> Path | None:
     return Path(value).expanduser() if value else None
 
 
+def redis_url() -> str | None:
+    """``CLAUDEMETER_REDIS_URL``: the fleet's shared store (``redis://[:PASSWORD@]HOST:PORT/DB``,
+    ``rediss://`` for TLS), or None."""
+    return _get("CLAUDEMETER_REDIS_URL")
+
+
 def anthropic_base() -> str:
     return (_get("CLAUDEMETER_ANTHROPIC_BASE") or DEFAULT_ANTHROPIC_BASE).rstrip("/")
 

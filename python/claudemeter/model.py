@@ -34,6 +34,8 @@ SOURCE_STATUSLINE = "statusline"
 #: ``.claude.json``): the same body as ours, aged by Claude Code's ``fetchedAtMs``.
 SOURCE_CLAUDE_CODE_CACHE = "Claude Code cache"
 SOURCE_DEMO = "demo"
+#: Not a reading's source: the book of the sync with the fleet's shared store (shared.py).
+SOURCE_SHARED = "shared"
 
 #: How old a reading may be before it is marked stale, by source. The OAuth poller
 #: runs every 300 s and browsers every 60 s; a few missed rounds is the limit. Claude

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 
 from filelock import FileLock, Timeout
 
-from . import peers
+from . import peers, shared
 from .history import HIT_OAUTH_429, LimitHit
 from .model import SOURCE_CLAUDE_CODE_CACHE, SOURCE_STATUSLINE, utcnow
 from .sources import claude_code_cache, oauth
@@ -115,6 +115,11 @@ _NEVER = datetime.min.replace(tzinfo=timezone.utc)
 
 def _refresh_locked(store: Store, min_age: float, explicit: bool) -> list[Result]:
     results: list[Result] = []
+    fleet = shared.configured()
+    if fleet is not None:
+        problem = shared.sync(store, fleet, force=explicit)  # asked by hand: the fleet's now
+        if problem:
+            results.append(Result(shared.SOURCE, False, f"{problem}; using this host's file"))
     for _config, login in configured_logins(_store_caches(store)):
         if isinstance(login, oauth.LoginError):
             results.append(Result("oauth", False, str(login)))  # the message names the dir
@@ -174,6 +179,8 @@ def _refresh_locked(store: Store, min_age: float, explicit: bool) -> list[Result
                 )
             )
             continue
+        if fleet is not None and not _fleet_allows(fleet, login, min_age, results):
+            continue
         outcome = oauth.fetch(login, book)
         with store.update() as state:
             if outcome.snapshot is not None:
@@ -184,7 +191,27 @@ def _refresh_locked(store: Store, min_age: float, explicit: bool) -> list[Result
             state.sources[login.key] = outcome.book
         ok = outcome.book.get("status") == oauth.STATUS_OK
         results.append(Result(login.key, ok, str(outcome.book.get("error") or "updated"), True))
+    if fleet is not None and any(result.fetched for result in results):
+        shared.sync(store, fleet, force=True)  # the fleet sees it now, not at our next sync
     return results
+
+
+def _fleet_allows(
+    fleet: shared.Shared, login: oauth.Login, min_age: float, results: list[Result]
+) -> bool:
+    """Take the fleet's booking for this account's request. Another host holding it
+    means no request here (its reading comes through the shared store); an unreachable
+    Redis means this host asks on its own, as it would without one."""
+    account = login.account.key if login.account is not None else login.key
+    try:
+        if fleet.book(account, min_age):
+            return True
+    except shared.SharedUnavailable:
+        return True
+    results.append(
+        Result(login.key, True, "another host of the fleet asks this interval: no request here")
+    )
+    return False
 
 
 def _youngest(state: State, login: oauth.Login, source: str, younger: float) -> float | None:

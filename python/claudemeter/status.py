@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from . import pace, summary
-from .model import Snapshot, Window
+from .model import SOURCE_SHARED, Snapshot, Window
 from .options import Settings
 from .render import CRIT, OK, WARN, account_name, duration, percent
 from .render import tier as render_tier
@@ -284,6 +284,8 @@ def render(state: State, now: datetime, settings: Settings, paused: int = 0) -> 
             segment += " " + _styled(values["paused"], settings)
     else:
         segment = fill(fmt, values, settings)
+    if state.sources.get(SOURCE_SHARED, {}).get("status") == "error":
+        segment += " " + _styled(Piece("shared?", "stale"), settings)  # on this host's file
     parts["claude_meter"] = segment or escape("claude: ?")
     return Rendered(parts["claude_meter"], parts)
 

@@ -1,0 +1,72 @@
+"""A real ``redis-server`` (Debian's package) on a free loopback port, with a password
+and no persistence, for the shared-store tests and bench/bench_shared.py."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis
+
+PASSWORD = "fleet-redis-password-4711"
+
+
+@dataclass
+class RedisServer:
+    proc: subprocess.Popen[bytes]
+    port: int
+
+    @property
+    def url(self) -> str:
+        """With AUTH in the URL, as a user writes ``CLAUDEMETER_REDIS_URL``."""
+        return f"redis://:{PASSWORD}@127.0.0.1:{self.port}/0"
+
+    def client(self) -> redis.Redis:
+        return redis.Redis.from_url(self.url, decode_responses=True)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def start_redis(directory: Path, port: int | None = None, seconds: float = 20.0) -> RedisServer:
+    """Start it (on ``port``, e.g. to bring one back where it was) and wait for PING.
+
+    Raises RuntimeError when redis-server is missing or does not come up."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise RuntimeError("redis-server is not installed: `apt-get install redis-server`")
+    port = port or free_port()
+    directory.mkdir(parents=True, exist_ok=True)
+    options = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(directory)]
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), *options, "--requirepass", PASSWORD],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    server = RedisServer(proc, port)
+    deadline = time.monotonic() + seconds
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"redis-server exited {proc.returncode} (port {port} taken?)")
+        try:
+            if server.client().ping():
+                return server
+        except redis.RedisError:
+            pass
+        if time.monotonic() > deadline:
+            server.stop()
+            raise RuntimeError("redis-server did not answer")
+        time.sleep(0.05)

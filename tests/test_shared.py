@@ -1,0 +1,153 @@
+"""The fleet's shared store (SPEC section 5, ``CLAUDEMETER_REDIS_URL``) against a real
+``redis-server`` from Debian's packages on a free loopback port, with a password (AUTH
+through the URL). Each "host" is a state dir of its own; all share the one Redis and
+the fake upstream, as hosts on one account share api.anthropic.com."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.redislab import PASSWORD, RedisServer, start_redis
+from tests.upstream import FakeUpstream, fixture
+
+USAGE = "/api/oauth/usage"
+
+
+@pytest.fixture
+def fleet_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    server = start_redis(tmp_path)
+    yield server
+    server.stop()
+
+
+def host_env(tmp_path: Path, name: str, url: str) -> dict[str, str]:
+    """One host's environment: its own state dir, the shared login and Redis."""
+    return {
+        **os.environ,
+        "CLAUDEMETER_STATE_DIR": str(tmp_path / f"{name}-state"),
+        "CLAUDEMETER_REDIS_URL": url,
+    }
+
+
+def meter(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["claude-meter", *args], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def rows_of(env: dict[str, str]) -> list[dict[str, Any]]:
+    done = meter(env, "--json", "--cached")
+    assert done.returncode == 0, done.stderr
+    rows: list[dict[str, Any]] = json.loads(done.stdout)
+    return rows
+
+
+def test_one_request_for_the_whole_fleet_and_every_host_reads_it(
+    tmp_path: Path, claude_dir: Path, upstream: FakeUpstream, fleet_redis: RedisServer
+) -> None:
+    hosts = [host_env(tmp_path, f"host{k}", fleet_redis.url) for k in range(3)]
+    first = meter(hosts[0], "refresh")
+    assert first.returncode == 0, first.stderr
+    assert len(upstream.hits(USAGE)) == 1
+    for env in hosts[1:]:
+        done = meter(env, "refresh")
+        assert done.returncode == 0, done.stderr
+        assert "another host of the fleet asks this interval" in done.stdout + done.stderr
+    assert len(upstream.hits(USAGE)) == 1  # one request for three hosts
+    expected = fixture("oauth_usage_basic.json")
+    assert isinstance(expected, dict)
+    for env in hosts:
+        rows = rows_of(env)
+        assert [r["account_email"] for r in rows] == ["ada@example.com"]
+        assert rows[0]["usage"]["five_hour"] == expected["five_hour"]
+
+    # What Redis holds: readings under the prefix, each key with a TTL, and no secret.
+    client = fleet_redis.client()
+    keys = client.keys("*")
+    assert keys and all(key.startswith("claudemeter:v1:") for key in keys)
+    assert all(client.pttl(key) > 0 for key in keys)
+    dump = json.dumps({key: client.dump(key).hex() for key in keys}) + json.dumps(
+        {key: client.hgetall(key) for key in keys if client.type(key) == "hash"}
+    )
+    credentials = (claude_dir / ".credentials.json").read_text()
+    oauth = json.loads(credentials)["claudeAiOauth"]
+    for secret in (PASSWORD, oauth["accessToken"], oauth["refreshToken"]):
+        assert secret not in dump
+
+
+def test_without_redis_every_reader_goes_on_says_shared_and_loses_nothing(
+    tmp_path: Path, claude_dir: Path, upstream: FakeUpstream
+) -> None:
+    server = start_redis(tmp_path / "r1")
+    port = server.port
+    laptop, box = (host_env(tmp_path, name, server.url) for name in ("laptop", "box"))
+    try:
+        assert meter(laptop, "refresh").returncode == 0
+        server.stop()  # Redis goes away
+
+        # The laptop's browser posts meanwhile: stored in its own file, as ever.
+        posted = fixture("snapshots_two_browsers_two_accounts.json")
+        assert isinstance(posted, list)
+        other = next(s for s in posted if s["org_uuid"].endswith("c002"))
+        other["fetched_at"] = rows_of(laptop)[0]["fetched_at"]
+        ingest = subprocess.run(
+            ["claude-meter", "ingest", "-"],
+            env=laptop,
+            input=json.dumps(other),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert ingest.returncode == 0, ingest.stderr
+        refreshed = meter(laptop, "refresh")
+        assert "shared store 127.0.0.1" in refreshed.stdout + refreshed.stderr
+        assert PASSWORD not in refreshed.stdout + refreshed.stderr
+        segment = meter(laptop, "status")
+        assert segment.returncode == 0
+        assert "shared?" in segment.stdout and "%" in segment.stdout  # numbers, and the doubt
+        assert len(rows_of(laptop)) == 2
+
+        # Redis returns empty (no persistence): the laptop's next sync pushes what it
+        # wrote meanwhile, and the box reads it.
+        server = start_redis(tmp_path / "r2", port)
+        assert meter(laptop, "refresh").returncode == 0
+        assert "shared?" not in meter(laptop, "status").stdout
+        assert meter(box, "refresh").returncode == 0
+        assert sorted(r["org_uuid"] for r in rows_of(box)) == sorted(
+            r["org_uuid"] for r in rows_of(laptop)
+        )
+    finally:
+        server.stop()
+
+
+def test_doctor_names_the_shared_store_without_its_password(
+    tmp_path: Path, fleet_redis: RedisServer
+) -> None:
+    env = host_env(tmp_path, "host", fleet_redis.url)
+    line = next(line for line in meter(env, "doctor").stdout.splitlines() if " shared " in line)
+    assert line.startswith("ok") and f"127.0.0.1:{fleet_redis.port}" in line
+    wrong = host_env(tmp_path, "host", f"redis://:wrong-password@127.0.0.1:{fleet_redis.port}/0")
+    output = meter(wrong, "doctor").stdout
+    line = next(line for line in output.splitlines() if " shared " in line)
+    assert line.startswith("warn") and "wrong-password" not in output
+
+
+def test_the_redis_client_is_never_imported_without_the_variable(claude_dir: Path) -> None:
+    code = (
+        "import sys\n"
+        "from claudemeter import cli, model, refresh, status, store\n"
+        "refresh.refresh()\n"
+        "status.job_output(store.Store().read(), model.utcnow())\n"
+        "assert 'redis' not in sys.modules, 'redis imported'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
