@@ -359,7 +359,8 @@ def run_checks() -> list[Check]:
 
 def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
     parser.description = (
-        "Check each source, the store, the bridge, Claude Code's statusLine, tmux, and"
+        "Check each source, the store, the bridge, each peer in CLAUDEMETER_PEERS, the"
+        " shared store in CLAUDEMETER_REDIS_URL, Claude Code's statusLine, tmux, and"
         " (run in a tmux pane) that server's status-line loop and placeholders; one line"
         " each, with the fix. Exit 1 when something leaves you without numbers."
     )
