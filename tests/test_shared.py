@@ -37,9 +37,17 @@ def host_env(tmp_path: Path, name: str, url: str) -> dict[str, str]:
     }
 
 
-def meter(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+def meter(
+    env: dict[str, str], *args: str, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["claude-meter", *args], env=env, capture_output=True, text=True, timeout=60, check=False
+        ["claude-meter", *args],
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
 
 
@@ -98,15 +106,7 @@ def test_without_redis_every_reader_goes_on_says_shared_and_loses_nothing(
         assert isinstance(posted, list)
         other = next(s for s in posted if s["org_uuid"].endswith("c002"))
         other["fetched_at"] = rows_of(laptop)[0]["fetched_at"]
-        ingest = subprocess.run(
-            ["claude-meter", "ingest", "-"],
-            env=laptop,
-            input=json.dumps(other),
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        ingest = meter(laptop, "ingest", "-", stdin=json.dumps(other))
         assert ingest.returncode == 0, ingest.stderr
         refreshed = meter(laptop, "refresh")
         assert "shared store 127.0.0.1" in refreshed.stdout + refreshed.stderr
