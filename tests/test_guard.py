@@ -262,6 +262,7 @@ def test_holds_before_starting_until_reset_plus_grace(tmp_path: Path) -> None:
     out, err = guard.communicate(timeout=20)
     assert guard.returncode == 0 and out == ""
     assert "holding" in err and "until" in err
+    assert all(len(line) <= 80 for line in err.splitlines()), err  # an 80-column pane
     assert float(stamp.read_text()) >= (resets_at + timedelta(seconds=0.3)).timestamp()
 
 

@@ -39,7 +39,7 @@ from .job import (
 )
 from .model import KNOWN_WINDOWS, Snapshot, utcnow
 from .options import number
-from .render import duration
+from .render import duration, short_command
 from .sources import claude_config
 from .sources.claude_account import Account, read_account
 from .store import State, Store
@@ -223,6 +223,12 @@ def parse_options(argv: Sequence[str]) -> Options:
         args.fail_closed,
         command,
     )
+
+
+#: Columns of an 80-column pane: what a pause or hold line fits in.
+SAY_WIDTH = 80
+#: A command shortened below this would say nothing: the line leaves it out instead.
+MIN_COMMAND_ROOM = 16
 
 
 def say(message: str) -> None:
@@ -433,7 +439,7 @@ class Guard:
 
     # -- holding before the start (and --wait) -----------------------------------------
 
-    def hold(self, doing: str) -> int | None:
+    def hold(self, doing: str, named: bool = True) -> int | None:
         """Block while over the threshold. None when clear to go; an exit status when a
         signal ended the wait."""
         found = self.settled_verdict()
@@ -445,14 +451,16 @@ class Guard:
             if found.state == UNKNOWN:
                 self.warn_unknown(found)
             else:
-                self.announce(found, doing)
+                self.announce(found, doing, named)
             self.update(registry.HELD, found)
             self.wait(self.timeout(found))
             found = self.verdict()
             self.refuse_typos()
         return 128 + self.pending[0]
 
-    def announce(self, found: Verdict, doing: str) -> None:
+    def announce(self, found: Verdict, doing: str, named: bool = True) -> None:
+        """``<reason>: <doing> `<command>` until <time>``, once per reason and time, in
+        :data:`SAY_WIDTH` columns: the command is shortened to the room left."""
         until = (
             f"until {when(found.resume_at, utcnow())}"
             if found.resume_at
@@ -461,12 +469,15 @@ class Guard:
         key = (doing, found.reason, until.split(" (")[0])
         if key != self.told:
             self.told = key
+            room = SAY_WIDTH - len(f"{PROG}: {found.reason}: {doing} `` {until}")
+            if named and room >= MIN_COMMAND_ROOM:  # else the pane it runs in names it
+                doing = f"{doing} `{short_command(self.label, room)}`"
             say(f"{found.reason}: {doing} {until}")
 
     # -- running the command -----------------------------------------------------------
 
     def run(self, tty: int | None) -> int:
-        held = self.hold(f"holding `{self.label}`")
+        held = self.hold("holding")
         if held is not None:
             return held
         child_env = dict(os.environ)
@@ -526,7 +537,7 @@ class Guard:
         self.paused = True
         job.stop(self.wait_until, STOP_GRACE)
         if job.status is None:
-            self.announce(found, f"paused `{self.label}`")
+            self.announce(found, "paused")
             self.update(registry.PAUSED, found)
 
     def resume(self, job: Job) -> None:
@@ -553,7 +564,7 @@ class Guard:
         found = self.verdict()
         if self.terminating is None and found.holds(self.opts.fail_closed):
             self.paused = True
-            self.announce(found, f"paused `{self.label}`")
+            self.announce(found, "paused")
             self.update(registry.PAUSED, found)
             return
         job.resume()
@@ -642,7 +653,7 @@ def run(argv: Sequence[str]) -> int:
     guard.signals = _setup_signals(tty)
     try:
         if opts.wait:
-            code = guard.hold("waiting")
+            code = guard.hold("waiting", named=False)
             return 0 if code is None else code
         return guard.run(tty)
     finally:
