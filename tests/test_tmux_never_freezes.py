@@ -74,6 +74,7 @@ def test_a_killed_loop_is_started_again_by_the_next_redraw(
     assert first is not None and first.running()
 
     os.kill(first.pid, signal.SIGKILL)  # no chance to say goodbye
+    killed_at = time.monotonic()
     assert until(lambda: not first.running(), 5)
     # doctor tells the truth while it is gone (or the loop is already back)
     report = doctor(inner)
@@ -83,6 +84,13 @@ def test_a_killed_loop_is_started_again_by_the_next_redraw(
         now = loop_record(state_dir)
         return now is not None and now != first and now.running()
 
+    # Never older than its interval without saying so: by the deadline and one redraw,
+    # the bar says stalled or a new loop is already there.
+    honest = INTERVAL + SLACK + REDRAW + 1
+    assert until(lambda: "claude: stalled" in status_line(outer) or back(), honest), status_line(
+        outer
+    )
+    assert time.monotonic() - killed_at <= honest + 1
     assert until(back, COMES_BACK), (status_line(outer), report)
     assert until(lambda: "claude: setup" in status_line(outer), 10), status_line(outer)
     assert "ok    tmux-loop" in doctor(inner)
