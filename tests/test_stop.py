@@ -56,7 +56,8 @@ def test_stop_ends_only_this_state_dirs_bridge_and_this_servers_loop(
     mine, theirs = serve(state_dir), serve(other_state)
     try:
         conf = (
-            "set -g status-right '#{claude_meter} |'\nset -g status-interval 1\n"
+            "set -g status-right '#{claude_meter} |#{claude_meter_7d}|'\n"
+            "set -g status-interval 1\n"
             "set -g @claude_meter_serve off\nset -g @claude_meter_interval 1\n"
             f"run-shell '{plugin_dir(isolated) / 'claudemeter.tmux'}'\n"
         )
@@ -79,9 +80,10 @@ def test_stop_ends_only_this_state_dirs_bridge_and_this_servers_loop(
         assert not here_loop.running()
         assert there_loop.running()  # another tmux server's loop keeps running
         # The bar says so, and stays so: no deadline, so no stalled marker, no new loop.
-        assert until(lambda: "claude: stopped |" in status_line(outer), 10), status_line(outer)
-        time.sleep(1 + SLACK + 2)
-        assert "claude: stopped |" in status_line(outer)
+        stopped = "claude: stopped |claude: stopped|"  # no last numbers left frozen
+        assert until(lambda: stopped in status_line(outer), 10), status_line(outer)
+        time.sleep(1 + SLACK + 2)  # past any deadline: nothing restarts it
+        assert stopped in status_line(outer)
         assert loop_of(here, state_dir) == here_loop  # nobody took its lock since
 
         again = stop(state_dir, here)

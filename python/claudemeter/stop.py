@@ -4,7 +4,8 @@ Each is found by the pid and start time it recorded when it started (``bridge.pi
 the loop's lock file; :mod:`claudemeter.pidfile`) and signalled only while the kernel
 still shows that very process: never by name, so another user's, another state dir's or
 another tmux server's claude-meter is never touched. The loop's server is told first
-that it stopped on purpose, so its status line says so instead of starting a new loop.
+that it stopped on purpose, so every placeholder says so (or goes blank) instead of
+showing the last numbers for ever or starting a new loop.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import argparse
 
 from . import env, pidfile, placeholders
 from .bridge import PID_FILE
+from .placeholders import SAY_STALLED
+from .status import PLACEHOLDERS
 from .tmux import Tmux, TmuxError, socket_path
 from .tmux_loop import lock_path
 
@@ -59,7 +62,10 @@ def cmd_stop(args: argparse.Namespace) -> int:
     try:  # no deadline: nothing calls it stalled, nothing starts another loop
         Tmux(socket).run(
             ["set-option", "-gqu", f"@{placeholders.UNTIL}"],
-            ["set-option", "-gq", "@claude_meter", STOPPED],
+            *(
+                ["set-option", "-gq", f"@{name}", STOPPED if name in SAY_STALLED else ""]
+                for name in PLACEHOLDERS
+            ),
         )
     except TmuxError as exc:
         said += f" (its status line could not be told: {exc})"
