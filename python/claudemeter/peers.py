@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 
 from . import env
 from .model import Snapshot, ValidationError, parse_many, redact, utcnow
+from .render import duration
 from .store import State, Store, StoreError
 
 #: How often ``serve`` pulls each peer: well inside a row's 300 s freshness limit, so a
@@ -179,7 +180,7 @@ def pull(peer: Peer, token: str, timeout: float = TIMEOUT) -> Pull:
     firsthand = [relabel(row, peer) for row in rows if not _secondhand(row)]
     said = f"{len(firsthand)} account(s)"
     if firsthand:
-        said += f", newest reading {min(row.age() for row in firsthand):.0f}s old"
+        said += f", newest reading {duration(min(row.age() for row in firsthand))} old"
     return Pull(peer, True, said, firsthand)
 
 
