@@ -33,6 +33,10 @@ shell_quote() {  # 'text' for sh, with embedded single quotes kept
   printf "'%s'" "$(printf '%s' "$1" | LC_ALL=C sed "s/'/'\\\\''/g")"
 }
 
+no_format() {  # text tmux format-expands (run-shell): a # stays a #
+  printf '%s' "$1" | LC_ALL=C sed 's/#/##/g'
+}
+
 tmux_quote() {  # "text" for tmux's command parser (the popup command is also a format)
   printf '"%s"' "$(printf '%s' "$1" | LC_ALL=C sed -e 's/[\\"$]/\\&/g' -e 's/#/##/g')"
 }
@@ -141,7 +145,12 @@ if [ -n "$old_key" ] && [ "$old_key" != "$key" ]; then
   [ -z "$was" ] || tmux -u if-shell -F 1 "$was" 2>/dev/null  # if-shell parses it
   tmux set-option -gqu @claude_meter_key_was \; set-option -gqu @claude_meter_bound_key
 fi
-popup="$run show --watch"
+case $bin in
+  *'#'*)  # tmux versions differ on expanding a popup's command: keep the # out of it
+    tmux set-option -g @claude_meter_popup_bin "$bin"
+    popup='exec "$(tmux show-options -gv @claude_meter_popup_bin)" show --watch' ;;
+  *) popup="$run show --watch" ;;
+esac
 if [ "$key" != none ] && [ "$old_key" != "$key" ]; then
   # First time on this key: note its binding (list-keys prints it as a command).
   was=$(tmux -u list-keys -T prefix "$key" 2>/dev/null) || was=''
@@ -171,4 +180,4 @@ fi
 # just stopped for a new build still holds that lock for a moment: wait it out.
 loop="exec $run tmux-loop </dev/null >/dev/null 2>&1"
 [ -z "$old_loop" ] || loop="while kill -0 $old_loop 2>/dev/null; do sleep 1; done; $loop"
-tmux set-option -g @claude_meter_build "$build" \; run-shell -b "$loop"
+tmux set-option -g @claude_meter_build "$build" \; run-shell -b "$(no_format "$loop")"

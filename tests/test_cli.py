@@ -143,7 +143,7 @@ def test_ingest_from_stdin() -> None:
             "[1].org_uuid",
         ),
         ('"just a string"', "expected a JSON object"),
-        ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+        ("[" * 100_000 + "]" * 100_000, "nested deeper than 16 levels"),
     ],
     ids=["empty", "garbage", "bad-time", "bad-second-item", "string", "deep"],
 )

@@ -11,13 +11,14 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 
 from claudemeter import registry
+from claudemeter.procs import read_proc
 from tests.upstream import FIXTURES, fixture
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -106,12 +107,17 @@ def paused(home: Path, state: Path) -> None:
     # Guarded scripts: a long venv path first, what tells the agents apart at the end.
     python = "/home/ada/src/claudemeter/.venv/bin/python3 -m claudemeter.demo agent"
     macos_tmp = "/var/folders/7x/k2c9vz4s1qg0lq8m5t7dk3w40000gn/T/claudemeter-demo-q8x2m0ab"
-    # Registry entries of dead processes are dropped: each guard needs a live pid.
+    # A guard is a live pid with its start time: two real processes stand in for two
+    # of the guards (pid 1 or a parent would never count).
+    helpers = [subprocess.Popen(["sleep", "600"]) for _ in range(2)]
+    _HELPERS.extend(helpers)
     for pid, pane, command in (
         (os.getpid(), "%3", "claude -p 'fix the flaky test'"),
-        (os.getppid(), "%5", f"{python} 1 /tmp/claudemeter-demo-q8x2m0ab 1"),
-        (1, "%7", f"{python} 2 {macos_tmp} 1"),
+        (helpers[0].pid, "%5", f"{python} 1 /tmp/claudemeter-demo-q8x2m0ab 1"),
+        (helpers[1].pid, "%7", f"{python} 2 {macos_tmp} 1"),
     ):
+        found = read_proc(pid)
+        assert found is not None
         registry.register(
             registry.GuardEntry(
                 pid=pid,
@@ -121,9 +127,23 @@ def paused(home: Path, state: Path) -> None:
                 pane=pane,
                 resume_at=resume,
                 started_at=float(pane[1:]),
+                start=found.start,
             ),
             state,
         )
+
+
+_HELPERS: list[subprocess.Popen[bytes]] = []
+
+
+@pytest.fixture(autouse=True)
+def _end_helpers() -> Iterator[None]:
+    """The stand-in guards of :func:`paused` end with their test."""
+    yield
+    while _HELPERS:
+        helper = _HELPERS.pop()
+        helper.kill()
+        helper.wait()
 
 
 def on_pace_for_the_wall(home: Path, state: Path) -> None:

@@ -118,7 +118,9 @@ def until(check: Callable[[], bool], seconds: float = 10) -> bool:
     return bool(retry_until(check, seconds, raises=False))
 
 
-def attach(lab: Lab, inner: TmuxServer, session: str = "work", width: int = 120) -> TmuxServer:
+def attach(
+    lab: Lab, inner: TmuxServer, session: str = "work", width: int = 120, height: int = 10
+) -> TmuxServer:
     """A client attached to ``inner``'s ``session``, running in a pane of another private
     server, so ``inner`` really draws its status line (read it with :func:`status_line`)."""
     outer = lab.server(f"{inner.name}-out", "set -g status off\n")
@@ -130,7 +132,7 @@ def attach(lab: Lab, inner: TmuxServer, session: str = "work", width: int = 120)
         "-x",
         str(width),
         "-y",
-        "10",
+        str(height),
         f"tmux -u -L {inner.name} -f '{inner.config}' attach -t {session}",
     )
     return outer

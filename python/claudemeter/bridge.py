@@ -8,10 +8,14 @@ its own name), an ``Origin`` that is absent (curl, scripts) or a browser extensi
 web page's never is), a bearer token only ``claude-meter pair`` hands out, and a small
 JSON body that validates. A refusal stores nothing.
 
-The server is the standard library's threading HTTP server, with the limits it lacks:
-a bounded number of connections, a per-read timeout and a hard per-connection deadline
-(so a slow client cannot pin it), and HTTP/1.0 one-request connections. While it runs
-it also keeps the OAuth source fresh, so the status line never has to fetch.
+The server is the standard library's threading HTTP server, with the limits it lacks.
+A connection gets a thread only once its whole request head has arrived: until then one
+selector thread holds it for at most :data:`HEAD_DEADLINE` seconds, and when too many
+are waiting the oldest is dropped. So idle or half-sent connections, however many, cost
+a file descriptor each and never stand between a token-bearing client and an answer
+(SPEC 6). Threads are bounded, each read has a timeout and each connection a hard
+deadline; connections are HTTP/1.0, one request each. While it runs the bridge also
+keeps the OAuth source fresh, so the status line never has to fetch.
 """
 
 from __future__ import annotations
@@ -20,11 +24,13 @@ import argparse
 import contextlib
 import hashlib
 import hmac
+import io
 import ipaddress
 import json
 import os
 import re
 import secrets
+import selectors
 import signal
 import socket
 import sys
@@ -39,11 +45,18 @@ from types import FrameType
 from typing import Any
 from urllib.parse import urlsplit
 
-from filelock import FileLock, Timeout
+from filelock import Timeout
 
 from . import env, peers, pidfile
-from .model import ValidationError, parse_many, redact, utcnow
-from .store import Store, StoreError, ensure_private_dir, write_private
+from .model import MAX_DEPTH, ValidationError, parse_many, printable, redact, utcnow
+from .store import (
+    Store,
+    StoreError,
+    ensure_private_dir,
+    private_lock,
+    read_private,
+    write_private,
+)
 
 TOKEN_FILE = "bridge.token"  # noqa: S105 (a file name, not a secret)
 INSTANCE_LOCK = "bridge.lock"
@@ -54,8 +67,15 @@ MAX_BODY = 256 * 1024
 READ_TIMEOUT = 5.0
 #: No connection lives longer than this, however slowly it trickles bytes in.
 CONNECTION_DEADLINE = 10.0
-#: Concurrent connections; one more is answered 503 at once instead of queueing a thread.
+#: Requests being answered at once (their heads complete); one more is answered 503.
 MAX_CONNECTIONS = 32
+#: A client has this long to send its request line and headers; a loopback client sends
+#: them in one write, so only an idle or hostile one ever meets this.
+HEAD_DEADLINE = 3.0
+#: Connections still sending their head; past this many the oldest is dropped.
+MAX_PENDING = 512
+#: The longest request head read (http.server's own line limit).
+MAX_HEAD = 65536
 #: How often the poller asks ``refresh``; it decides itself whether a fetch is due.
 REFRESH_EVERY = 30.0
 #: On SIGTERM, requests already inside get this long to finish their store write.
@@ -83,7 +103,7 @@ def token_path(directory: Path | None = None) -> Path:
 
 def _read_token(path: Path) -> str | None:
     try:
-        text = path.read_text(encoding="ascii").strip()
+        text = read_private(path, 4096).decode("ascii").strip()
     except FileNotFoundError:
         return None
     except UnicodeDecodeError:
@@ -259,6 +279,14 @@ class Handler(BaseHTTPRequestHandler):
     server_version = "claudemeter-bridge"
     sys_version = ""
 
+    def setup(self) -> None:
+        """Read the head the selector already took off the socket, then the socket."""
+        super().setup()
+        self.rfile.close()  # the socket stays open; only this reader of it goes
+        head = self.server.take_head(self.request)
+        rest = self.request.makefile("rb", buffering=0)
+        self.rfile = io.BufferedReader(_Prefixed(head, rest))
+
     def _dispatch(self) -> None:
         try:
             self._handle()
@@ -280,7 +308,9 @@ class Handler(BaseHTTPRequestHandler):
         path = urlsplit(self.path).path
         methods = ROUTES.get(path)
         if methods is None:
-            raise Refusal(404, f"no such endpoint {path[:80]}: use /snapshots or /healthz")
+            # The path is not echoed: a client that put its token there must not see it
+            # come back in the answer or the log.
+            raise Refusal(404, "no such endpoint: use /snapshots or /healthz")
         if self.command not in methods:
             allowed = ", ".join(methods)
             raise Refusal(
@@ -337,8 +367,11 @@ class Handler(BaseHTTPRequestHandler):
         ctype = (self.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
         if ctype != "application/json":
             raise Refusal(415, f"Content-Type {ctype or 'missing'}: send application/json")
-        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+        encodings = self.headers.get_all("Transfer-Encoding") or []
+        if any("chunked" in value.lower() for value in encodings):
             raise Refusal(411, "chunked bodies are not accepted: send a Content-Length")
+        if encodings:  # with a Content-Length too: the two framings disagree (smuggling)
+            raise Refusal(400, "Transfer-Encoding is not accepted: send a plain body")
         lengths = self.headers.get_all("Content-Length") or []
         if not lengths:
             raise Refusal(411, "missing Content-Length")
@@ -358,11 +391,16 @@ class Handler(BaseHTTPRequestHandler):
             raise Refusal(
                 400, f"bad JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
             ) from None
-        except (ValueError, RecursionError) as exc:
-            raise Refusal(400, f"bad JSON: {str(exc)[:80] or 'nested too deeply'}") from None
+        except RecursionError:
+            raise Refusal(422, f"invalid snapshot: nested deeper than {MAX_DEPTH} levels") from None
+        except ValueError as exc:
+            raise Refusal(400, f"bad JSON: {str(exc)[:80]}") from None
 
     def _reply(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
         data = json.dumps(body, ensure_ascii=False).encode()
+        # http.server takes an unparsable request line for HTTP/0.9 and would answer with
+        # a bare body; every answer here starts with a status line.
+        self.request_version = self.protocol_version
         self.send_response(status)
         self.send_header("Content-Type", "application/json; charset=utf-8")
         self.send_header("Content-Length", str(len(data)))
@@ -394,6 +432,30 @@ class Handler(BaseHTTPRequestHandler):
         """Silent: request lines are noise, and a careless client may put a secret in one."""
 
 
+class _Prefixed(io.RawIOBase):
+    """A socket's stream with the bytes already read from it put back in front."""
+
+    def __init__(self, head: bytes, rest: Any) -> None:
+        super().__init__()
+        self._head = head
+        self._rest = rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self._head:
+            size = min(len(buffer), len(self._head))
+            buffer[:size] = self._head[:size]
+            self._head = self._head[size:]
+            return size
+        return int(self._rest.readinto(buffer) or 0)
+
+    def close(self) -> None:
+        self._rest.close()
+        super().close()
+
+
 def _is_number(text: str) -> bool:
     text = text.strip()
     return text.isascii() and text.isdigit()
@@ -403,11 +465,22 @@ def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+@dataclass
+class _Pending:
+    """A connection whose request head is still arriving."""
+
+    address: Any
+    deadline: float
+    head: bytes = b""
+
+
 class BridgeServer(ThreadingHTTPServer):
-    """ThreadingHTTPServer with a connection cap and a deadline per connection."""
+    """ThreadingHTTPServer whose threads serve complete request heads only: connections
+    wait for theirs in one selector (:meth:`_collect`), with a deadline and a cap that
+    drops the oldest; threads are capped too, and each connection has a deadline."""
 
     daemon_threads = True
-    request_queue_size = 64
+    request_queue_size = 128
 
     def __init__(self, address: env.HostPort, bridge: Bridge) -> None:
         self.bridge = bridge
@@ -416,9 +489,20 @@ class BridgeServer(ThreadingHTTPServer):
         self._live: dict[socket.socket, float] = {}
         self._live_lock = threading.Lock()
         self._closing = threading.Event()
-        super().__init__((address.host, address.port), Handler)
+        self._pending: dict[socket.socket, _Pending] = {}
+        self._heads: dict[socket.socket, bytes] = {}
+        self._arrivals: list[tuple[socket.socket, Any]] = []
+        self._arrivals_lock = threading.Lock()
+        self._wake_read, self._wake_write = socket.socketpair()
+        self._wake_read.setblocking(False)
+        self._wake_write.setblocking(False)
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(self._wake_read, selectors.EVENT_READ)
+        self._collector = threading.Thread(target=self._collect, name="heads", daemon=True)
+        super().__init__((address.host, address.port), Handler)  # a failed bind closes
         self._reaper = threading.Thread(target=self._reap, name="reaper", daemon=True)
         self._reaper.start()
+        self._collector.start()
 
     @property
     def url(self) -> str:
@@ -426,17 +510,81 @@ class BridgeServer(ThreadingHTTPServer):
         return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
     def process_request(self, request: Any, client_address: Any) -> None:
+        """Accepted: to the selector, which hands it on once its head is complete."""
+        with self._arrivals_lock:
+            self._arrivals.append((request, client_address))
+        with contextlib.suppress(OSError):
+            self._wake_write.send(b"\0")
+
+    def take_head(self, request: socket.socket) -> bytes:
+        with self._live_lock:
+            return self._heads.pop(request, b"")
+
+    def _collect(self) -> None:
+        """The selector thread: read request heads without a thread per connection."""
+        while not self._closing.is_set():
+            for key, _events in self._selector.select(timeout=0.25):
+                if key.fileobj is self._wake_read:
+                    with contextlib.suppress(OSError):
+                        self._wake_read.recv(4096)
+                    self._admit()
+                else:
+                    self._read_head(key.fileobj)  # type: ignore[arg-type]
+            now = time.monotonic()
+            for sock in [s for s, p in self._pending.items() if p.deadline < now]:
+                self._drop(sock)
+        for sock in list(self._pending):
+            self._drop(sock)
+
+    def _admit(self) -> None:
+        with self._arrivals_lock:
+            arrivals, self._arrivals = self._arrivals, []
+        for sock, address in arrivals:
+            while len(self._pending) >= MAX_PENDING:
+                self._drop(next(iter(self._pending)))  # the oldest waiter makes room
+            sock.setblocking(False)
+            self._pending[sock] = _Pending(address, time.monotonic() + HEAD_DEADLINE)
+            self._selector.register(sock, selectors.EVENT_READ)
+
+    def _read_head(self, sock: socket.socket) -> None:
+        pending = self._pending[sock]
+        try:
+            data = sock.recv(MAX_HEAD)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._drop(sock)  # gone before it asked anything
+            return
+        pending.head += data
+        head = pending.head
+        if b"\r\n\r\n" in head or b"\n\n" in head or len(head) >= MAX_HEAD:
+            self._selector.unregister(sock)
+            del self._pending[sock]
+            self._start(sock, pending)
+
+    def _drop(self, sock: socket.socket) -> None:
+        with contextlib.suppress(KeyError, ValueError):
+            self._selector.unregister(sock)
+        self._pending.pop(sock, None)
+        self.shutdown_request(sock)
+
+    def _start(self, sock: socket.socket, pending: _Pending) -> None:
+        """A complete head: a thread answers it, or a 503 when all are busy."""
+        sock.setblocking(True)
         if not self._slots.acquire(blocking=False):
-            _busy(request)
-            self.shutdown_request(request)
+            _busy(sock)
+            self.shutdown_request(sock)
             return
         with self._live_lock:
-            self._live[request] = time.monotonic() + CONNECTION_DEADLINE
+            self._live[sock] = time.monotonic() + CONNECTION_DEADLINE
+            self._heads[sock] = pending.head
         try:
-            super().process_request(request, client_address)
-        except BaseException:
-            self._forget(request)
-            raise
+            super().process_request(sock, pending.address)
+        except Exception:
+            self._forget(sock)
+            self.shutdown_request(sock)
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
         try:
@@ -446,6 +594,7 @@ class BridgeServer(ThreadingHTTPServer):
 
     def _forget(self, request: socket.socket) -> None:
         with self._live_lock:
+            self._heads.pop(request, None)
             if self._live.pop(request, None) is not None:
                 self._slots.release()
 
@@ -458,6 +607,15 @@ class BridgeServer(ThreadingHTTPServer):
             for sock in late:
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
+
+    def server_close(self) -> None:
+        self._closing.set()
+        if self._collector.is_alive():
+            self._collector.join(timeout=5.0)
+        super().server_close()
+        self._selector.close()
+        self._wake_read.close()
+        self._wake_write.close()
 
     def drain(self, seconds: float) -> None:
         """Give requests already inside (a store write, say) a moment to finish."""
@@ -510,7 +668,7 @@ def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
 
 
 def _say(message: str, stream: Any = None) -> None:
-    print(f"claude-meter serve: {message}", file=stream or sys.stderr, flush=True)
+    print(f"claude-meter serve: {printable(message)}", file=stream or sys.stderr, flush=True)
 
 
 def _log(message: str) -> None:
@@ -566,8 +724,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 1
     directory = env.state_dir()
     try:
-        ensure_private_dir(directory)
-        lock = FileLock(str(directory / INSTANCE_LOCK), timeout=0, mode=0o600)
+        lock = private_lock(directory / INSTANCE_LOCK, 0)
         lock.acquire()
     except Timeout:
         _say(f"a bridge is already running for {directory}")

@@ -42,7 +42,14 @@ def sha(data: bytes) -> str:
 
 
 def load_settings(path: Path) -> tuple[bytes | None, dict[str, Any]]:
-    """The file's bytes (None when absent) and its object; InstallError when unusable."""
+    """The file's bytes (None when absent) and its object; InstallError when unusable,
+    including a symlink to nothing: writing it would create a file wherever it points,
+    and undoing that would delete the user's link."""
+    if path.is_symlink() and not path.exists():
+        raise InstallError(
+            f"{path} is a symlink to {path.readlink()}, which does not exist; create that"
+            " file (or remove the link) and run this again; nothing was changed"
+        )
     try:
         raw = path.read_bytes()
     except FileNotFoundError:

@@ -166,6 +166,7 @@ def _run(argv: Sequence[str] | None) -> int:
         return cli(argv[1:])
     wanted = next((arg for arg in argv if arg in COMMANDS), None)
     args = build_parser(wanted).parse_args(argv)
+    _refuse_shared_dirs()
     if args.command is None:
         from .commands import cmd_default
 
@@ -173,6 +174,17 @@ def _run(argv: Sequence[str] | None) -> int:
     module, func, _help = COMMANDS[args.command]
     handler: Callable[[argparse.Namespace], int] = getattr(importlib.import_module(module), func)
     return handler(args)
+
+
+def _refuse_shared_dirs() -> None:
+    """Raise StoreError when the state or config dir is another user's or writable by
+    others: what it holds (a token, a state, a symlink) may be planted. ``status`` and
+    ``statusline`` check too, but must print: their store read reports it instead."""
+    from . import env
+    from .store import check_private_dir
+
+    check_private_dir(env.state_dir())
+    check_private_dir(env.config_dir())
 
 
 def main(argv: Sequence[str] | None = None) -> int:

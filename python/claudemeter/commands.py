@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from . import render
-from .model import JSON, Snapshot, ValidationError, parse_many, utcnow
+from .model import JSON, MAX_DEPTH, Snapshot, ValidationError, parse_many, printable, utcnow
 from .store import State, Store, warn
 
 if TYPE_CHECKING:
@@ -107,7 +107,7 @@ def cmd_default(args: argparse.Namespace) -> int:
     if not any(row.usage is not None for row in rows):
         reasons = [b.get("error") for b in state.sources.values() if b.get("error")]
         reason = reasons[0] if reasons else _login_reason() or NO_DATA_HINT
-        print(f"claude-meter: {reason}", file=sys.stderr)
+        print(f"claude-meter: {printable(str(reason))}", file=sys.stderr)
         if rows:
             print(render.summary(rows, now))
         return 1
@@ -204,7 +204,10 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         print(f"claude-meter ingest: invalid snapshot: {exc}", file=sys.stderr)
         return 1
     except RecursionError:
-        print("claude-meter ingest: JSON nested too deeply to be a snapshot", file=sys.stderr)
+        print(
+            f"claude-meter ingest: invalid snapshot: nested deeper than {MAX_DEPTH} levels",
+            file=sys.stderr,
+        )
         return 1
     count = Store().put(snapshots)
     print(f"stored {count} snapshot{'s' if count != 1 else ''}", file=sys.stderr)

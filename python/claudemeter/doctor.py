@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import env
-from .model import utcnow
+from .model import printable, utcnow
 from .render import duration
 from .store import State, Store
 
@@ -31,7 +31,7 @@ class Check:
     message: str
 
     def line(self) -> str:
-        return f"{self.level:<4}  {self.part:<10} {self.message}"
+        return printable(f"{self.level:<4}  {self.part:<10} {self.message}")
 
 
 def check_store(store: Store, state: State) -> list[Check]:

@@ -37,12 +37,12 @@ from .job import (
     exec_failure_status,
     has_job_control_parent,
 )
-from .model import KNOWN_WINDOWS, Snapshot, utcnow
+from .model import KNOWN_WINDOWS, Snapshot, printable, utcnow
 from .options import number
 from .render import duration, short_command
 from .sources import claude_config
 from .sources.claude_account import Account, read_account
-from .store import State, Store
+from .store import State, Store, StoreError
 
 PROG = "cm-guard"
 EXIT_OVER = 75
@@ -234,7 +234,7 @@ MIN_COMMAND_ROOM = 16
 def say(message: str) -> None:
     """One line on stderr; a closed stderr is not worth dying for."""
     try:
-        sys.stderr.write(f"{PROG}: {message}\n")
+        sys.stderr.write(f"{PROG}: {printable(message)}\n")
         sys.stderr.flush()
     except (OSError, ValueError):
         pass
@@ -339,6 +339,15 @@ class Guard:
     # -- reading -----------------------------------------------------------------------
 
     def verdict(self) -> Verdict:
+        """The decision now. Data that cannot be read is unknown data, never an exit: a
+        guard that died on a bad row would leave its command running unguarded."""
+        try:
+            return self._verdict()
+        except Exception as exc:  # any bad data: decided by policy, like a missing row
+            reason = f"cannot read the store ({type(exc).__name__}: {str(exc)[:80]})"
+            return Verdict(UNKNOWN, self.opts.threshold, reason)
+
+    def _verdict(self) -> Verdict:
         state = self.reader.read()
         now = utcnow()
         found = decide(
@@ -425,9 +434,10 @@ class Guard:
         try:
             registry.register(entry)
             self.registered = True
-        except OSError as exc:
+        except (OSError, StoreError) as exc:
             if not self.registered:
-                say(f"cannot register in {registry.guards_dir()}: {exc.strerror or exc}")
+                reason = exc.strerror if isinstance(exc, OSError) else None
+                say(f"cannot register in {registry.guards_dir()}: {reason or exc}")
             self.registered = True  # said once; the guard works without the registry
 
     def timeout(self, found: Verdict) -> float:
@@ -494,8 +504,7 @@ class Guard:
             return self.supervise(job)
         finally:
             if job.running:  # leaving early (an unexpected error): never strand it stopped
-                job.give_terminal()
-                job.kill(signal.SIGCONT)
+                job.resume()
             else:
                 job.take_terminal()
 
@@ -579,8 +588,7 @@ class Guard:
             return
         if job.stopped:
             job.give_terminal()
-        job.kill(sig)
-        job.kill(signal.SIGCONT)
+        job.end(sig)  # the whole tree: a worker in a session of its own goes too
         self.paused = False
         self.update(registry.RUNNING)
 

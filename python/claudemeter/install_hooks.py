@@ -224,7 +224,7 @@ def uninstall(claude_dir: Path) -> str:
         return f"claudemeter's hooks are not installed in {path}; nothing to do"
     untouched = raw is not None and sha(raw) == record.get("written_sha256")
     original = original_bytes(record) if untouched else None
-    if untouched and not record.get("had_file"):
+    if untouched and not record.get("had_file") and not path.is_symlink():
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
         done = f"removed {path}, which the install had created"

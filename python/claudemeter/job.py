@@ -7,6 +7,14 @@ with default signal dispositions, because a program installs its own SIGTSTP han
 (the one that restores the terminal before stopping) only when it finds SIGTSTP at its
 default. Pausing is a job-control stop of the whole group; see :meth:`Job.stop`.
 
+A command may leave its group: ``setsid`` starts a session of its own, a job-control
+shell puts each background job in a group of its own. So pausing, resuming and ending
+also reach every process the command started, found in ``/proc`` (:func:`process_tree`):
+its descendants, and anything in a session or group one of them created (a daemon that
+double-forked away from its parent stays in its session). Without ``/proc`` (macOS) it
+is the group alone. A cgroup would hold even processes that leave their session, but
+needs a delegated, writable cgroup tree, which a tmux pane rarely has.
+
 Signals reach the guard as bytes on a pipe (``signal.set_wakeup_fd``), so one
 ``select`` waits for a signal, a change in the child, or the next poll.
 """
@@ -23,6 +31,8 @@ import termios
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from .procs import Proc, process_tree, signal_procs
 
 #: What a shell resets for a job it starts; SIGHUP is left alone so ``nohup`` still works.
 DEFAULT_IN_CHILD = (
@@ -181,6 +191,8 @@ class Job:
     # command's from when it last lost the terminal (raw, if SIGSTOP caught a TUI).
     _our_modes: list[Any] | None = field(default=None, repr=False)
     _its_modes: list[Any] | None = field(default=None, repr=False)
+    #: Processes outside the group that the last pause stopped, continued on resume.
+    _held: list[Proc] = field(default_factory=list, repr=False)
 
     def start(self) -> None:
         """Fork and exec; raises OSError when the command cannot be run."""
@@ -236,6 +248,34 @@ class Job:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.pid, sig)
 
+    def tree(self) -> list[Proc]:
+        """Every process the command started, its own group included (see module doc)."""
+        return process_tree(self.pid) if self.running else []
+
+    def end(self, sig: int) -> None:
+        """Pass a terminating signal to the group and to everything else the command
+        started (found before any of it dies and is reparented), then continue them
+        all, so a stopped process sees it too."""
+        rest = [p for p in self.tree() if p.pgid != self.pid]  # the group gets it once
+        self.kill(sig)
+        signal_procs(rest, sig)
+        self.kill(signal.SIGCONT)
+        signal_procs(rest, signal.SIGCONT)
+        self._held = []
+
+    def _stop_the_rest(self) -> None:
+        """SIGSTOP everything the command started outside its group (another session,
+        a background job's group): parents first, then again until nothing new turned
+        up, so a loop cannot start one more worker between our look and our stop."""
+        held: dict[int, Proc] = {p.pid: p for p in self._held}
+        for _ in range(5):
+            fresh = [p for p in self.tree() if p.pid not in held and p.pgid != self.pid]
+            if not fresh:
+                break
+            signal_procs(fresh, signal.SIGSTOP)
+            held.update((p.pid, p) for p in fresh)
+        self._held = list(held.values())
+
     def own_session(self) -> bool:
         """A command that made itself a session leader is an orphaned group: the kernel
         drops SIGTSTP sent to it, so only SIGSTOP can pause it."""
@@ -273,10 +313,15 @@ class Job:
         if self.running and not self.stopped:
             self.kill(signal.SIGSTOP)
             wait(lambda: self.stopped or not self.running, grace)
+        if self.running:
+            self._stop_the_rest()
         self.take_terminal()
 
     def resume(self) -> None:
-        """Terminal back to the command, continue it, and nudge it to redraw."""
+        """Terminal back to the command, continue it (and all it started), and nudge it
+        to redraw."""
         self.give_terminal()
+        held, self._held = self._held, []
+        signal_procs(reversed(held), signal.SIGCONT)  # children first: parents then see them run
         self.kill(signal.SIGCONT)
         self.kill(signal.SIGWINCH)

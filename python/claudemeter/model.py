@@ -8,6 +8,8 @@ on demand. Parsing is strict about types where a wrong type would mislead a read
 
 from __future__ import annotations
 
+import functools
+import json
 import math
 import re
 from collections.abc import Mapping
@@ -51,6 +53,16 @@ BROWSER_FRESHNESS_SECONDS = 300.0
 MAX_ERRORS = 20
 MAX_ERROR_LEN = 300
 MAX_BROWSER_LEN = 200
+#: The highest utilization a reading may carry, percent: over 100 happens (overage),
+#: a thousand means the source is broken. Every source bounds by this one number.
+MAX_PERCENT = 1000.0
+#: How deep the kept bodies (``usage``, ``overage``, ...) may nest; the server's are 4.
+MAX_DEPTH = 16
+#: Integers past this lose precision in JavaScript readers (and huge ones are slow to print).
+MAX_INTEGER = 2**53
+#: Times every reader can print and compute with (local time, plus a grace, as epoch
+#: seconds): a year the ``%Y`` format writes in four digits, far from datetime's ends.
+MIN_YEAR, MAX_YEAR = 1970, 9000
 
 _TIME_RE = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?"
@@ -67,6 +79,13 @@ _SECRET_RE = re.compile(
 #: Unknown top-level keys are kept for forward compatibility, except any whose name says
 #: it holds a credential: a client that sent its cookie along must not get it stored.
 _SECRET_KEY_RE = re.compile(r"token|cookie|session|secret|passw|auth|api_?key", re.IGNORECASE)
+#: The same inside the kept bodies, narrower: the server's own keys say ``oauth_apps``
+#: and ``tokens`` (counts), which are not credentials.
+_NESTED_SECRET_KEY_RE = re.compile(
+    r"(?:access|refresh|id|bearer|session|api|oauth|auth)[_-]?(?:token|key)|^token$|"
+    r"cookie|secret|passw|authorization|credential",
+    re.IGNORECASE,
+)
 
 
 class ValidationError(ValueError):
@@ -80,6 +99,35 @@ class ValidationError(ValueError):
 def redact(text: str) -> str:
     """Remove anything that looks like a token; used on every error we store or print."""
     return _SECRET_RE.sub("[redacted]", text)
+
+
+#: Terminal escape sequences, whole: CSI (``ESC [ … final``), the string ones (OSC
+#: ``ESC ] … BEL/ST`` retitles a window; DCS, SOS, PM, APC) and two-byte escapes, in
+#: their 7-bit and C1 forms.
+_ESCAPE_RE = re.compile(
+    r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]?"
+    r"|(?:\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f])[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"
+    r"|\x1b[ -/]*[0-~]?"
+)
+#: What is left that a terminal acts on: C0 but tab and newline, DEL, C1, and the
+#: bidirectional overrides that make text read other than it is stored.
+_CONTROL_RE = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]"
+)
+#: Our own colour (``Look.paint``): kept when the caller says it painted the text.
+_SGR_RE = re.compile(r"(\x1b\[[0-9;]*m)")
+
+
+def printable(text: str, colour: bool = False) -> str:
+    """``text`` safe to print to a terminal: escape sequences and control characters
+    from stored text (an error, an email, a browser name) removed, so it cannot retitle
+    a window, clear a screen or reorder a line. With ``colour``, SGR colour codes (ours)
+    are kept; every other sequence still goes."""
+    parts = _SGR_RE.split(text) if colour else [text]
+    return "".join(
+        part if index % 2 else _CONTROL_RE.sub("", _ESCAPE_RE.sub("", part))
+        for index, part in enumerate(parts)
+    )
 
 
 def utcnow() -> datetime:
@@ -101,23 +149,31 @@ def parse_time(text: str) -> datetime:
         offset = timedelta(hours=int(oh), minutes=int(om))
         if sign == "-":
             offset = -offset
-    value = datetime(
-        int(year),
-        int(month),
-        int(day),
-        int(hour),
-        int(minute),
-        min(int(second), 59),
-        micro,
-        tzinfo=timezone(offset),
-    )
+    if not MIN_YEAR <= int(year) <= MAX_YEAR:
+        raise ValueError(f"time out of range (years {MIN_YEAR}-{MAX_YEAR}): {text[:40]!r}")
+    try:
+        value = datetime(
+            int(year),
+            int(month),
+            int(day),
+            int(hour),
+            int(minute),
+            min(int(second), 59),
+            micro,
+            tzinfo=timezone(offset),
+        )
+    except ValueError as exc:  # offset of a day or more, February 30th
+        raise ValueError(f"not an RFC 3339 time ({exc}): {text[:40]!r}") from None
     return value.astimezone(timezone.utc)
 
 
 def format_time(value: datetime) -> str:
     """``2026-11-25T12:00:00.000Z``: the form ClaudeMeter wrote, milliseconds and ``Z``."""
     value = value.astimezone(timezone.utc)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    return (
+        f"{value.year:04d}-{value.month:02d}-{value.day:02d}T{value.hour:02d}:"
+        f"{value.minute:02d}:{value.second:02d}.{value.microsecond // 1000:03d}Z"
+    )
 
 
 @dataclass(frozen=True)
@@ -150,6 +206,8 @@ def _window_from(name: str, body: Any) -> Window | None:
     if not isinstance(body, Mapping):
         return None
     utilization = json_number(body.get("utilization"))
+    if utilization is not None and not 0 <= utilization <= MAX_PERCENT:
+        utilization = None  # a broken source's number is no number
     resets = body.get("resets_at")
     resets_at: datetime | None = None
     if isinstance(resets, str):
@@ -363,7 +421,17 @@ class Snapshot:
         ``usage`` goes through :func:`classify_usage`: windows only in ``limits[]`` are
         filled in, and a body with no usable window (an in-band error) becomes
         ``usage: null`` with the reason first in ``errors``, so storing it keeps the
-        account's last good reading."""
+        account's last good reading.
+
+        Every part kept is checked for what would break a reader (text that is not
+        UTF-8, nesting, numbers out of range); :func:`parse_many`, the way in from
+        outside, also checks the whole round trip (:func:`readable`)."""
+        snapshot = cls._parse(body)
+        _check_tree(snapshot.to_json(), "", 0)
+        return snapshot
+
+    @classmethod
+    def _parse(cls, body: Any) -> Snapshot:
         if not isinstance(body, Mapping):
             raise ValidationError("snapshot", "expected a JSON object")
         org = body.get("org_uuid", "")
@@ -443,14 +511,23 @@ def _optional_object(body: Mapping[str, Any], name: str) -> JSON | None:
 
 def _check_usage(usage: JSON) -> None:
     """Bucket entries must carry a numeric percent and a time, or null; others pass as is."""
+    limits = usage.get("limits")
+    for index, item in enumerate(limits if isinstance(limits, list) else []):
+        percent = item.get("percent") if isinstance(item, dict) else None
+        number = json_number(percent)
+        if percent is not None and (number is None or not 0 <= number <= MAX_PERCENT):
+            raise ValidationError(
+                f"usage.limits[{index}].percent", f"expected a number from 0 to {MAX_PERCENT:g}"
+            )
     for name, body in usage.items():
         if not isinstance(body, dict) or "utilization" not in body:
             continue
         util = body["utilization"]
         number = json_number(util)
-        if util is not None and (number is None or number < 0):
+        if util is not None and (number is None or not 0 <= number <= MAX_PERCENT):
             raise ValidationError(
-                f"usage.{name}.utilization", "expected a percentage (a number, 0 or more) or null"
+                f"usage.{name}.utilization",
+                f"expected a percentage (a number from 0 to {MAX_PERCENT:g}) or null",
             )
         resets = body.get("resets_at")
         if resets is not None:
@@ -462,13 +539,120 @@ def _check_usage(usage: JSON) -> None:
                 raise ValidationError(f"usage.{name}.resets_at", str(exc)) from None
 
 
+def readable(snapshot: Snapshot) -> None:
+    """Raise :class:`ValidationError` unless ``snapshot`` survives the trip every reader
+    makes: strict UTF-8 JSON (no lone surrogate), bounded nesting and numbers, no
+    credential-named key in a kept body, and a parse that gives back the same snapshot."""
+    body = snapshot.to_json()
+    _check_tree(body, "", 0)  # named errors first; the trip below catches the rest
+    try:
+        data = json.dumps(body, ensure_ascii=False, allow_nan=False).encode("utf-8")
+        again = Snapshot._parse(json.loads(data))
+        again.windows()  # every reader derives the buckets
+        same = again.to_json() == body
+    except (ValueError, RecursionError, OverflowError) as exc:
+        raise ValidationError("snapshot", f"would not read back: {exc}") from None
+    if not same:
+        raise ValidationError("snapshot", "would not read back as sent")
+
+
+def _check_tree(value: Any, where: str, depth: int) -> None:
+    """Raise :class:`ValidationError` naming the first unreadable part of a JSON value.
+    Readers run this on every row they load, so the common case (nothing wrong) is one
+    quick walk, and the slow walk that builds names runs only to name a fault."""
+    if not _tree_ok(value, depth):
+        _name_fault(value, where, depth)
+        raise ValidationError(where or "snapshot", "not readable back")  # not reached
+
+
+def _tree_ok(value: Any, depth: int) -> bool:
+    if isinstance(value, str):
+        return value.isascii() or _utf8(value)
+    if value is None or isinstance(value, bool):
+        return True
+    if isinstance(value, int):
+        return -MAX_INTEGER <= value <= MAX_INTEGER
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if depth >= MAX_DEPTH:
+        return False
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str) or not (key.isascii() or _utf8(key)):
+                return False
+            if depth >= 1 and not _safe_key(key):
+                return False
+            if not _tree_ok(item, depth + 1):
+                return False
+        return True
+    if isinstance(value, list):
+        return all(_tree_ok(item, depth + 1) for item in value)
+    return False
+
+
+@functools.lru_cache(maxsize=4096)
+def _safe_key(key: str) -> bool:
+    """A key inside a kept body that is not credential-named (keys repeat: remembered)."""
+    return not _NESTED_SECRET_KEY_RE.search(key)
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _name_fault(value: Any, where: str, depth: int) -> None:
+    """The slow walk of :func:`_check_tree`: raise for the first fault, by its path."""
+    name = where or "snapshot"
+    if isinstance(value, (dict, list)) and depth >= MAX_DEPTH:
+        raise ValidationError(name, f"nested deeper than {MAX_DEPTH} levels")
+    if isinstance(value, str):
+        _check_text(value, name)
+    elif isinstance(value, bool) or value is None:
+        return
+    elif isinstance(value, int):
+        if abs(value) > MAX_INTEGER:
+            raise ValidationError(name, "integer out of range (over 2**53 in size)")
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValidationError(name, "not a finite number")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ValidationError(name, "object keys must be strings")
+            _check_text(key, f"{name}.{key[:40]!r}")
+            path = f"{where}.{key}" if where else key
+            if depth >= 1 and _NESTED_SECRET_KEY_RE.search(key):
+                message = f"key {key[:40]!r} looks like a credential, never stored"
+                raise ValidationError(name, message)
+            _name_fault(item, path, depth + 1)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _name_fault(item, f"{name}[{index}]", depth + 1)
+    else:
+        raise ValidationError(name, f"not a JSON value ({type(value).__name__})")
+
+
+def _check_text(text: str, name: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError(name, "text that is not valid UTF-8 (a lone surrogate)") from None
+
+
 def parse_many(body: Any) -> list[Snapshot]:
-    """One snapshot or a list of them, as ``ingest`` and the bridge accept."""
+    """One snapshot or a list of them, as ``ingest`` and the bridge accept: each one
+    must read back as sent (:func:`readable`). Raises :class:`ValidationError`."""
     items = body if isinstance(body, list) else [body]
     snapshots = []
     for index, item in enumerate(items):
         try:
-            snapshots.append(Snapshot.from_json(item))
+            snapshot = Snapshot.from_json(item)
+            readable(snapshot)
+            snapshots.append(snapshot)
         except ValidationError as exc:
             if isinstance(body, list):
                 detail = str(exc).split(": ", 1)[1]

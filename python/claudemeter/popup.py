@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import TextIO
 
 from . import env, history, registry
+from .model import printable
 from .options import Settings
 from .render import Look, breakdown, local_time
 from .store import Store
@@ -91,7 +92,8 @@ def text(look: Look) -> str:
         body = "\n\n".join(part for part in (NO_DATA_HINT, body) if part)
     if state.problem:
         body = f"store: {state.problem}\n\n{body}"
-    return "\n".join(wrap(line) for line in f"{look.paint(heading, 'bold')}\n\n{body}".split("\n"))
+    body = printable(f"{look.paint(heading, 'bold')}\n\n{body}", look.colour)
+    return "\n".join(wrap(line) for line in body.split("\n"))
 
 
 def wrap(line: str, width: int = WIDTH) -> str:

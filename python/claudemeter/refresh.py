@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from filelock import FileLock, Timeout
+from filelock import Timeout
 
 from . import peers, shared
 from .history import HIT_OAUTH_429, LimitHit
@@ -19,7 +19,7 @@ from .model import SOURCE_CLAUDE_CODE_CACHE, SOURCE_STATUSLINE, utcnow
 from .sources import claude_code_cache, oauth
 from .sources.claude_account import ClaudeJson, read_claude_json
 from .sources.claude_config import ClaudeConfig, configured
-from .store import State, Store, ensure_private_dir
+from .store import State, Store, private_lock
 
 REFRESH_LOCK = "refresh.lock"
 #: Automatic readers (the bridge's poller, a guard) refresh OAuth this often. Five
@@ -85,15 +85,16 @@ def refresh(
     ``min_age``."""
     store = store or Store()
     try:
-        ensure_private_dir(store.directory)
-        lock = FileLock(str(store.directory / REFRESH_LOCK), timeout=wait, mode=0o600)
-    except OSError as exc:
-        raise store.write_error(exc) from None
-    try:
-        with lock:
-            return _refresh_locked(store, min_age, explicit)
+        lock = private_lock(store.directory / REFRESH_LOCK, wait)
+        lock.acquire()
     except Timeout:
         return [Result("refresh", True, "another process is refreshing; using the cached data")]
+    except OSError as exc:  # a read-only mount, a directory in its place: one line
+        raise store.write_error(exc) from None
+    try:
+        return _refresh_locked(store, min_age, explicit)
+    finally:
+        lock.release()
 
 
 def _store_caches(store: Store) -> dict[ClaudeConfig, ClaudeJson]:

@@ -4,24 +4,38 @@ the popup which panes are paused until when.
 One small file per guard (``guards/<pid>.json``): a guard writes only its own file, so
 no lock is needed, and a reader drops any entry whose process is gone (a guard killed
 with -9 cannot clean up after itself).
+
+Nothing in an entry is trusted: every field is checked for its type and range, and a
+guard is its pid *and* its process start time (``/proc/<pid>/stat`` field 22), so an
+entry naming pid 1, a pid that was reused, or any other live process never counts.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from . import env
-from .store import ensure_private_dir, write_private
+from .procs import read_proc
+from .store import ensure_private_dir, read_private, write_private
 
 GUARDS_DIR = "guards"
 
 RUNNING = "running"
 HELD = "held"  # over the threshold before the command started
 PAUSED = "paused"  # the command is stopped until resume_at
+STATES = (RUNNING, HELD, PAUSED)
+
+#: Linux's largest possible pid (``pid_max`` can be at most 2**22).
+PID_MAX = 1 << 22
+MAX_ENTRY_BYTES = 8192
+_PANE_RE = re.compile(r"%\d{1,9}")
 
 
 @dataclass
@@ -34,6 +48,67 @@ class GuardEntry:
     resume_at: float | None = None  # epoch seconds
     started_at: float = 0.0
     child_pid: int | None = None
+    #: The guard's process start time, clock ticks after boot (``/proc/<pid>/stat``
+    #: field 22); None where there is no ``/proc``.
+    start: int | None = None
+
+    @classmethod
+    def from_json(cls, body: Any, pid: int) -> GuardEntry | None:
+        """The entry of file ``<pid>.json``, or None when any field is not what a guard
+        writes (wrong type, out of range, another pid than the file's name)."""
+        if not isinstance(body, dict):
+            return None
+        try:
+            entry = cls(
+                pid=_pid(body.get("pid")),
+                command=_text(body.get("command"), 400),
+                account=_optional(_text, body.get("account"), 320),
+                state=_text(body.get("state"), 10),
+                pane=_optional(_text, body.get("pane"), 12),
+                resume_at=_optional(_number, body.get("resume_at")),
+                started_at=_number(body.get("started_at", 0.0)),
+                child_pid=_optional(_pid, body.get("child_pid")),
+                start=_optional(_count, body.get("start")),
+            )
+        except (TypeError, ValueError):
+            return None
+        if entry.pid != pid or entry.state not in STATES:
+            return None
+        if entry.pane is not None and not _PANE_RE.fullmatch(entry.pane):
+            return None
+        return entry
+
+
+def _pid(value: Any) -> int:
+    number = _count(value)
+    if not 1 < number <= PID_MAX:  # 0, -1 and 1 (init) are never a guard
+        raise ValueError(f"not a pid: {value!r}")
+    return number
+
+
+def _count(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise TypeError(f"not a count: {value!r}")
+    return value
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"not a number: {value!r}")
+    number = float(value)
+    if not math.isfinite(number) or not 0 <= number < 1e11:  # epoch seconds, to year 5138
+        raise ValueError(f"not a time: {value!r}")
+    return number
+
+
+def _text(value: Any, limit: int) -> str:
+    if not isinstance(value, str) or len(value) > limit:
+        raise TypeError(f"not a string of at most {limit}: {value!r}")
+    return value
+
+
+def _optional(parse: Any, value: Any, *args: Any) -> Any:
+    return None if value is None else parse(value, *args)
 
 
 def guards_dir(state_dir: Path | None = None) -> Path:
@@ -41,7 +116,11 @@ def guards_dir(state_dir: Path | None = None) -> Path:
 
 
 def register(entry: GuardEntry, state_dir: Path | None = None) -> Path:
-    """Write (or rewrite) this guard's entry; call again whenever its state changes."""
+    """Write (or rewrite) this guard's entry; call again whenever its state changes.
+    An entry of this process gets its start time here, so readers can tell it apart
+    from whatever process gets its pid after it."""
+    if entry.start is None and entry.pid == os.getpid():
+        entry.start = own_start()
     directory = ensure_private_dir(guards_dir(state_dir))
     path = directory / f"{entry.pid}.json"
     write_private(path, json.dumps(asdict(entry)).encode())
@@ -63,6 +142,25 @@ def alive(pid: int) -> bool:
     return True
 
 
+def own_start() -> int | None:
+    """This process's start time, for its registry entry."""
+    proc = read_proc(os.getpid())
+    return proc.start if proc else None
+
+
+def is_live_guard(entry: GuardEntry) -> bool:
+    """The entry's pid is running and is the same process that wrote it. With
+    ``/proc``, the start times must match (a pid reused, or a forged entry, fails);
+    without, a live pid is all there is to go by."""
+    if not _HAS_PROC:
+        return alive(entry.pid)
+    proc = read_proc(entry.pid)
+    return proc is not None and entry.start is not None and proc.start == entry.start
+
+
+_HAS_PROC = Path("/proc/self/stat").exists()
+
+
 def active(state_dir: Path | None = None) -> list[GuardEntry]:
     """Entries of live guards, oldest first; entries of dead guards are removed."""
     directory = guards_dir(state_dir)
@@ -73,14 +171,15 @@ def active(state_dir: Path | None = None) -> list[GuardEntry]:
         return []
     for path in paths:
         try:
-            entry = GuardEntry(**json.loads(path.read_text()))
-        except (OSError, ValueError, TypeError):
-            continue  # being written, or not ours; a stale one has a dead pid below
-        if not isinstance(entry.pid, int) or isinstance(entry.pid, bool):
-            continue  # not a guard's file
-        if not alive(entry.pid):
+            body = json.loads(read_private(path, MAX_ENTRY_BYTES))
+            entry = GuardEntry.from_json(body, int(path.stem))
+        except (OSError, ValueError, RecursionError):
+            continue  # being written, or not a guard's file
+        if entry is None:
+            continue  # not what a guard writes: never counted
+        if not is_live_guard(entry):
             with contextlib.suppress(OSError):
-                path.unlink()
+                path.unlink()  # its guard is gone (or it never named one)
             continue
         entries.append(entry)
     return sorted(entries, key=lambda e: e.started_at)

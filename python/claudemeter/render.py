@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from pathlib import PurePosixPath
 
 from .history import AccountHistory, HistoryPoint, of_account
-from .model import JSON, Snapshot, Window
+from .model import JSON, Snapshot, Window, printable
 from .registry import GuardEntry
 from .store import State
 
@@ -124,7 +124,7 @@ def summary(rows: list[Snapshot], now: datetime) -> str:
         lines.extend(f"  {line}" for line in extra_usage_lines(row))
         lines.extend(f"  error: {err}" for err in row.errors)
         blocks.append("\n".join(lines))
-    return "\n\n".join(blocks)
+    return printable("\n\n".join(blocks))
 
 
 # --- the full breakdown (``claude-meter show``, the prefix+M popup) -------------------

@@ -11,8 +11,10 @@ new one, never half of either. That keeps the status line's read path lock-free.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import stat
 import sys
 import time
 from collections.abc import Iterable, Iterator
@@ -24,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from . import env
 from .dedupe import dedupe_by_account
 from .history import HistoryPoint, LimitHit, Pending, SessionSample
-from .model import JSON, Snapshot, ValidationError, utcnow
+from .model import JSON, Snapshot, printable, utcnow
 
 if TYPE_CHECKING:
     from filelock import FileLock
@@ -55,6 +57,10 @@ class State:
     derived: dict[str, JSON] = field(default_factory=dict)
     #: What writers added in this update, for the history file (never written here).
     pending: Pending = field(default_factory=Pending)
+    #: Rows of the file that no longer parse (a reader skips them, the next write drops
+    #: them), and why the first one did not.
+    skipped: int = 0
+    skipped_why: str = ""
 
     def accounts(self, now: datetime | None = None) -> list[Snapshot]:
         """The deduped rows, one per account: what every reader shows."""
@@ -124,9 +130,12 @@ class State:
         if not isinstance(body, dict) or not isinstance(body.get("rows", []), list):
             raise ValueError("not a claudemeter state file")
         rows = []
+        skipped, why = 0, ""
         for item in body.get("rows", []):
-            with contextlib.suppress(ValidationError):
+            try:
                 rows.append(Snapshot.from_json(item))
+            except Exception as exc:  # any bad row is skipped, never fatal
+                skipped, why = skipped + 1, why or _short(exc)
         sources = body.get("sources")
         books = (
             {k: v for k, v in sources.items() if isinstance(v, dict)}
@@ -134,7 +143,7 @@ class State:
             else {}
         )
         derived = body.get("derived")
-        state = cls(rows, books)
+        state = cls(rows, books, skipped=skipped, skipped_why=why)
         if isinstance(derived, dict):
             state.derived = {k: v for k, v in derived.items() if isinstance(v, dict)}
         # A state file from before the history had its own file: the next writer moves
@@ -149,12 +158,59 @@ class State:
 
 
 def ensure_private_dir(path: Path) -> Path:
-    """Create ``path`` 0700 (tightening it if we own it and it is looser)."""
+    """Create ``path`` 0700 (tightening it if we own it and others may only read it);
+    raises :class:`StoreError` for a directory that is not private (see
+    :func:`check_private_dir`)."""
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    check_private_dir(path)
     info = path.stat()
-    if info.st_uid == os.getuid() and info.st_mode & 0o077:
+    if info.st_mode & 0o077:
         path.chmod(0o700)
     return path
+
+
+def check_private_dir(path: Path) -> None:
+    """Raise :class:`StoreError` (one line) when ``path`` is owned by another user or
+    writable by others: anyone who can write there can plant a forged state, a token
+    of theirs, or a symlink that turns our next write into theirs. A missing directory
+    passes (it is created private). The user's own dir that only their group may write
+    passes (umask 002 with a group per user makes those) and is tightened to 0700 when
+    we next write."""
+    try:
+        info = path.stat()
+    except OSError:
+        return
+    if info.st_uid != os.getuid():
+        raise StoreError(
+            f"{path} belongs to another user (uid {info.st_uid}); refusing to use it"
+            " (set CLAUDEMETER_STATE_DIR / CLAUDEMETER_CONFIG_DIR to a private directory)"
+        )
+    if info.st_mode & 0o002:
+        raise StoreError(
+            f"{path} is writable by every user (mode {info.st_mode & 0o777:o});"
+            f" refusing to use it (chmod 700 {path} after checking what is in it)"
+        )
+
+
+def read_private(path: Path, limit: int = 16 << 20) -> bytes:
+    """The bytes of one of our files, never through a symlink (``O_NOFOLLOW``) nor from
+    anything but a regular file (a planted FIFO would block); at most ``limit`` bytes.
+    Raises FileNotFoundError when it is missing, OSError otherwise."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(path, flags)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        with os.fdopen(fd, "rb", closefd=False) as handle:
+            return handle.read(limit)
+    finally:
+        os.close(fd)
+
+
+def open_private(path: Path, flags: int) -> int:
+    """``os.open`` of one of our files (lock, log), created 0600, never through a
+    symlink: a planted link must not make us truncate or append to its target."""
+    return os.open(path, flags | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), 0o600)
 
 
 def write_private(path: Path, data: bytes, durable: bool = True) -> None:
@@ -192,8 +248,21 @@ def write_atomic(path: Path, data: bytes, mode: int, durable: bool = True) -> No
         os.close(dir_fd)
 
 
+def private_lock(path: Path, timeout: float) -> FileLock:
+    """A ``FileLock`` on one of our lock files, in a private directory, refusing a
+    planted symlink (filelock opens with ``O_TRUNC``: it would truncate the target)."""
+    # Imported here: filelock costs ~30 ms of imports that lock-free readers (the
+    # status line on every redraw) never need.
+    from filelock import FileLock
+
+    ensure_private_dir(path.parent)
+    if path.is_symlink():
+        raise StoreError(f"{path} is a symlink; refusing to use it (remove it)")
+    return FileLock(str(path), timeout=timeout, mode=0o600)
+
+
 def warn(message: str) -> None:
-    print(f"claudemeter: {message}", file=sys.stderr)
+    print(f"claudemeter: {printable(message)}", file=sys.stderr)
 
 
 class Store:
@@ -205,17 +274,27 @@ class Store:
 
     def read(self) -> State:
         """Lock-free read. A missing file is an empty state; a bad one says why in
-        ``problem`` (the next write moves it aside)."""
+        ``problem`` (the next write moves it aside); so does a directory that is not
+        private (nothing in it is trusted)."""
         try:
-            raw = self.path.read_bytes()
+            check_private_dir(self.directory)
+            raw = read_private(self.path)
+        except StoreError as exc:
+            return State(problem=str(exc))
         except FileNotFoundError:
             return State()
         except OSError as exc:
             return State(problem=f"cannot read {self.path}: {exc.strerror or exc}")
         try:
-            return State.from_json(json.loads(raw))
-        except (ValueError, UnicodeDecodeError) as exc:
+            state = State.from_json(json.loads(raw))
+        except Exception as exc:  # any parse failure (RecursionError, MemoryError...): aside
             return State(problem=f"state file {self.path} is corrupt ({_short(exc)})")
+        if state.skipped:
+            warn(
+                f"skipped {state.skipped} unreadable row{'s' if state.skipped > 1 else ''}"
+                f" in {self.path} ({state.skipped_why})"
+            )
+        return state
 
     def repair(self) -> State:
         """Move a damaged state file aside now (not at the next write, which may be far
@@ -229,12 +308,7 @@ class Store:
         return self.read()
 
     def lock(self, timeout: float = WRITE_LOCK_TIMEOUT) -> FileLock:
-        # Imported here: filelock costs ~30 ms of imports that lock-free readers (the
-        # status line on every redraw) never need.
-        from filelock import FileLock
-
-        ensure_private_dir(self.directory)
-        return FileLock(str(self.directory / LOCK_FILE), timeout=timeout, mode=0o600)
+        return private_lock(self.directory / LOCK_FILE, timeout)
 
     @contextlib.contextmanager
     def update(self, timeout: float = WRITE_LOCK_TIMEOUT) -> Iterator[State]:
@@ -265,8 +339,7 @@ class Store:
             try:
                 if state.pending:
                     file_history(self.directory, state, utcnow())
-                # Compact: indenting forces json's pure-Python encoder, 3x slower.
-                data = json.dumps(state.to_json(), separators=(",", ":")).encode()
+                data = _encode(state)
                 write_private(self.path, data)
             except OSError as exc:
                 raise self.write_error(exc) from None
@@ -307,6 +380,24 @@ class Store:
             with contextlib.suppress(OSError):
                 if tmp.stat().st_mtime < cutoff:
                     tmp.unlink()
+
+
+def _encode(state: State) -> bytes:
+    """The file's bytes, checked by reading them back as every reader will: a state
+    that would not read back whole is never written (the old file stays)."""
+    try:
+        # Compact: indenting forces json's pure-Python encoder, 3x slower.
+        data = json.dumps(state.to_json(), separators=(",", ":"), allow_nan=False).encode()
+        again = State.from_json(json.loads(data))
+    except (ValueError, RecursionError, OverflowError) as exc:
+        raise StoreError(
+            f"refusing to write a state that would not read back ({_short(exc)})"
+        ) from None
+    if again.skipped or len(again.rows) != len(state.rows):
+        raise StoreError(
+            f"refusing to write a state that would not read back ({again.skipped_why})"
+        )
+    return data
 
 
 def _short(exc: BaseException) -> str:

@@ -40,8 +40,16 @@ from . import env, pidfile, placeholders, registry
 from .model import Snapshot
 from .options import Settings, parse_show_options, unquote
 from .render import CRIT, OK, WARN, account_name, label, percent, short_reset
-from .status import escape, render, style, tier, used
-from .store import STATE_FILE, Store, ensure_private_dir
+from .status import PLACEHOLDERS, escape, render, style, tier, used
+from .store import (
+    STATE_FILE,
+    Store,
+    StoreError,
+    ensure_private_dir,
+    open_private,
+    read_private,
+    write_private,
+)
 from .tmux import Tmux, TmuxError, TmuxGone, socket_path
 
 _RANK = {OK: 0, WARN: 1, CRIT: 2}
@@ -117,7 +125,7 @@ def _lock(socket: str) -> int | None:
     """One loop per server: an ``flock`` on a file named for the socket, held for life.
     It holds ``<pid> <start time> <socket>`` (:mod:`claudemeter.pidfile`)."""
     ensure_private_dir(env.state_dir())
-    fd = os.open(lock_path(socket), os.O_RDWR | os.O_CREAT, 0o600)
+    fd = open_private(lock_path(socket), os.O_RDWR | os.O_CREAT)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
@@ -132,12 +140,12 @@ def log(message: str) -> None:
     """One line in the state dir's ``tmux-loop.log``; never raises."""
     path = env.state_dir() / LOG
     with contextlib.suppress(OSError):
-        if path.stat().st_size > LOG_BYTES:
-            kept = path.read_bytes()[-LOG_BYTES // 2 :]
-            path.write_bytes(kept[kept.find(b"\n") + 1 :])
-    with contextlib.suppress(OSError):
+        if path.lstat().st_size > LOG_BYTES and not path.is_symlink():
+            kept = read_private(path)[-LOG_BYTES // 2 :]
+            write_private(path, kept[kept.find(b"\n") + 1 :])
+    with contextlib.suppress(OSError, StoreError):
         ensure_private_dir(path.parent)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        fd = open_private(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
         with os.fdopen(fd, "a") as handle:
             handle.write(f"{env.now():%Y-%m-%dT%H:%M:%SZ} [{os.getpid()}] {message}\n")
 
@@ -327,8 +335,13 @@ class Loop:
         """Say so in the status line, note it in the log, and try again next round."""
         log(f"{type(exc).__name__}: {exc}")
         path = self.store.directory / LOG
+        # Every placeholder says so: a #{claude_meter_5h} left alone would show the
+        # last numbers as if they were current.
+        failed = {name: "?" for name in PLACEHOLDERS if name != "claude_meter"}
+        failed["claude_meter_paused"] = ""
+        failed["claude_meter"] = escape(f"claude: error, see {path}")
         with contextlib.suppress(TmuxError):
-            self.tmux.set_user_options({"claude_meter": escape(f"claude: error, see {path}")})
+            self.tmux.set_user_options(failed)
         self.pushed.clear()  # the next good round pushes everything again
         return Settings()
 
@@ -361,8 +374,12 @@ def cmd_tmux_loop(args: argparse.Namespace) -> int:
         return 1
     if args.detach:
         return detach()
-    if _lock(socket) is None:
-        return 0  # this server already has its loop
+    try:
+        if _lock(socket) is None:
+            return 0  # this server already has its loop
+    except (OSError, StoreError) as exc:  # a symlink planted in its place, a shared dir
+        print(f"claude-meter tmux-loop: cannot take its lock: {exc}", file=sys.stderr)
+        return 1
     loop = Loop(Tmux(socket))
     for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
         signal.signal(signum, loop.halt)

@@ -31,6 +31,7 @@ from .. import env
 from ..history import SessionPoint, SessionSample
 from ..model import (
     JSON,
+    MAX_PERCENT,
     SOURCE_STATUSLINE,
     Snapshot,
     format_time,
@@ -52,8 +53,6 @@ CHAIN_TIMEOUT = 3.0
 NEUTRAL = "claude-meter: –"
 #: ``resets_at`` outside these epoch seconds (2020 … 2100) is not seconds: not guessed.
 EPOCH_RANGE = (1_577_836_800.0, 4_102_444_800.0)
-#: A percentage above this is not a percentage of a plan.
-MAX_PERCENT = 1000.0
 #: Writers hold the store's lock for milliseconds; Claude Code's bar will not wait longer.
 LOCK_TIMEOUT = 2.0
 #: Two ``resets_at`` this close belong to the same window.
