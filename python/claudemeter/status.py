@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from . import pace, summary
-from .model import SOURCE_SHARED, Snapshot, Window
+from .model import SOURCE_SHARED, Snapshot, Window, printable
 from .options import Settings
 from .render import CRIT, OK, WARN, account_name, duration, percent
 from .render import tier as render_tier
@@ -165,7 +165,7 @@ def tokens(
         "status": _status_piece(row, state, now),
         "age": Piece(duration(row.age(now))),
         "account": Piece(account_name(row)),
-        "initial": Piece(account_name(row)[:1]),
+        "initial": Piece(printable(account_name(row))[:1]),
         "name": Piece(short_names([row])[0]),
     }
 
@@ -231,7 +231,7 @@ def short_names(rows: list[Snapshot]) -> list[str]:
     (``ada``, ``bob``; at most :data:`NAME_MAX` characters), with as much of the rest as
     it takes when two start alike (``ada@pers``, ``ada@work``); ``org 0f6c3b2a`` for an
     account without an email."""
-    full = [account_name(r) for r in rows]
+    full = [printable(account_name(r)) for r in rows]  # stored text: no escapes
     local = [name.split("@", 1)[0][:NAME_MAX] if "@" in name else name for name in full]
     found = []
     for name, short in zip(full, local, strict=True):
