@@ -50,7 +50,9 @@ def stalled_format(marker: str, respawn: str) -> str:
     lock, so the new one exits at once). ``marker`` and ``respawn`` must already be
     escaped for a conditional's branch (see :func:`branch`)."""
     until = f"#{{@{UNTIL}}}"
-    return f"#{{?{until},#{{?#{{e|<:%s,{until}}},,{marker}{respawn}}},}}"
+    # "now >= until" picks the marker: a tmux without #{e|…} (< 3.2) reads it as empty,
+    # false, so it shows the segment rather than a stalled marker that never goes away.
+    return f"#{{?{until},#{{?#{{e|>=:%s,{until}}},{marker}{respawn},}},}}"
 
 
 def branch(text: str) -> str:
