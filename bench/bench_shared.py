@@ -6,12 +6,17 @@ bridge's poller, guards and status lines would, only harder), all on one login a
 one fake upstream. Measured twice in the same run: with ``CLAUDEMETER_REDIS_URL``
 naming one real ``redis-server`` (goal: one request per interval for the whole fleet),
 and without it (each host single-flights alone: K per interval), the baseline.
+
+Then the pause spread: K hosts, each running ``claude-meter serve`` (whose poller syncs
+the fleet every few seconds) and one ``cm-guard`` over a ``sleep``; a reading over the
+threshold is stored on host 0, and the seconds from the first guarded command stopped to
+the last (goal: within one ``--poll``), and from the reading to the last, are printed.
 """
 
 from __future__ import annotations
 
 import argparse
-import shutil
+import re
 import subprocess
 import sys
 import tempfile
@@ -19,12 +24,14 @@ import time
 from pathlib import Path
 
 import common
+from bench_guard import children_of, guard_command, put, until_all
 from common import Figure
 
 sys.path.insert(0, str(common.ROOT))
 
 from tests.redislab import start_redis
-from tests.upstream import FakeUpstream, Reply, fixture
+
+from claudemeter.store import Store
 
 # Every reader first imports and waits for the common start, so slow start-ups on a
 # loaded machine do not thin out the window that is counted.
@@ -41,20 +48,13 @@ while time.time() < deadline:
 def requests_per_interval(
     hosts: int, readers: int, seconds: float, interval: float, shared: bool, warmup: float
 ) -> float:
-    upstream = FakeUpstream()
-    upstream.routes["/api/oauth/usage"] = Reply(200, fixture("oauth_usage_basic.json"))
-    upstream.routes["/api/oauth/profile"] = Reply(200, fixture("oauth_profile.json"))
-    upstream.start()
-    with tempfile.TemporaryDirectory(prefix="cmbench") as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="cmbench") as tmp,
+        common.oauth_login(Path(tmp)) as (base, upstream),
+    ):
         root = Path(tmp)
         server = start_redis(root / "redis") if shared else None
         try:
-            base = common.isolated_env(root, CLAUDEMETER_ANTHROPIC_BASE=upstream.url)
-            home = Path(base["HOME"])
-            shutil.copy(
-                common.FIXTURES / "claude_code_credentials.json", home / ".claude/.credentials.json"
-            )
-            shutil.copy(common.FIXTURES / "claude_json_oauth_account.json", home / ".claude.json")
             start_wall, start = time.time() + warmup, time.monotonic() + warmup
             times = [str(start_wall), str(start_wall + seconds), str(interval)]
             procs = []
@@ -69,16 +69,74 @@ def requests_per_interval(
         finally:
             if server is not None:
                 server.stop()
-            upstream.stop()
-    counted = [s for s in upstream.hits("/api/oauth/usage") if start <= s.at < start + seconds]
+        hits = upstream.hits("/api/oauth/usage")
+    counted = [seen for seen in hits if start <= seen.at < start + seconds]
     return len(counted) / (seconds / interval)
 
 
+def serve(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """One host's ``claude-meter serve`` on a free port (its poller syncs the fleet)."""
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([*common.meter(), "serve", "--port", "0"], env=env, stdout=out)
+    deadline = time.time() + 30
+    while not re.search(r"listening on", log.read_text()):
+        if proc.poll() is not None or time.time() > deadline:
+            raise SystemExit(f"serve did not start: {log.read_text()}")
+        time.sleep(0.05)
+    return proc
+
+
+def pause_spread(hosts: int, poll: float) -> tuple[float, float]:
+    """K hosts, each with ``serve`` and one guard on one Redis: a reading over the
+    threshold lands on host 0; seconds from the first guard paused to the last, and
+    from the reading to the last."""
+    with tempfile.TemporaryDirectory(prefix="cmbench") as tmp:
+        root = Path(tmp)
+        server = start_redis(root / "redis")
+        procs: list[subprocess.Popen[bytes]] = []
+        try:
+            base = common.isolated_env(root, CLAUDEMETER_REDIS_URL=server.url)
+            envs = [{**base, "CLAUDEMETER_STATE_DIR": str(root / f"host{k}")} for k in range(hosts)]
+            stores = [Store(Path(env["CLAUDEMETER_STATE_DIR"])) for env in envs]
+            procs += [serve(env, root / f"serve{k}.log") for k, env in enumerate(envs)]
+            put(stores[0], 40, 3600)
+            deadline = time.time() + 60
+            while not all(store.accounts() for store in stores):
+                if time.time() > deadline:
+                    raise SystemExit("the reading did not reach every host")
+                time.sleep(0.1)
+            guards = [
+                subprocess.Popen(
+                    [*guard_command(), "--poll", str(poll), "--", "sleep", "1000"],
+                    env=env,
+                    start_new_session=True,
+                )
+                for env in envs
+            ]
+            procs += guards
+            children = children_of(guards)
+            landed = put(stores[0], 96, 3600)
+            stopped = until_all(children, {"T"}, 120)
+        finally:
+            for proc in reversed(procs):
+                proc.kill()
+                proc.wait()
+            server.stop()
+    times = sorted(stopped.values())
+    return times[-1] - times[0], times[-1] - landed
+
+
 def measure(
-    hosts: int = 5, readers: int = 10, seconds: float = 12, interval: float = 3, warmup: float = 10
+    hosts: int = 5,
+    readers: int = 10,
+    seconds: float = 12,
+    interval: float = 3,
+    warmup: float = 10,
+    poll: float = 5,
 ) -> list[Figure]:
     alone = requests_per_interval(hosts, readers, seconds, interval, False, warmup)
     fleet = requests_per_interval(hosts, readers, seconds, interval, True, warmup)
+    spread, last = pause_spread(hosts, poll)
     return [
         Figure(
             f"upstream requests per {interval:g}s interval, {hosts} hosts x {readers} readers,"
@@ -88,7 +146,22 @@ def measure(
             "each host alone",
             alone,
             "1 per interval",
-        )
+        ),
+        Figure(
+            f"guard pause spread, first to last of {hosts} hosts",
+            spread,
+            "s",
+            "--poll",
+            poll,
+            "<= 1x",
+        ),
+        Figure(
+            f"reading on one host to the last of {hosts} hosts' guards paused",
+            last,
+            "s",
+            "--poll",
+            poll,
+        ),
     ]
 
 
@@ -99,9 +172,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=12.0, help="how long each round runs")
     parser.add_argument("--interval", type=float, default=3.0, help="refresh interval to use")
     parser.add_argument("--warmup", type=float, default=10.0, help="start-up time not counted")
+    parser.add_argument("--poll", type=float, default=5.0, help="the guards' --poll")
     args = parser.parse_args()
     print(common.machine())
-    figures = measure(args.hosts, args.readers, args.seconds, args.interval, args.warmup)
+    figures = measure(args.hosts, args.readers, args.seconds, args.interval, args.warmup, args.poll)
     print(common.table(figures))
 
 

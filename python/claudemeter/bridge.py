@@ -801,8 +801,12 @@ def _keep_fresh(store: Store, stop: threading.Event, wake: threading.Event) -> N
     """The OAuth poller: ``refresh`` is single-flight and books its own interval, so
     asking it often costs nothing and a fetch happens only when one is due. ``wake``
     asks before the interval is up (the peers' round may have changed what is fresh)."""
+    from . import shared
     from .refresh import refresh
 
+    # With a fleet's Redis each round also syncs: often enough that a reading another
+    # host took reaches this host's guards within seconds, not half a minute.
+    every = shared.SYNC_EVERY if shared.configured() is not None else REFRESH_EVERY
     said: dict[str, str] = {}
     while True:
         try:
@@ -814,7 +818,7 @@ def _keep_fresh(store: Store, stop: threading.Event, wake: threading.Event) -> N
                 if result.fetched or (not result.ok and said.get(result.key) != result.message):
                     _log(f"{'ok' if result.ok else 'FAIL'} {result.key}: {result.message}")
                 said[result.key] = result.message
-        wake.wait(REFRESH_EVERY)
+        wake.wait(every)
         wake.clear()
         if stop.is_set():
             return
