@@ -10,12 +10,14 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.redislab import PASSWORD, RedisServer, start_redis
+from tests.test_bridge import snapshot, start_bridge, wait_for
 from tests.upstream import FakeUpstream, fixture
 
 USAGE = "/api/oauth/usage"
@@ -127,6 +129,32 @@ def test_without_redis_every_reader_goes_on_says_shared_and_loses_nothing(
         )
     finally:
         server.stop()
+
+
+def test_a_browser_reading_on_one_host_reaches_another_hosts_bridge_by_itself(
+    tmp_path: Path, fleet_redis: RedisServer
+) -> None:
+    """No command by hand: each host's ``serve`` syncs the fleet on its own."""
+    laptop, box = (host_env(tmp_path, name, fleet_redis.url) for name in ("laptop", "box"))
+    bridges = [
+        start_bridge(tmp_path, name=name, env=env)
+        for name, env in (("laptop", laptop), ("box", box))
+    ]
+    try:
+        resets = (datetime.now(timezone.utc) + timedelta(hours=2)).isoformat()
+        reading = snapshot(
+            "Chrome", usage={"five_hour": {"utilization": 77.0, "resets_at": resets}}
+        )
+        assert bridges[0].post([reading]).status == 200
+
+        def on_the_box() -> list[dict[str, Any]]:
+            return [r for r in rows_of(box) if r["browser"] == "Chrome"]
+
+        rows = wait_for(on_the_box, seconds=40, what="the laptop's browser reading on the box")
+        assert rows[0]["usage"]["five_hour"]["utilization"] == 77
+    finally:
+        for bridge in bridges:
+            bridge.stop()
 
 
 def test_doctor_names_the_shared_store_without_its_password(
