@@ -30,7 +30,9 @@ from tests.fake_messages import READ_ME, FakeMessages
 from tests.tmuxlab import Lab, TmuxServer
 
 NPM_DIR = Path(__file__).resolve().parent / "npm"
-CLAUDE = NPM_DIR / "node_modules" / ".bin" / "claude"
+#: The native executable, from the platform's optional dependency (FIELD-NOTES): it does
+#: not depend on the wrapper package's postinstall having copied it into place.
+CLAUDE = NPM_DIR / "node_modules" / "@anthropic-ai" / "claude-code-linux-x64" / "claude"
 #: The login every agent shares (what ``.claude.json``'s ``oauthAccount`` says).
 ORG = "7b0e3c55-0000-4000-8000-00000000c0de"
 EMAIL = "agents@example.com"
