@@ -56,6 +56,8 @@ _RANK = {OK: 0, WARN: 1, CRIT: 2}
 #: How often the loop looks (stat only) for a changed store between renders.
 WAKE = 1.0
 NOTICE_MS = "5000"
+#: How long before the loop starts another resumer for the same waiting agents.
+RESUME_RETRY = 300.0
 #: Seconds a round may run late before the status line calls the loop stalled.
 SLACK = 2.0
 LOG = "tmux-loop.log"
@@ -219,6 +221,7 @@ class Loop:
         self.stop = ""
         self.trouble = ""  # the last tmux failure logged, so a long one is logged once
         self.watched = [self.store.directory / STATE_FILE, registry.guards_dir()]
+        self.resumer: tuple[frozenset[str], float] = (frozenset(), -math.inf)
         self.delay_flag = ["-d", NOTICE_MS] if tmux.supports("display-message", "-d") else []
 
     def round_trip(self) -> Listing:
@@ -262,8 +265,15 @@ class Loop:
         agent waits for a reset and none is running (it holds a lock while it works)."""
         from . import resume, stopped
 
-        if not any(r.waiting for r in stopped.all_records()) or resume.running():
+        waiting = frozenset(r.session_id for r in stopped.all_records() if r.waiting)
+        if not waiting or resume.running():
             return
+        # A resumer that found nothing it may do (a 7-day window) is not restarted every
+        # round for the same agents: again when they change, or after RESUME_RETRY.
+        last, at = self.resumer
+        if waiting == last and time.monotonic() - at < RESUME_RETRY:
+            return
+        self.resumer = (waiting, time.monotonic())
         argv = [sys.executable, "-m", "claudemeter", "resume", "--background"]
         argv += ["--text", settings.resume_text, "--stagger", f"{settings.resume_stagger:g}"]
         with contextlib.suppress(OSError):
