@@ -81,6 +81,7 @@ def test_a_token_bearer_is_served_while_100_idle_and_reconnecting_attackers_wait
             thread.join(timeout=10)
         for sock in idle:
             sock.close()
+    print(f"served {served} of {tried}; attackers reconnected {reconnects[0]} times")
     assert served == tried, f"{served} of {tried} token-bearing requests answered 200"
     assert reconnects[0] >= ATTACKERS, "the attackers were never cut (no head deadline)"
     assert tried >= 10
