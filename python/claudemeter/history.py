@@ -24,6 +24,7 @@ Writers that are not inside ``Store.update`` (a hook process) call
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import time
 from collections.abc import Iterable, Mapping
@@ -339,11 +340,18 @@ class Pending:
 
 
 def _load(path: Path) -> Files:
-    """A history file; missing is empty. Raises ValueError (corrupt) or OSError."""
+    """A history file; missing is empty. Raises ValueError (corrupt) or OSError
+    (a symlink planted in its place is not followed)."""
+    from .store import read_private  # the store imports this module
+
     try:
-        data = path.read_bytes()
+        data = read_private(path)
     except FileNotFoundError:
         return Files()
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.EINVAL):  # a symlink, a FIFO: never ours
+            raise ValueError(f"history file {path} is not a regular file") from None
+        raise
     try:
         return Files.from_bytes(data)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:

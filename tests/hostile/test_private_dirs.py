@@ -151,3 +151,16 @@ def test_the_tmux_loop_lock_and_log_never_follow_a_symlink(
     done = cli("tmux-loop")
     assert_one_line(done, "lock")
     assert target.read_text() == "keep me\n"
+
+
+@pytest.mark.parametrize("name", ["history-recent.json", "history.json"])
+def test_a_symlinked_history_file_is_not_read_nor_written_through(
+    state_dir: Path, target: Path, name: str
+) -> None:
+    plant(state_dir, name, target)
+    assert ingest(good_snapshot(util=41.0)).returncode == 0
+    shown = cli("history", "--json")
+    assert shown.returncode == 0 and "Traceback" not in shown.stderr, shown.stderr
+    assert "keep me" not in shown.stdout
+    assert target.read_text() == "keep me\n"
+    assert_readers_work(util=41.0)
