@@ -164,3 +164,11 @@ def test_a_symlinked_history_file_is_not_read_nor_written_through(
     assert "keep me" not in shown.stdout
     assert target.read_text() == "keep me\n"
     assert_readers_work(util=41.0)
+
+
+def test_a_symlinked_loop_log_is_never_appended_to(state_dir: Path, target: Path) -> None:
+    from claudemeter import tmux_loop
+
+    plant(state_dir, tmux_loop.LOG, target)
+    tmux_loop.log("a line that must not reach the target")
+    assert target.read_text() == "keep me\n"
