@@ -12,6 +12,7 @@ import argparse
 import http.client
 import json
 import re
+import socket
 import subprocess
 import sys
 import tempfile
@@ -88,6 +89,18 @@ def timed(n: int, clients: int, one: Callable[[int], int], expect: int) -> tuple
     return n / elapsed, common.p99(latencies)
 
 
+#: Idle connections held open while a token-bearing client is timed (SPEC 6).
+IDLE = 100
+
+
+def half_open(port: int) -> socket.socket:
+    """A connection that sent half a request line and then nothing (it is cut after the
+    bridge's head deadline, 3 s: the timed run must be shorter, or it reconnects)."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+    sock.sendall(b"GET /snapshots HTTP/1.1\r\n")
+    return sock
+
+
 def rss_kib(pid: int) -> int:
     status = Path(f"/proc/{pid}/status").read_text()
     found = re.search(r"VmRSS:\s+(\d+)", status)
@@ -141,6 +154,19 @@ def measure(posts: int = 1000, rejected: int = 10_000) -> list[Figure]:
                     raise SystemExit(f"unexpected HTTP {status} for a bad post")
             reject_rate = rejected / (time.perf_counter() - t0)
             rss_end = rss_kib(proc.pid)
+
+            def get(_i: int) -> int:
+                return request(port, "GET", "/snapshots", None, auth)
+
+            # SPEC 6: a token-bearing client is answered while 100 idle connections are
+            # open (each sent half a request line and waits): same GET, with and without.
+            quiet_rate, quiet_p99 = timed(posts, 1, get, 200)
+            idle = [half_open(port) for _ in range(IDLE)]
+            try:
+                busy_rate, busy_p99 = timed(posts, 1, get, 200)
+            finally:
+                for sock in idle:
+                    sock.close()
         finally:
             proc.terminate()
             proc.wait(timeout=30)
@@ -151,6 +177,22 @@ def measure(posts: int = 1000, rejected: int = 10_000) -> list[Figure]:
         Figure("bridge valid posts/s, 4 clients", rate4, "/s", healthz, base_rate),
         Figure("bridge valid post p99, 4 clients", p99_4 * 1000, "ms", healthz, base_p99 * 1000),
         Figure("bridge rejected posts/s (400/401)", reject_rate, "/s", healthz, base_rate),
+        Figure(
+            f"bridge GET /snapshots p99, {IDLE} idle conns open",
+            busy_p99 * 1000,
+            "ms",
+            "same, none open",
+            quiet_p99 * 1000,
+            "~1x",
+        ),
+        Figure(
+            f"bridge GET /snapshots/s, {IDLE} idle conns open",
+            busy_rate,
+            "/s",
+            "same, none open",
+            quiet_rate,
+            "~1x",
+        ),
         Figure(
             f"bridge RSS after {rejected} rejected posts",
             rss_end / 1024,
