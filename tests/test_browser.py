@@ -210,6 +210,23 @@ def test_pairing_in_the_popup_puts_this_browsers_row_in_claude_meter(
     finally:
         popup.close()
 
+    # The service worker itself: its alarm is set, its last cycle was accepted, and a
+    # change it hears about (a new browser name) is posted at once.
+    worker = browser.worker()
+    try:
+        assert worker.evaluate("chrome.alarms.get('claudemeter').then(a => a.periodInMinutes)") == 1
+        last = worker.evaluate(
+            "chrome.storage.local.get('last').then(({last}) => [last.accepted, last.lastError])"
+        )
+        assert last == [1, None]
+        worker.evaluate("chrome.storage.local.set({browserName: 'Work Chromium'})")
+    finally:
+        worker.close()
+    wait_for(
+        lambda: [r["browser"] for r in cached_rows()] == [f"{name}, Work Chromium"],
+        what="the renamed browser's reading folded into the row",
+    )
+
 
 def _screenshot(page: Cdp) -> bytes:
     """The popup at the size a browser gives it (its body is 300 px wide)."""
