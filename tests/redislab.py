@@ -12,6 +12,8 @@ from pathlib import Path
 
 import redis
 
+from tests.upstream import self_signed
+
 PASSWORD = "fleet-redis-password-4711"
 
 
@@ -19,10 +21,15 @@ PASSWORD = "fleet-redis-password-4711"
 class RedisServer:
     proc: subprocess.Popen[bytes]
     port: int
+    #: The CA (its own self-signed certificate) when it speaks TLS only.
+    ca: Path | None = None
 
     @property
     def url(self) -> str:
-        """With AUTH in the URL, as a user writes ``CLAUDEMETER_REDIS_URL``."""
+        """With AUTH in the URL, as a user writes ``CLAUDEMETER_REDIS_URL``; for TLS,
+        ``rediss://`` with the CA to verify the server against."""
+        if self.ca is not None:
+            return f"rediss://:{PASSWORD}@127.0.0.1:{self.port}/0?ssl_ca_certs={self.ca}"
         return f"redis://:{PASSWORD}@127.0.0.1:{self.port}/0"
 
     def client(self) -> redis.Redis:
@@ -41,8 +48,11 @@ def free_port() -> int:
         return port
 
 
-def start_redis(directory: Path, port: int | None = None, seconds: float = 20.0) -> RedisServer:
-    """Start it (on ``port``, e.g. to bring one back where it was) and wait for PING.
+def start_redis(
+    directory: Path, port: int | None = None, seconds: float = 20.0, tls: bool = False
+) -> RedisServer:
+    """Start it (on ``port``, e.g. to bring one back where it was; with ``tls``, TLS only,
+    a certificate for 127.0.0.1 made here with openssl) and wait for PING.
 
     Raises RuntimeError when redis-server is missing or does not come up."""
     binary = shutil.which("redis-server")
@@ -51,12 +61,19 @@ def start_redis(directory: Path, port: int | None = None, seconds: float = 20.0)
     port = port or free_port()
     directory.mkdir(parents=True, exist_ok=True)
     options = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(directory)]
+    listen = ["--port", str(port)]
+    ca = None
+    if tls:
+        ca, key = self_signed(directory, "IP:127.0.0.1")
+        listen = ["--port", "0", "--tls-port", str(port), "--tls-auth-clients", "no"]
+        listen += ["--tls-cert-file", str(ca), "--tls-key-file", str(key)]
+        listen += ["--tls-ca-cert-file", str(ca)]
     proc = subprocess.Popen(
-        [binary, "--port", str(port), *options, "--requirepass", PASSWORD],
+        [binary, *listen, *options, "--requirepass", PASSWORD],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    server = RedisServer(proc, port)
+    server = RedisServer(proc, port, ca)
     deadline = time.monotonic() + seconds
     while True:
         if proc.poll() is not None:

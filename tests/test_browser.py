@@ -10,7 +10,6 @@ import base64
 import json
 import os
 import ssl
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -21,7 +20,7 @@ import pytest
 
 from tests.chromium import Cdp, Chromium, start_chromium
 from tests.test_bridge import ORG, Bridge, cached_rows, start_bridge, wait_for
-from tests.upstream import FakeUpstream, Reply, fixture
+from tests.upstream import FakeUpstream, Reply, fixture, self_signed
 
 EXTENSION = Path(__file__).resolve().parent.parent / "extension"
 #: The browser's own claude.ai cookie; the fake checks the extension sends it.
@@ -43,20 +42,10 @@ def _usage_now() -> dict[str, Any]:
     return usage
 
 
-def _self_signed(directory: Path) -> ssl.SSLContext:
-    """A certificate for claude.ai made here with openssl; the browser is told to accept it."""
-    key, cert = directory / "key.pem", directory / "cert.pem"
-    command = "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=claude.ai"
-    subprocess.run(
-        [
-            *command.split(),
-            *("-addext", "subjectAltName=DNS:claude.ai", "-keyout", str(key), "-out", str(cert)),
-        ],
-        check=True,
-        capture_output=True,
-    )
+def _tls_for_claude_ai(directory: Path) -> ssl.SSLContext:
+    """A certificate for claude.ai; the browser is told to accept it."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert, key)
+    context.load_cert_chain(*self_signed(directory, "DNS:claude.ai"))
     return context
 
 
@@ -84,7 +73,7 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
     claude_ai.routes[f"{org}/subscription_details"] = Reply(
         200, fixture("claude_ai_subscription_details.json")
     )
-    tls = _self_signed(root)
+    tls = _tls_for_claude_ai(root)
     # The handshake happens in the request's own thread, not in the accept loop.
     claude_ai.server.socket = tls.wrap_socket(
         claude_ai.server.socket, server_side=True, do_handshake_on_connect=False

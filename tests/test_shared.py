@@ -157,6 +157,25 @@ def test_a_browser_reading_on_one_host_reaches_another_hosts_bridge_by_itself(
             bridge.stop()
 
 
+def test_rediss_verifies_the_server_and_the_fleet_works_over_it(
+    tmp_path: Path, claude_dir: Path, upstream: FakeUpstream
+) -> None:
+    server = start_redis(tmp_path / "tls", tls=True)
+    try:
+        hosts = [host_env(tmp_path, f"host{k}", server.url) for k in range(2)]
+        for env in hosts:
+            assert meter(env, "refresh").returncode == 0
+        assert len(upstream.hits(USAGE)) == 1
+        assert [r["account_email"] for r in rows_of(hosts[1])] == ["ada@example.com"]
+        # Without the CA the server's certificate is not trusted: no connection.
+        unverified = server.url.split("?", 1)[0]
+        doctor = meter(host_env(tmp_path, "host2", unverified), "doctor").stdout
+        line = next(line for line in doctor.splitlines() if " shared " in line)
+        assert line.startswith("warn") and PASSWORD not in doctor
+    finally:
+        server.stop()
+
+
 def test_doctor_names_the_shared_store_without_its_password(
     tmp_path: Path, fleet_redis: RedisServer
 ) -> None:

@@ -4,6 +4,7 @@ records every request, so tests check what we sent (headers included)."""
 from __future__ import annotations
 
 import json
+import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -12,6 +13,21 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def self_signed(directory: Path, name: str) -> tuple[Path, Path]:
+    """A certificate and key for ``name`` (``DNS:claude.ai``, ``IP:127.0.0.1``), made
+    here with openssl, valid two days; returns (certificate, key) in ``directory``."""
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subject = name.split(":", 1)[1]
+    command = f"openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN={subject}"
+    files = ["-keyout", str(key), "-out", str(cert)]
+    subprocess.run(
+        [*command.split(), "-addext", f"subjectAltName={name}", *files],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
 
 
 def fixture_text(name: str) -> str:
