@@ -52,6 +52,7 @@ def tool_input() -> bytes:
 
 
 def gate_cost(runs: int) -> list[Figure]:
+    """The gate under the threshold, interleaved with the two floors in one environment."""
     from claudemeter.model import Snapshot, utcnow
     from claudemeter.store import Store
 
@@ -60,39 +61,33 @@ def gate_cost(runs: int) -> list[Figure]:
         "python3 -c pass": Command([sys.executable, "-c", "pass"]),
         CONSOLE_FLOOR: Command([sys.executable, "-c", "from claudemeter.cli import main"]),
         "hook gate, under the threshold": Command(gate, tool_input()),
-        "hook gate, empty store": Command(gate, tool_input()),
     }
-    times: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="cmbench") as tmp:
-        for name, command in commands.items():
-            env = common.isolated_env(Path(tmp) / name.replace(" ", "_").replace(",", ""))
-            home = Path(env["HOME"])
-            (home / ".claude.json").write_bytes(
-                (common.FIXTURES / "claude_json_oauth_account.json").read_bytes()
-            )
-            if name == "hook gate, under the threshold":
-                with common.environ(env):
-                    now = utcnow()
-                    Store().put(
-                        [
-                            Snapshot(
-                                org_uuid="0f6c3b2a-0000-4000-8000-00000000b001",
-                                browser="statusline",
-                                account_email="ada@example.com",
-                                fetched_at=now,
-                                usage={"five_hour": {"utilization": 42.0, "resets_at": None}},
-                            )
-                        ]
+        env = common.isolated_env(Path(tmp))
+        (Path(env["HOME"]) / ".claude.json").write_bytes(
+            (common.FIXTURES / "claude_json_oauth_account.json").read_bytes()
+        )
+        with common.environ(env):
+            Store().put(
+                [
+                    Snapshot(
+                        org_uuid="0f6c3b2a-0000-4000-8000-00000000b001",
+                        browser="statusline",
+                        account_email="ada@example.com",
+                        fetched_at=utcnow(),
+                        usage={"five_hour": {"utilization": 42.0, "resets_at": None}},
                     )
-            sample = common.interleaved({name: command}, env, runs)[name]
-            times[name] = common.median(sample) * 1000
+                ]
+            )
+        times = {
+            name: common.median(t) * 1000
+            for name, t in common.interleaved(commands, env, runs).items()
+        }
     floor, console = times["python3 -c pass"], times[CONSOLE_FLOOR]
+    name = "hook gate, under the threshold"
     return [
         Figure(f"{CONSOLE_FLOOR} (median of {runs})", console, "ms", "python3 -c pass", floor),
-        *(
-            Figure(f"{name} (median of {runs})", times[name], "ms", CONSOLE_FLOOR, console)
-            for name in list(commands)[2:]
-        ),
+        Figure(f"{name} (median of {runs})", times[name], "ms", CONSOLE_FLOOR, console),
     ]
 
 

@@ -18,8 +18,8 @@ from datetime import datetime, timedelta
 
 from .model import JSON, KNOWN_WINDOWS, Snapshot, format_time
 from .render import duration
+from .sources import STATUS_LOGIN
 from .sources.claude_account import Account
-from .sources.oauth import STATUS_LOGIN
 
 DEFAULT_BUCKETS = ("five_hour", "seven_day", "seven_day_oauth_apps")
 

@@ -25,6 +25,10 @@ from typing import TYPE_CHECKING, Any
 
 from .. import __version__, env
 from ..model import JSON, SOURCE_OAUTH, Snapshot, classify_usage, redact, utcnow
+from . import STATUS_BACKOFF as STATUS_BACKOFF  # re-exported: refresh, doctor use them here
+from . import STATUS_ERROR as STATUS_ERROR
+from . import STATUS_LOGIN as STATUS_LOGIN
+from . import STATUS_OK as STATUS_OK
 from .claude_account import Account, ClaudeJson, read_claude_json
 from .claude_config import ClaudeConfig
 
@@ -53,10 +57,6 @@ PROFILE_EVERY = 24 * 3600.0
 #: Keychain items past 4,032 characters continue in ``NAME-overflow-a``, ``-b``, …
 OVERFLOW_PARTS = "abcdefghijklmnopqrstuvwxyz"
 
-STATUS_OK = "ok"
-STATUS_LOGIN = "login"  # expired, logged out or rejected login: the user must run `claude`
-STATUS_BACKOFF = "backoff"  # rate limited
-STATUS_ERROR = "error"
 
 RELOGIN_HINT = "run `claude` once to refresh the login"
 LOGGED_OUT = "logged out, run `claude` to log in"
