@@ -191,11 +191,6 @@ class Agent:
     def pid(self) -> int:
         return int(self.server.cmd("display-message", "-p", "-t", self.pane, "#{pane_pid}"))
 
-    def command(self) -> str:
-        return self.server.cmd(
-            "display-message", "-p", "-t", self.pane, "#{pane_current_command}"
-        ).strip()
-
 
 class Agents:
     """Interactive Claude Code sessions in one private tmux server."""

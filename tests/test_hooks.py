@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import subprocess
 import time
@@ -266,3 +267,16 @@ def test_install_refuses_what_it_cannot_parse(claude_dir: Path, content: bytes) 
     assert len(done.stderr.strip().splitlines()) == 1
     assert path.read_bytes() == content
     assert list(claude_dir.glob("settings.json.claudemeter-backup-*")) == []
+
+
+def test_doctor_says_whether_the_hooks_are_installed(claude_dir: Path) -> None:
+    assert not re.search(r"^\S+\s+hooks\s", cm("doctor").stdout, re.MULTILINE)  # optional
+    assert cm("install-hooks").returncode == 0
+    assert "ok    hooks" in cm("doctor").stdout
+    body = settings_of(claude_dir)
+    del body["hooks"]["PostToolUse"]
+    (claude_dir / "settings.json").write_text(json.dumps(body))
+    shown = cm("doctor").stdout
+    assert "no claudemeter hook on PostToolUse" in shown
+    assert hook("stop-failure", data=WALL).returncode == 0
+    assert "1 agent(s) stopped on the limit wait for" in cm("doctor").stdout

@@ -247,6 +247,46 @@ def check_statusline() -> list[Check]:
     ]
 
 
+def check_hooks() -> list[Check]:
+    """claudemeter's Claude Code hooks (optional: cm-guard is the other way), and agents
+    that stopped on the limit and still wait for a resume."""
+    from . import stopped
+    from .claude_settings import InstallError, load_settings
+    from .install_hooks import GATE_EVENTS, WALL_EVENT, installed_events
+
+    settings = env.default_claude_config_dir() / "settings.json"
+    try:
+        _raw, body = load_settings(settings)
+    except InstallError:
+        return []  # check_statusline already says what is wrong with the file
+    checks = []
+    found = installed_events(body)
+    if found:
+        missing = [e for e in (*GATE_EVENTS, WALL_EVENT) if e not in found]
+        if missing:
+            checks.append(
+                Check(
+                    WARN,
+                    "hooks",
+                    f"no claudemeter hook on {', '.join(missing)}:"
+                    " run `claude-meter install-hooks` again",
+                )
+            )
+        else:
+            checks.append(Check(OK, "hooks", f"the gate and the limit-hit record ({settings})"))
+    waiting = [r for r in stopped.all_records() if r.waiting]
+    if waiting:
+        checks.append(
+            Check(
+                WARN,
+                "resume",
+                f"{len(waiting)} agent(s) stopped on the limit wait for"
+                " `claude-meter resume` (or @claude_meter_resume on)",
+            )
+        )
+    return checks
+
+
 def check_tmux() -> list[Check]:
     if shutil.which("tmux") is None:
         return [Check(WARN, "tmux", "tmux not found: install it for the status line and popup")]
@@ -348,6 +388,7 @@ def run_checks() -> list[Check]:
         check_peers,
         check_shared,
         check_statusline,
+        check_hooks,
         check_tmux,
         check_tmux_loop,
     ]

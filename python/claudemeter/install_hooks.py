@@ -100,6 +100,18 @@ def is_ours(hook: Any) -> bool:
     )
 
 
+def installed_events(settings: dict[str, Any]) -> set[str]:
+    """The events that run one of our hooks in a parsed settings.json (doctor asks)."""
+    hooks = settings.get(KEY)
+    if not isinstance(hooks, dict):
+        return set()
+    return {
+        event
+        for event, groups in hooks.items()
+        if isinstance(groups, list) and any(is_ours(h) for h in _all_hooks({event: groups}))
+    }
+
+
 def wanted(args: argparse.Namespace) -> dict[str, list[dict[str, Any]]]:
     """The matcher groups install-hooks adds, per event."""
     max_wait = float(args.max_wait)

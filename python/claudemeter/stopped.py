@@ -32,7 +32,6 @@ MAX_AGE = 8 * 86400
 _SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 #: ``outcome`` values, besides None (still waiting).
-CONFIRMED = "confirmed"
 UNCONFIRMED = "not confirmed"
 SKIPPED = "skipped"
 BY_HAND = "resumed by hand"
