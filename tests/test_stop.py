@@ -12,7 +12,16 @@ from pathlib import Path
 from claudemeter import pidfile
 from claudemeter.bridge import PID_FILE
 from claudemeter.tmux_loop import SLACK, lock_path
-from tests.tmuxlab import Lab, TmuxServer, attach, lab_fixture, plugin_dir, status_line, until
+from tests.tmuxlab import (
+    Lab,
+    TmuxServer,
+    attach,
+    in_pane,
+    lab_fixture,
+    plugin_dir,
+    status_line,
+    until,
+)
 
 __all__ = ["lab_fixture"]
 
@@ -37,15 +46,8 @@ def loop_of(server: TmuxServer, state: Path) -> pidfile.Process | None:
 
 
 def stop(state: Path, server: TmuxServer) -> str:
-    where = server.cmd("display-message", "-p", "#{socket_path},#{pid},0").strip()
-    done = subprocess.run(
-        ["claude-meter", "stop"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-        env={**os.environ, "CLAUDEMETER_STATE_DIR": str(state), "TMUX": where},
-    )
+    done = in_pane(server, "claude-meter", "stop", CLAUDEMETER_STATE_DIR=str(state))
+    assert done.returncode == 0, done.stderr
     return done.stdout
 
 

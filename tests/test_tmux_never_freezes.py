@@ -6,13 +6,21 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import time
 from pathlib import Path
 
 from claudemeter import pidfile
 from claudemeter.tmux_loop import LOG, SLACK
-from tests.tmuxlab import Lab, TmuxServer, attach, lab_fixture, plugin_dir, status_line, until
+from tests.tmuxlab import (
+    Lab,
+    TmuxServer,
+    attach,
+    in_pane,
+    lab_fixture,
+    plugin_dir,
+    status_line,
+    until,
+)
 
 __all__ = ["lab_fixture"]
 
@@ -44,17 +52,23 @@ def server_pid(server: TmuxServer) -> int:
 
 
 def doctor(server: TmuxServer) -> str:
-    """``claude-meter doctor`` as run in one of ``server``'s panes ($TMUX names it)."""
-    where = server.cmd("display-message", "-p", "#{socket_path},#{pid},0").strip()
-    done = subprocess.run(
-        ["claude-meter", "doctor"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env={**os.environ, "TMUX": where},
-    )
+    done = in_pane(server, "claude-meter", "doctor")
     return done.stdout + done.stderr
+
+
+def running(
+    lab: Lab, isolated: Path, state_dir: Path, name: str
+) -> tuple[TmuxServer, TmuxServer, pidfile.Process]:
+    """A server with the plugin, a client attached to it, and its loop's record once
+    the segment shows."""
+    inner = lab.server(name, config(plugin_dir(isolated) / "claudemeter.tmux"))
+    inner.cmd("new-session", "-d", "-s", "work", "-x", "100", "-y", "10")
+    outer = attach(lab, inner)
+    assert until(lambda: "claude: setup" in status_line(outer), 15), status_line(outer)
+    assert until(lambda: loop_record(state_dir) is not None, 10)
+    loop = loop_record(state_dir)
+    assert loop is not None and loop.running()
+    return inner, outer, loop
 
 
 #: From a loop's death to the bar being right again: its deadline (one interval plus
@@ -65,13 +79,7 @@ COMES_BACK = INTERVAL + SLACK + REDRAW + 8
 def test_a_killed_loop_is_started_again_by_the_next_redraw(
     lab: Lab, isolated: Path, state_dir: Path
 ) -> None:
-    inner = lab.server("cm-kill", config(plugin_dir(isolated) / "claudemeter.tmux"))
-    inner.cmd("new-session", "-d", "-s", "work", "-x", "100", "-y", "10")
-    outer = attach(lab, inner)
-    assert until(lambda: "claude: setup" in status_line(outer), 15), status_line(outer)
-    assert until(lambda: loop_record(state_dir) is not None, 10)
-    first = loop_record(state_dir)
-    assert first is not None and first.running()
+    inner, outer, first = running(lab, isolated, state_dir, "cm-kill")
 
     os.kill(first.pid, signal.SIGKILL)  # no chance to say goodbye
     killed_at = time.monotonic()
@@ -103,12 +111,7 @@ def test_a_stopped_tmux_server_does_not_end_the_loop(
 ) -> None:
     """kill -STOP the server for longer than a tmux call may take: the loop logs the
     failure, keeps trying, and carries on when the server does."""
-    inner = lab.server("cm-stop", config(plugin_dir(isolated) / "claudemeter.tmux"))
-    inner.cmd("new-session", "-d", "-s", "work", "-x", "100", "-y", "10")
-    outer = attach(lab, inner)
-    assert until(lambda: "claude: setup" in status_line(outer), 15), status_line(outer)
-    loop = loop_record(state_dir)
-    assert loop is not None
+    inner, outer, loop = running(lab, isolated, state_dir, "cm-stop")
     tmux = server_pid(inner)
     os.kill(tmux, signal.SIGSTOP)
     try:
@@ -127,12 +130,7 @@ def test_a_stopped_tmux_server_does_not_end_the_loop(
 def test_a_stuck_loop_is_shown_as_stalled_and_doctor_says_so(
     lab: Lab, isolated: Path, state_dir: Path
 ) -> None:
-    inner = lab.server("cm-stall", config(plugin_dir(isolated) / "claudemeter.tmux"))
-    inner.cmd("new-session", "-d", "-s", "work", "-x", "100", "-y", "10")
-    outer = attach(lab, inner)
-    assert until(lambda: "claude: setup" in status_line(outer), 15), status_line(outer)
-    loop = loop_record(state_dir)
-    assert loop is not None
+    inner, outer, loop = running(lab, isolated, state_dir, "cm-stall")
     os.kill(loop.pid, signal.SIGSTOP)  # alive, holding its lock, doing nothing
     try:
         stopped_at = time.monotonic()

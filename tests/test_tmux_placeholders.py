@@ -11,7 +11,16 @@ import subprocess
 from pathlib import Path
 
 from claudemeter.placeholders import has_raw
-from tests.tmuxlab import Lab, TmuxServer, attach, lab_fixture, plugin_dir, status_line, until
+from tests.tmuxlab import (
+    Lab,
+    TmuxServer,
+    attach,
+    in_pane,
+    lab_fixture,
+    plugin_dir,
+    status_line,
+    until,
+)
 
 __all__ = ["lab_fixture"]
 
@@ -91,15 +100,7 @@ def test_source_file_and_a_session_status_right(lab: Lab, isolated: Path, tmp_pa
 
 
 def doctor(server: TmuxServer) -> subprocess.CompletedProcess[str]:
-    where = server.cmd("display-message", "-p", "#{socket_path},#{pid},0").strip()
-    return subprocess.run(
-        ["claude-meter", "doctor"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env={**os.environ, "TMUX": where},
-    )
+    return in_pane(server, "claude-meter", "doctor")
 
 
 def test_doctor_flags_raw_placeholders(lab: Lab, isolated: Path, state_dir: Path) -> None:

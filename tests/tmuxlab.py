@@ -142,3 +142,17 @@ def status_line(outer: TmuxServer) -> str:
     """The bottom line of the attached client's screen: the inner server's status line."""
     screen = outer.capture("screen")
     return screen[-1] if screen else ""
+
+
+def in_pane(server: TmuxServer, *argv: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """``argv`` as run in one of ``server``'s panes ($TMUX names the server), with ``env``
+    added to this test's environment."""
+    where = server.cmd("display-message", "-p", "#{socket_path},#{pid},0").strip()
+    return subprocess.run(
+        list(argv),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, **env, "TMUX": where},
+    )
