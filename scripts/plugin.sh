@@ -148,6 +148,7 @@ fi
 case $bin in
   *'#'*)  # tmux versions differ on expanding a popup's command: keep the # out of it
     tmux set-option -g @claude_meter_popup_bin "$bin"
+    # shellcheck disable=SC2016 # expanded by the popup's own shell when it opens, not here
     popup='exec "$(tmux show-options -gv @claude_meter_popup_bin)" show --watch' ;;
   *) popup="$run show --watch" ;;
 esac
