@@ -37,6 +37,12 @@ def cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str
     )
 
 
+def guard_check(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["cm-guard", "--check", *args], capture_output=True, text=True, timeout=60, check=False
+    )
+
+
 @pytest.fixture
 def utc(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TZ", "UTC")
@@ -264,3 +270,69 @@ def test_a_malformed_guard_file_never_breaks_the_status_line(state_dir: Path) ->
     (guards / "2.json").write_text('{"sources": "not a guard"}')
     done = cli("status")
     assert done.returncode == 0 and done.stdout.strip() and "Traceback" not in done.stderr
+
+
+def test_a_passed_reset_reads_the_same_in_every_view(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 10: the summary printed the old 63 % while the popup said 0 %."""
+    monkeypatch.setenv("CLAUDEMETER_NOW", "2026-11-25T12:02:00.000Z")
+    monkeypatch.setenv("TZ", "UTC")
+    reading = {
+        "org_uuid": "org-1",
+        "browser": "Chrome",
+        "account_email": "ada@example.com",
+        "fetched_at": "2026-11-25T12:00:00.000Z",
+        "usage": {
+            "five_hour": {"utilization": 63.0, "resets_at": "2026-11-25T12:00:30.000Z"},
+            "seven_day": {"utilization": 20.0, "resets_at": "2026-11-28T00:00:00.000Z"},
+        },
+    }
+    assert cli("ingest", "-", stdin=json.dumps(reading)).returncode == 0
+    summary = cli("--cached").stdout
+    assert "5-hour      0%  reset at 12:00 (reading predates it)" in summary, summary
+    show = cli("show", "--no-colour").stdout
+    assert "5-hour" in show and "0%  reset 12:00, old reading" in show, show
+    assert "63" not in summary + show
+    assert "5h 0%" in cli("status").stdout
+    check = guard_check("--threshold", "50")
+    assert check.returncode == 0, check.stderr
+    five = json.loads(check.stdout)["buckets"]["five_hour"]
+    assert five == {"utilization": 0.0, "resets_at": "2026-11-25T12:00:30.000Z", "state": "reset"}
+
+
+def test_arc_null_seven_day_keeps_chromes_93_with_provenance_in_json_and_popup(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 10: a newer Arc post with seven_day: null hid Chrome's fresh 93 %."""
+    monkeypatch.setenv("CLAUDEMETER_NOW", "2026-11-25T12:02:00.000Z")
+    base = {"org_uuid": "org-1", "account_email": "ada@example.com"}
+    five = {"utilization": 40.0, "resets_at": "2026-11-25T16:00:00.000Z"}
+    chrome = {
+        **base,
+        "browser": "Chrome",
+        "fetched_at": "2026-11-25T12:01:00.000Z",
+        "usage": {
+            "five_hour": five,
+            "seven_day": {"utilization": 93.0, "resets_at": "2026-11-28T00:00:00.000Z"},
+        },
+    }
+    arc = {
+        **base,
+        "browser": "Arc",
+        "fetched_at": "2026-11-25T12:01:30.000Z",
+        "usage": {"five_hour": {**five, "utilization": 41.0}, "seven_day": None},
+    }
+    assert cli("ingest", "-", stdin=json.dumps([chrome, arc])).returncode == 0
+    [row] = json.loads(cli("--json", "--cached").stdout)
+    assert row["usage"]["seven_day"]["utilization"] == 93.0
+    assert row["usage"]["five_hour"]["utilization"] == 41.0
+    assert row["provenance"]["seven_day"] == {
+        "source": "Chrome",
+        "fetched_at": "2026-11-25T12:01:00.000Z",
+        "age_seconds": 60,
+        "stale": False,
+    }
+    assert row["provenance"]["five_hour"]["source"] == "Arc"
+    show = cli("show", "--no-colour").stdout
+    assert "from: Arc 30s ago: 5-hour · Chrome 1m ago: 7-day" in show, show
+    check = guard_check("--bucket", "seven_day")
+    assert check.returncode == 75, check.stdout + check.stderr

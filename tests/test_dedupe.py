@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from claudemeter.dedupe import dedupe_by_account
-from claudemeter.model import Snapshot, parse_many
+from claudemeter.model import Snapshot, format_time, parse_many
 from tests.upstream import fixture
 
 NOW = datetime(2026, 11, 25, 12, 1, tzinfo=timezone.utc)
@@ -182,3 +183,185 @@ def test_nothing_with_usage_is_lost(rows: list[Snapshot]) -> None:
     folded = dedupe_by_account(rows, NOW)
     for org in {r.org_uuid for r in rows if r.org_uuid and r.usage is not None}:
         assert any(f.org_uuid == org and f.usage is not None for f in folded)
+
+
+# ---- per bucket (SPEC section 3: each window from the newest fresh usable reading) --
+
+SOON = NOW + timedelta(hours=2)
+NEXT_WEEK = NOW + timedelta(days=3)
+LONG_AGO = NOW - timedelta(days=20)
+
+
+def reading(browser: str, seconds_ago: float, **buckets: object) -> Snapshot:
+    """One reading of account o1; each bucket ``(utilization, resets_at)`` or None."""
+    usage: dict[str, object] = {}
+    for name, value in buckets.items():
+        if isinstance(value, tuple):
+            util, resets = value
+            usage[name] = {"utilization": util, "resets_at": format_time(resets)}
+        else:
+            usage[name] = value
+    return Snapshot("o1", browser, "a@x", NOW - timedelta(seconds=seconds_ago), usage=usage)
+
+
+def values(snap: Snapshot) -> dict[str, float | None]:
+    return {n: w.used(NOW) for n, w in snap.windows().items()}
+
+
+def sources(snap: Snapshot) -> dict[str, str]:
+    return {n: snap.origin(n).source for n in snap.windows()}
+
+
+@pytest.mark.parametrize(
+    ("readings", "expected", "from_"),
+    [
+        pytest.param(
+            [
+                reading("statusline", 20, five_hour=(95.0, SOON), seven_day=(75.0, NEXT_WEEK)),
+                # an idle session re-sends 100 % of a window whose reset passed weeks ago
+                reading("Chrome", 5, five_hour=(100.0, LONG_AGO), seven_day=(75.0, NEXT_WEEK)),
+            ],
+            {"five_hour": 95.0, "seven_day": 75.0},
+            {"five_hour": "statusline", "seven_day": "Chrome"},
+            id="expired-100-never-erases-a-fresh-95",
+        ),
+        pytest.param(
+            [
+                reading("Claude Code", 60, five_hour=(40.0, SOON), seven_day=(93.0, NEXT_WEEK)),
+                reading("statusline", 1, five_hour=(41.0, SOON)),  # only five_hour
+            ],
+            {"five_hour": 41.0, "seven_day": 93.0},
+            {"five_hour": "statusline", "seven_day": "Claude Code"},
+            id="a-reading-lacking-a-bucket-keeps-the-others",
+        ),
+        pytest.param(
+            [
+                reading("Chrome", 30, five_hour=(50.0, SOON), seven_day=(93.0, NEXT_WEEK)),
+                reading("Arc", 5, five_hour=(51.0, SOON), seven_day=None),
+            ],
+            {"five_hour": 51.0, "seven_day": 93.0},
+            {"five_hour": "Arc", "seven_day": "Chrome"},
+            id="arc-null-seven-day-after-chromes-93",
+        ),
+        pytest.param(
+            [
+                reading("Chrome", 30, five_hour=(50.0, SOON)),
+                reading("Arc", 5, five_hour={"utilization": None, "resets_at": None}),
+            ],
+            {"five_hour": 50.0},
+            {"five_hour": "Chrome"},
+            id="hollow-never-erases",
+        ),
+        pytest.param(
+            [
+                reading("Chrome", 250, five_hour=(50.0, SOON)),
+                reading("Arc", 3000, five_hour=(70.0, SOON), seven_day=(20.0, NEXT_WEEK)),
+            ],
+            {"five_hour": 50.0, "seven_day": 20.0},
+            {"five_hour": "Chrome", "seven_day": "Arc"},
+            id="fresh-wins-a-stale-value-stays-for-what-only-it-has",
+        ),
+        pytest.param(
+            [reading("Chrome", 30, five_hour=(63.0, LONG_AGO))],
+            {"five_hour": 0.0},
+            {"five_hour": "Chrome"},
+            id="only-an-expired-value-reads-as-reset",
+        ),
+    ],
+)
+def test_each_bucket_from_the_newest_fresh_usable_reading(
+    readings: list[Snapshot], expected: dict[str, float], from_: dict[str, str]
+) -> None:
+    (folded,) = dedupe_by_account(readings, NOW)
+    assert values(folded) == expected
+    assert sources(folded) == from_
+
+
+def test_provenance_is_in_the_json_with_age_and_the_row_times_are_the_newest() -> None:
+    (folded,) = dedupe_by_account(
+        [
+            reading("Claude Code", 60, five_hour=(40.0, SOON), seven_day=(93.0, NEXT_WEEK)),
+            reading("statusline", 1, five_hour=(41.0, SOON)),
+        ],
+        NOW,
+    )
+    body = folded.to_json(NOW)
+    assert body["provenance"]["seven_day"] == {
+        "source": "Claude Code",
+        "fetched_at": format_time(NOW - timedelta(seconds=60)),
+        "age_seconds": 60,
+        "stale": False,
+    }
+    assert body["provenance"]["five_hour"]["source"] == "statusline"
+    assert body["fetched_at"] == format_time(NOW - timedelta(seconds=1))
+    assert body["browser"] == "Claude Code, statusline"
+    assert folded.stale is False
+
+
+def test_errors_of_every_contributing_reading_are_kept() -> None:
+    first = reading("Claude Code", 60, seven_day=(93.0, NEXT_WEEK))
+    first.errors = ["profile: HTTP 500"]
+    second = reading("Chrome", 1, five_hour=(41.0, SOON))
+    second.errors = ["overage: HTTP 503"]
+    idle = reading("Arc", 2, five_hour=(40.0, SOON))
+    idle.errors = ["account: HTTP 503"]  # contributes nothing: not its errors
+    (folded,) = dedupe_by_account([first, second, idle], NOW)
+    assert folded.errors == ["overage: HTTP 503", "profile: HTTP 500"]
+
+
+# Readings of one account (the org and the email-only form of it) from every source.
+bucket_value = st.one_of(
+    st.none(),
+    st.just({"utilization": None, "resets_at": None}),
+    st.tuples(
+        st.floats(min_value=0, max_value=120),
+        st.sampled_from([SOON, NEXT_WEEK, LONG_AGO, NOW - timedelta(seconds=1)]),
+    ),
+)
+one_account_reading = st.builds(
+    lambda browser, ago, org, stale, buckets: _reading_of(browser, ago, org, stale, buckets),
+    st.sampled_from(["Chrome", "Arc", "Claude Code", "statusline"]),
+    st.floats(min_value=-30, max_value=2000),
+    st.sampled_from(["o1", ""]),
+    st.booleans(),
+    st.dictionaries(
+        st.sampled_from(["five_hour", "seven_day", "seven_day_opus"]), bucket_value, max_size=3
+    ),
+)
+
+
+def _reading_of(
+    browser: str, ago: float, org: str, stale: bool, buckets: dict[str, object]
+) -> Snapshot:
+    snap = reading(browser, ago, **buckets)
+    snap.org_uuid, snap.stale = org, stale
+    return snap
+
+
+def fresh_values(rows: list[Snapshot]) -> dict[str, float]:
+    folded = dedupe_by_account(rows, NOW)
+    found: dict[str, float] = {}
+    for row in folded:
+        for name, window in row.windows().items():
+            usable = window.utilization is not None and not window.has_reset(NOW)
+            if usable and not row.origin(name).is_stale(NOW) and not row.stale:
+                found[name] = window.utilization  # type: ignore[assignment]
+    return found
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(one_account_reading, max_size=8), one_account_reading)
+def test_adding_a_reading_never_removes_a_fresh_bucket_value(
+    rows: list[Snapshot], added: Snapshot
+) -> None:
+    before = fresh_values(rows)
+    after = fresh_values([*rows, added])
+    assert set(before) <= set(after), (before, after)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(one_account_reading, max_size=8))
+def test_the_per_bucket_fold_is_idempotent_with_its_provenance(rows: list[Snapshot]) -> None:
+    once = dedupe_by_account(rows, NOW)
+    again = dedupe_by_account(once, NOW)
+    assert [r.to_json(NOW) for r in again] == [r.to_json(NOW) for r in once]

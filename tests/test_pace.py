@@ -221,6 +221,7 @@ def test_json_rows_carry_pace(claude_dir: Path, state_dir: Path) -> None:
         "subscription",
         "errors",
         "stale",
+        "provenance",
         "pace",
     }
     five = row["pace"]["five_hour"]

@@ -438,7 +438,50 @@ def test_carried_over_buckets_do_not_enter_the_history(claude_dir: Path) -> None
         )
     state = Store().read()
     row = next(r for r in state.rows if r.browser == "statusline")
-    assert "seven_day_oauth_apps" in (row.usage or {})  # carried over for the fold
+    assert "seven_day_oauth_apps" not in (row.usage or {})  # the fold brings it, per bucket
+    (folded,) = state.accounts(start + timedelta(seconds=90))
+    assert folded.origin("seven_day_oauth_apps").source == "Claude Code"
     points = next(iter(history.recent(Store().directory).values())).points
     assert len(points) == 4
     assert sum("seven_day_oauth_apps" in p.used for p in points) == 1  # the OAuth reading only
+
+
+def guard_check(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["cm-guard", "--check", *args], capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def test_an_idle_session_resending_an_expired_100_keeps_the_live_95(claude_dir: Path) -> None:
+    """Issue 10: an idle Claude Code re-sends five_hour 100 % whose reset passed weeks
+    ago right after a live session's 95 %: the row lost five_hour and cm-guard --check
+    went from 75 to 0."""
+    now = int(time.time())
+    live = statusline_input(five=95, seven=75)
+    assert run(encode(live)).returncode == 0
+    assert guard_check().returncode == 75
+    idle = statusline_input(five=100, seven=75, five_resets=now - 20 * 86400)
+    assert run(encode(idle)).returncode == 0
+    check = guard_check()
+    assert check.returncode == 75, check.stdout + check.stderr
+    state = json.loads(check.stdout)
+    assert state["buckets"]["five_hour"]["utilization"] == 95.0
+    assert state["buckets"]["seven_day"]["utilization"] == 75.0
+
+
+def test_an_input_with_only_five_hour_keeps_seven_day(claude_dir: Path) -> None:
+    """Issue 10: a statusline input with only five_hour erased seven_day 93."""
+    assert run(encode(statusline_input(five=40, seven=93))).returncode == 0
+    only_five = statusline_input(five=41)
+    del only_five["rate_limits"]["seven_day"]
+    assert run(encode(only_five)).returncode == 0
+    [row] = json.loads(
+        subprocess.run(
+            ["claude-meter", "--json", "--cached"], capture_output=True, text=True, check=True
+        ).stdout
+    )
+    assert row["usage"]["five_hour"]["utilization"] == 41.0
+    assert row["usage"]["seven_day"]["utilization"] == 93.0
+    assert row["provenance"]["seven_day"]["source"] == "statusline"
+    assert row["provenance"]["seven_day"]["age_seconds"] >= 0
+    assert guard_check("--bucket", "seven_day").returncode == 75

@@ -162,7 +162,9 @@ def _bucket(name: str, row: Snapshot, threshold: float, grace: float, now: datet
         state = RESET if until is not None and until <= now else OVER
     else:
         state = RESET if window.has_reset(now) else UNDER
-    return Bucket(name, window.utilization, window.resets_at, state)
+    # A passed reset reads as every view shows it (Window.used): empty, not the old number.
+    shown = window.used(now) if state == RESET else window.utilization
+    return Bucket(name, shown, window.resets_at, state)
 
 
 def login_problem(sources: Mapping[str, JSON], row: Snapshot | None) -> str | None:

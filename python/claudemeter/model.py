@@ -351,9 +351,56 @@ def classify_usage(body: Any) -> UsageVerdict:
     return UsageVerdict(None, redact(text)[:MAX_ERROR_LEN], kind == "rate_limit_error")
 
 
+def freshness_of(source: str) -> float:
+    """Seconds a reading from ``source`` (a ``browser`` name) stays fresh."""
+    return FRESHNESS_SECONDS.get(source.strip(), BROWSER_FRESHNESS_SECONDS)
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where one bucket's value came from: the reading's source (its ``browser`` name,
+    ``"Chrome"``, ``"statusline"``, ``"Claude Code"``) and when that reading was taken."""
+
+    source: str
+    fetched_at: datetime
+
+    def age(self, now: datetime) -> float:
+        """Seconds since the reading (negative for one from the future)."""
+        return (now - self.fetched_at).total_seconds()
+
+    def is_stale(self, now: datetime) -> bool:
+        return self.age(now) > freshness_of(self.source)
+
+    def to_json(self, now: datetime) -> JSON:
+        """``{"source", "fetched_at" (RFC 3339), "age_seconds", "stale"}`` at ``now``."""
+        return {
+            "source": self.source,
+            "fetched_at": format_time(self.fetched_at),
+            "age_seconds": round(self.age(now)),
+            "stale": self.is_stale(now),
+        }
+
+    @classmethod
+    def from_json(cls, body: Any) -> Provenance | None:
+        """The stored form; None for anything that is not one (it is only a hint)."""
+        if not isinstance(body, Mapping):
+            return None
+        source, fetched = body.get("source"), body.get("fetched_at")
+        if not isinstance(source, str) or not source.strip() or len(source) > MAX_BROWSER_LEN:
+            return None
+        try:
+            return cls(source.strip(), parse_time(fetched)) if isinstance(fetched, str) else None
+        except ValueError:
+            return None
+
+
 @dataclass
 class Snapshot:
-    """One reading. ``extra`` keeps top-level keys we do not know, so they round-trip."""
+    """One reading. ``extra`` keeps top-level keys we do not know, so they round-trip.
+
+    ``provenance`` names, per bucket, the reading a value came from when that is not
+    this one (a folded row, or a statusline row carrying a bucket its latest input
+    lacked); :meth:`origin` gives every bucket's."""
 
     org_uuid: str
     browser: str
@@ -365,6 +412,7 @@ class Snapshot:
     errors: list[str] = field(default_factory=list)
     stale: bool = False
     extra: JSON = field(default_factory=dict)
+    provenance: dict[str, Provenance] = field(default_factory=dict)
 
     @property
     def account_key(self) -> str:
@@ -377,13 +425,17 @@ class Snapshot:
     def window(self, name: str) -> Window | None:
         return self.windows().get(name)
 
+    def origin(self, name: str) -> Provenance:
+        """Where bucket ``name`` came from: its recorded provenance, else this reading."""
+        recorded = self.provenance.get(name)
+        if recorded is None or recorded.fetched_at > self.fetched_at:  # never newer than us
+            return Provenance(self.browser, self.fetched_at)
+        return recorded
+
     def freshness_limit(self) -> float:
         """A merged row (``"Chrome, Claude Code"``) lasts as long as its most lenient
         source would, so folding a folded row again does not change its staleness."""
-        return max(
-            FRESHNESS_SECONDS.get(name.strip(), BROWSER_FRESHNESS_SECONDS)
-            for name in self.browser.split(",")
-        )
+        return max(freshness_of(name) for name in self.browser.split(","))
 
     def age(self, now: datetime | None = None) -> float:
         return ((now or utcnow()) - self.fetched_at).total_seconds()
@@ -397,7 +449,9 @@ class Snapshot:
         copy.stale = self.stale or self.is_stale(now)
         return copy
 
-    def to_json(self) -> JSON:
+    def to_json(self, now: datetime | None = None) -> JSON:
+        """SPEC section 3's keys, the unknown ones kept, and ``provenance`` (per bucket:
+        source, fetched_at, age and staleness at ``now``) when the row has any."""
         body: JSON = dict(self.extra)
         body.update(
             {
@@ -412,6 +466,9 @@ class Snapshot:
                 "stale": self.stale,
             }
         )
+        if self.provenance:
+            at = now or utcnow()
+            body["provenance"] = {k: v.to_json(at) for k, v in self.provenance.items()}
         return body
 
     @classmethod
@@ -481,6 +538,13 @@ class Snapshot:
             "subscription",
             "errors",
             "stale",
+            "provenance",
+        }
+        provenance_raw = body.get("provenance")
+        provenance = {
+            name: origin
+            for name, item in (provenance_raw if isinstance(provenance_raw, dict) else {}).items()
+            if isinstance(name, str) and (origin := Provenance.from_json(item)) is not None
         }
         return cls(
             org_uuid=org,
@@ -497,6 +561,7 @@ class Snapshot:
                 for k, v in body.items()
                 if k not in known and not _SECRET_KEY_RE.search(str(k))
             },
+            provenance=provenance,
         )
 
 

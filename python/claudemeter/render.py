@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from pathlib import PurePosixPath
 
 from .history import AccountHistory, HistoryPoint, of_account
-from .model import JSON, Snapshot, Window, printable
+from .model import JSON, Provenance, Snapshot, Window, printable
 from .registry import GuardEntry
 from .store import State
 
@@ -118,7 +118,7 @@ def summary(rows: list[Snapshot], now: datetime) -> str:
         width = max((len(label(n)) for n in wins), default=0)
         for name, window in wins.items():
             lines.append(
-                f"  {label(name):<{width}}  {percent(window.utilization):>6}  "
+                f"  {label(name):<{width}}  {percent(window.used(now)):>6}  "
                 f"{reset_text(window, now)}"
             )
         lines.extend(f"  {line}" for line in extra_usage_lines(row))
@@ -200,6 +200,22 @@ def belongs(raw: Snapshot, row: Snapshot) -> bool:
     )
 
 
+def origins_line(row: Snapshot, now: datetime) -> str | None:
+    """Where each bucket's value comes from (the fold takes each from the newest fresh
+    reading that has it): ``from: statusline 12s ago: 5-hour, 7-day · Claude Code 4m
+    ago: 7-day Opus``; None for a row without buckets."""
+    groups: dict[Provenance, list[str]] = {}
+    for name in row.windows():
+        groups.setdefault(row.origin(name), []).append(label(name))
+    parts = [
+        f"{origin.source} {duration(origin.age(now))} ago"
+        + (" (stale)" if origin.is_stale(now) else "")
+        + f": {', '.join(names)}"
+        for origin, names in groups.items()
+    ]
+    return "from: " + " · ".join(parts) if parts else None
+
+
 def source_line(raws: list[Snapshot], now: datetime) -> str:
     seen = [
         f"{raw.browser} {duration(raw.age(now))} ago"
@@ -276,6 +292,9 @@ def account_block(
     if not wins:
         lines.append("  no usage reading yet")
     lines.extend(f"  {line}" for line in extra_usage_lines(row))
+    origins = origins_line(row, now)
+    if origins and len(raws) > 1:  # with one reading, the sources line says it all
+        lines.append("  " + origins)
     lines.append("  " + source_line(raws, now))
     problems = list(row.errors)
     for book in bookings.values():

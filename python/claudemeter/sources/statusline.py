@@ -33,6 +33,7 @@ from ..model import (
     JSON,
     MAX_PERCENT,
     SOURCE_STATUSLINE,
+    Provenance,
     Snapshot,
     format_time,
     json_number,
@@ -200,40 +201,54 @@ def merge(state: State, snapshot: Snapshot, now: datetime) -> Snapshot:
     - Within one window the server's count only climbs, so a lower reading for the same
       reset than a fresh one already stored is an idle agent's cached number: the higher
       one is kept.
-    - Buckets Claude Code does not pass on (7-day OAuth apps, per-model, extra usage)
-      are carried over from the account's freshest other reading while that is fresh,
-      so this row winning the fold does not hide them.
+    - A bucket this input lacks (an idle session whose window's reset has passed, a
+      release that sends only ``five_hour``) keeps the value the previous statusline
+      input gave, with that input's time in ``provenance``: it goes stale on its own
+      clock, and every agent's statusLine shares the one stored row. Buckets Claude
+      Code never passes on (per model, OAuth apps) come from the other sources' rows
+      through the per-bucket fold.
     """
     usage = dict(snapshot.usage or {})
+    provenance: dict[str, Provenance] = {}
+    mine = [
+        row
+        for row in state.rows
+        if row.account_key == snapshot.account_key and row.usage is not None
+    ]
     others = sorted(
-        (
-            row
-            for row in state.rows
-            if row.account_key == snapshot.account_key
-            and row.usage is not None
-            and not row.with_staleness(now).stale
-        ),
+        (row for row in mine if not row.with_staleness(now).stale),
         key=lambda row: row.fetched_at,
         reverse=True,
     )
     for name, window in list(usage.items()):
-        mine = _resets(window)
-        if mine is None:
+        resets = _resets(window)
+        if resets is None:
             continue
         same_window = [
             json_number(theirs.get("utilization"))
             for row in others
             if isinstance(theirs := (row.usage or {}).get(name), dict)
-            and (resets := _resets(theirs)) is not None
-            and abs(resets - mine) <= SAME_RESET
+            and (theirs_resets := _resets(theirs)) is not None
+            and abs(theirs_resets - resets) <= SAME_RESET
         ]
         highest = max([window["utilization"], *(u for u in same_window if u is not None)])
         usage[name] = {**window, "utilization": highest}
-    donor = next((row for row in others if row.browser != SOURCE_STATUSLINE), None)
-    if donor is not None:
-        usage = {**{k: v for k, v in (donor.usage or {}).items() if k not in usage}, **usage}
+    previous = next((row for row in mine if row.browser == SOURCE_STATUSLINE), None)
+    if previous is not None:
+        for name, window in previous.windows().items():
+            origin = previous.origin(name)
+            keep = (
+                name not in usage
+                and window.utilization is not None
+                and not window.has_reset(now)
+                and not origin.is_stale(now)
+            )
+            if keep:
+                usage[name] = (previous.usage or {})[name]
+                provenance[name] = origin
     merged = Snapshot(**{**snapshot.__dict__})
     merged.usage = usage
+    merged.provenance = provenance
     return merged
 
 
