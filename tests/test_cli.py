@@ -122,12 +122,13 @@ def test_no_source_is_exit_1_with_one_line() -> None:
     assert "log in" in done.stderr and "claude-meter demo" in done.stderr
 
 
-def test_summary_shows_stored_rows() -> None:
+def test_summary_shows_stored_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CLAUDEMETER_NOW", "2026-11-25T12:30:00.000Z")
     cli("ingest", str(BRIDGE_FIXTURE))
     done = cli("--cached")
     assert done.returncode == 0
     assert "ada@example.com  (Chrome, Arc, Brave" in done.stdout
-    assert "STALE" in done.stdout  # the fixture's readings are old by now
+    assert "STALE" in done.stdout  # half an hour after the fixture's readings
 
 
 def test_ingest_from_stdin() -> None:
@@ -336,3 +337,41 @@ def test_arc_null_seven_day_keeps_chromes_93_with_provenance_in_json_and_popup(
     assert "from: Arc 30s ago: 5-hour · Chrome 1m ago: 7-day" in show, show
     check = guard_check("--bucket", "seven_day")
     assert check.returncode == 75, check.stdout + check.stderr
+
+
+STRICT_CONSUMER = """
+import json, subprocess, sys
+rows = json.loads(subprocess.check_output(["claude-meter", "--json", "--cached"]))
+for r in rows:
+    u = r["usage"]
+    for k in ("five_hour", "seven_day", "seven_day_sonnet", "seven_day_opus",
+              "seven_day_oauth_apps", "seven_day_omelette", "seven_day_cowork"):
+        w = u[k]
+        print(r["org_uuid"], k, "-" if w is None else w["utilization"])
+    print(r["org_uuid"], "extra", u["extra_usage"] is not None)
+"""
+
+
+def test_a_strict_claudemeter_script_runs_on_every_row(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 10: `u["seven_day_opus"]` raised KeyError on rows without that window (and
+    on a row whose usage is null); SPEC 3's fixed key set is always there."""
+    monkeypatch.setenv("CLAUDEMETER_NOW", "2026-11-25T12:02:00.000Z")
+    base = {"browser": "Chrome", "fetched_at": "2026-11-25T12:00:00.000Z"}
+    rows = [
+        {**base, "org_uuid": "limits", "account_email": "a@x"},
+        {**base, "org_uuid": "idle", "account_email": "b@x"},
+        {**base, "org_uuid": "failed", "account_email": "c@x", "errors": ["usage: HTTP 500"]},
+    ]
+    rows[0]["usage"] = fixture("oauth_usage_limits_only.json")
+    rows[1]["usage"] = fixture("oauth_usage_idle.json")
+    assert cli("ingest", "-", stdin=json.dumps(rows)).returncode == 0
+    done = subprocess.run(
+        [sys.executable, "-c", STRICT_CONSUMER], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert "limits seven_day_opus 71.0" in lines and "limits five_hour 15.0" in lines
+    assert "idle seven_day_cowork -" in lines and "idle extra True" in lines
+    assert "failed five_hour -" in lines and "failed extra False" in lines
+    [row] = [r for r in json.loads(cli("--json", "--cached").stdout) if r["org_uuid"] == "limits"]
+    assert row["usage"]["limits"][0]["kind"] == "session"  # what was received stays too

@@ -344,7 +344,7 @@ def fresh_values(rows: list[Snapshot]) -> dict[str, float]:
     for row in folded:
         for name, window in row.windows().items():
             usable = window.utilization is not None and not window.has_reset(NOW)
-            if usable and not row.origin(name).is_stale(NOW) and not row.stale:
+            if usable and not row.origin(name).is_stale(NOW):
                 found[name] = window.utilization  # type: ignore[assignment]
     return found
 

@@ -13,6 +13,7 @@ from claudemeter.gate import (
     RESET,
     UNDER,
     UNKNOWN,
+    ambiguity,
     decide,
     login_problem,
     mismatch,
@@ -157,5 +158,10 @@ def test_select_row_by_org_uuid_tells_two_plans_of_one_email_apart() -> None:
     personal = row({"five_hour": bucket(10, 600)}, org="org-personal")
     team = row({"five_hour": bucket(80, 600)}, org="org-team")
     assert select_row([personal, team], ("five_hour",), "org-team", None) is team
-    assert select_row([personal, team], ("five_hour",), "a@example.com", None) is personal
+    # one email in two orgs: refused before a command starts (ambiguity); should it
+    # arise later, the fullest row is the safe one to read
+    assert select_row([personal, team], ("five_hour",), "a@example.com", None) is team
+    said = ambiguity([personal, team], "a@example.com")
+    assert said is not None and "org-personal" in said and "org-team" in said
+    assert ambiguity([personal, team], "org-team") is None
     assert select_row([personal], ("five_hour",), "", None) is None

@@ -856,3 +856,162 @@ def test_a_threshold_written_with_a_percent_sign_works_from_tmux() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["threshold"] == 85
+
+
+# ---- a hold never ends on missing data (issue 10) -------------------------------------
+
+
+def lose_the_numbers(how: str, state_dir: Path) -> None:
+    """The store stops giving numbers: the rows gone, or a file no reader can parse."""
+    if how == "rows-gone":
+        with Store().update() as state:
+            state.rows.clear()
+    else:
+        (state_dir / "state.json").write_text("{not json")
+
+
+def stays(check: Callable[[], bool], seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert check(), what
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("how", ["rows-gone", "corrupt"])
+def test_a_paused_guard_keeps_its_hold_when_the_numbers_turn_unknown(
+    how: str, tmp_path: Path, state_dir: Path, guards: list[subprocess.Popen[str]]
+) -> None:
+    put(40)
+    out = tmp_path / "ticks"
+    guard, child = start_ticker(out, guards)
+    until(grows(out), "the child to tick")
+    resets_at = put(96, resets_in=8.0)
+    assert resets_at is not None
+    until(lambda: is_stopped(child), "the child to be stopped")
+    lose_the_numbers(how, state_dir)
+    # It re-reads the store every 0.2 s: for as long as the reset is ahead, it holds.
+    left = (resets_at - utcnow()).total_seconds() - 1.0
+    assert left > 1.0, "the machine is too slow for this test's 8 s window"
+    stays(lambda: is_stopped(child), min(left, 3.0), "the child stays stopped")
+    until(lambda: is_running(child), "the child to run after the reset + grace", seconds=20)
+    assert utcnow() >= resets_at + timedelta(seconds=0.3)
+    guard.send_signal(signal.SIGTERM)
+    _, err = guard.communicate(timeout=10)
+    assert "numbers unknown now" in err and "last known: five_hour at 96%" in err, err
+    assert "ada@example.com (org-a)" in err  # every hold line names its account
+    assert "ada@example.com (org-a): resumed" in err
+
+
+def test_fail_open_lets_a_paused_command_go_when_the_numbers_turn_unknown(
+    tmp_path: Path, state_dir: Path, guards: list[subprocess.Popen[str]]
+) -> None:
+    put(40)
+    out = tmp_path / "ticks"
+    guard = start("--fail-open", *FAST, sys.executable, "-c", TICKER, str(out))
+    guards.append(guard)
+    child = child_of(guard)
+    until(grows(out), "the child to tick")
+    resets_at = put(96, resets_in=30.0)
+    assert resets_at is not None
+    until(lambda: is_stopped(child), "the child to be stopped")
+    lose_the_numbers("rows-gone", state_dir)
+    until(lambda: is_running(child), "the child to run again at once")
+    assert utcnow() < resets_at  # the old behaviour: unknown lets it go
+
+
+def test_a_holding_guard_keeps_holding_when_the_numbers_turn_unknown(
+    tmp_path: Path, state_dir: Path, guards: list[subprocess.Popen[str]]
+) -> None:
+    resets_at = put(95, resets_in=8.0)
+    assert resets_at is not None
+    out = tmp_path / "ticks"
+    guard = start(*FAST, sys.executable, "-c", TICKER, str(out))
+    guards.append(guard)
+    until(lambda: (e := entry_of(guard.pid)) is not None and e.state == "held", "the guard to hold")
+    lose_the_numbers("rows-gone", state_dir)
+    left = (resets_at - utcnow()).total_seconds() - 1.0
+    assert left > 1.0, "the machine is too slow for this test's 8 s window"
+    stays(lambda: ticks(out) == 0, min(left, 3.0), "the command has not started")
+    until(grows(out), "the command to start after the reset + grace", seconds=20)
+    assert utcnow() >= resets_at + timedelta(seconds=0.3)
+    guard.send_signal(signal.SIGTERM)
+    _, err = guard.communicate(timeout=10)
+    assert "numbers unknown now" in err and "holding" in err, err
+
+
+# ---- one email in two orgs (issue 10) -------------------------------------------------
+
+PERSONAL = "11111111-aaaa-4000-8000-000000000001"
+TEAM = "22222222-bbbb-4000-8000-000000000002"
+
+
+def two_orgs_of_one_email() -> None:
+    now = utcnow()
+    resets = format_time(now + timedelta(hours=2))
+    Store().put(
+        [
+            Snapshot(
+                PERSONAL,
+                "Chrome",
+                "lee@example.net",
+                now,
+                usage={"five_hour": {"utilization": 15.0, "resets_at": resets}},
+            ),
+            Snapshot(
+                TEAM,
+                "Claude Code",
+                "lee@example.net",
+                now,
+                usage={"five_hour": {"utilization": 95.0, "resets_at": resets}},
+                org_name="Acme Team",
+            ),
+        ]
+    )
+
+
+def test_an_account_in_two_orgs_is_refused_listing_both() -> None:
+    """Issue 10: `--check --account lee@example.net` read the personal 15 % and exited 0
+    while the team seat was at 95 %."""
+    two_orgs_of_one_email()
+    done = run("--check", "--account", "lee@example.net")
+    assert done.returncode == 125, done.stdout + done.stderr
+    assert PERSONAL in done.stderr and TEAM in done.stderr
+    assert "lee@example.net (Acme Team)" in done.stderr
+    assert "lee@example.net (11111111)" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    team = run("--check", "--account", TEAM)
+    assert team.returncode == 75 and json.loads(team.stdout)["org_uuid"] == TEAM
+    assert run("--check", "--account", PERSONAL).returncode == 0
+    held = run("--account", "lee@example.net", "--", "true")
+    assert held.returncode == 125  # a command is never started on an ambiguous account
+
+
+def test_hold_lines_name_the_account_of_two_orgs(tmp_path: Path) -> None:
+    two_orgs_of_one_email()
+    guard = start("--account", TEAM, *FAST, "true")
+    until(lambda: (e := entry_of(guard.pid)) is not None and e.state == "held", "the guard to hold")
+    guard.send_signal(signal.SIGTERM)
+    _, err = guard.communicate(timeout=10)
+    assert "lee@example.net (Acme Team): five_hour at 95%" in err and "holding" in err, err
+
+
+def test_the_segment_tells_two_orgs_of_one_email_apart() -> None:
+    two_orgs_of_one_email()
+    segment = subprocess.run(
+        ["claude-meter", "status"], capture_output=True, text=True, check=True
+    ).stdout
+    assert "lee/1" in segment and "lee/a" in segment, segment  # org uuid start, org name
+    ambiguous = subprocess.run(
+        ["claude-meter", "status", "--account", "lee@example.net"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "lee@example.net? 2 accounts" in ambiguous
+    team = subprocess.run(
+        ["claude-meter", "status", "--account", TEAM[:8]],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "95%" in team

@@ -485,3 +485,33 @@ def test_an_input_with_only_five_hour_keeps_seven_day(claude_dir: Path) -> None:
     assert row["provenance"]["seven_day"]["source"] == "statusline"
     assert row["provenance"]["seven_day"]["age_seconds"] >= 0
     assert guard_check("--bucket", "seven_day").returncode == 75
+
+
+def test_a_gateway_spend_limit_is_kept_and_shown_as_money(claude_dir: Path) -> None:
+    """Issue 10: `rate_limits.spend_limit` behind a gateway was dropped."""
+    body = statusline_input(five=12)
+    body["rate_limits"]["spend_limit"] = {"used_usd": 12.345, "limit_usd": 50, "period": "month"}
+    done = run(encode(body))
+    assert "$12.35 of $50.00 (month)" in done.stdout.decode()
+    [row] = json.loads(
+        subprocess.run(
+            ["claude-meter", "--json", "--cached"], capture_output=True, text=True, check=True
+        ).stdout
+    )
+    assert row["usage"]["spend_limit"] == {"used_usd": 12.345, "limit_usd": 50.0, "period": "month"}
+    summary = subprocess.run(
+        ["claude-meter", "--cached"], capture_output=True, text=True, check=True
+    ).stdout
+    assert "spend limit: $12.35 of $50.00 (month)" in summary
+
+
+def test_a_gateway_input_with_only_a_spend_limit_is_a_reading(claude_dir: Path) -> None:
+    body = statusline_input()
+    body["rate_limits"] = {"spend_limit": {"used_usd": 3, "limit_usd": None, "period": None}}
+    assert "$3.00" in run(encode(body)).stdout.decode()
+    [row] = json.loads(
+        subprocess.run(
+            ["claude-meter", "--json", "--cached"], capture_output=True, text=True, check=True
+        ).stdout
+    )
+    assert row["usage"]["spend_limit"]["used_usd"] == 3.0 and row["errors"] == []

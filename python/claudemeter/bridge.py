@@ -268,7 +268,8 @@ class Bridge:
         return count
 
     def snapshots(self) -> list[Any]:
-        return [row.to_json() for row in self.store.read().accounts(utcnow())]
+        now = utcnow()
+        return [row.to_public_json(now) for row in self.store.read().accounts(now)]
 
 
 class Handler(BaseHTTPRequestHandler):

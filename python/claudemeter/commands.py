@@ -124,7 +124,7 @@ def json_row(recent: Mapping[str, AccountHistory], row: Snapshot, now: datetime)
     from .history import of_account
     from .pace import paces, to_json
 
-    body = row.to_json()
+    body = row.to_public_json(now)
     body.pop("pace", None)  # one that came in through ingest is someone else's, and old
     found = paces(of_account(recent, row.org_uuid, row.account_email).points, now)
     if found:

@@ -101,12 +101,16 @@ def _fold(rows: list[Snapshot], now: datetime) -> Snapshot:
     base = (contributing or newest)[0]
     folded = Snapshot(**{**base.__dict__})
     folded.usage = usage
-    folded.provenance = {name: offer.origin for name, offer in chosen.items()}
+    folded.provenance = {
+        name: Provenance(o.origin.source, o.origin.fetched_at, not o.fresh)
+        for name, o in chosen.items()
+    }
     if chosen:
         folded.fetched_at = max(o.origin.fetched_at for o in chosen.values())
         folded.stale = not any(o.fresh for o in chosen.values())
     folded.org_uuid = next((r.org_uuid for r in rows if r.org_uuid), "")
     folded.account_email = _first(r.account_email for r in newest)
+    folded.org_name = _first(r.org_name for r in newest)
     folded.overage = _first(r.overage for r in newest)
     folded.subscription = _first(r.subscription for r in newest)
     folded.browser = _browsers(rows)

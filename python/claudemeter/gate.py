@@ -62,6 +62,11 @@ class Verdict:
     def account(self) -> str | None:
         return (who(self.row) or None) if self.row else None
 
+    @property
+    def label(self) -> str | None:
+        """The row as messages name it (:attr:`Snapshot.label`)."""
+        return self.row.label if self.row else None
+
     def holds(self, fail_closed: bool) -> bool:
         return self.state == OVER or (self.state == UNKNOWN and fail_closed)
 
@@ -109,7 +114,10 @@ def select_row(
     """``--account`` if given (and nothing else), else the Claude Code login's account,
     else the only account, else the one closest to its limit (the safe guess)."""
     if email is not None:
-        return next((r for r in rows if is_account(r, email)), None)
+        # Several rows (one email in two orgs) are refused before a command starts
+        # (see ambiguity); should one appear later, the fullest is the safe one to read.
+        matches = [r for r in rows if is_account(r, email)]
+        return max(matches, key=lambda r: _peak(r, buckets), default=None)
     if login is not None:
         for row in rows:
             if login.org_uuid and row.org_uuid == login.org_uuid:
@@ -123,6 +131,17 @@ def select_row(
     return max(rows, key=lambda r: _peak(r, buckets), default=None)
 
 
+def ambiguity(rows: Sequence[Snapshot], wanted: str) -> str | None:
+    """Why an account name (``--account``, ``@claude_meter_account``) that matches
+    several rows cannot be used, listing their labels and org uuids; None when it
+    names one row or none."""
+    matches = [r for r in rows if is_account(r, wanted)]
+    if len(matches) < 2:
+        return None
+    listed = "; ".join(f"{r.label}: {r.org_uuid or '(no org uuid)'}" for r in matches)
+    return f'"{wanted}" matches {len(matches)} accounts ({listed}); name one by its org uuid'
+
+
 def mismatch(
     rows: Sequence[Snapshot], buckets: Sequence[str], email: str | None, login: Account | None
 ) -> str | None:
@@ -134,6 +153,8 @@ def mismatch(
     if email is not None and rows and not any(is_account(r, email) for r in rows):
         present = ", ".join(dict.fromkeys(who(r) for r in rows))
         return f'no account "{email}" in the store; accounts: {present}'
+    if email is not None and (ambiguous := ambiguity(rows, email)):
+        return ambiguous
     row = select_row(rows, buckets, email, login)
     usage = (row.usage if row else None) or {}
     shown = list(row.windows()) if row else []

@@ -26,7 +26,7 @@ from datetime import datetime
 from pathlib import Path
 
 from . import env, registry
-from .gate import DEFAULT_BUCKETS, UNKNOWN, Verdict, decide, mismatch
+from .gate import DEFAULT_BUCKETS, OVER, UNKNOWN, Verdict, decide, mismatch
 from .job import (
     CONTINUED,
     JOB_CONTROL_STOPS,
@@ -74,8 +74,11 @@ exit status: CMD's own (128+N when it died of signal N); 125 cm-guard failed
 (including an --account or --bucket the store does not have); 126 CMD not
 executable; 127 CMD not found; 75 over the threshold (--check).
 
-missing or old data: a warning, and CMD runs anyway (--fail-closed holds instead,
-and --check exits 75). A --bucket must be a known window or one the account's
+missing or old data from the start: a warning, and CMD runs anyway (--fail-closed
+holds instead, and --check exits 75). A guard already holding or pausing CMD on known
+numbers keeps that hold when they turn unknown (a source error, everything stale, the
+store lost), until the reset it last knew plus the grace, and says why (--fail-open
+lets CMD go on at once instead). A --bucket must be a known window or one the account's
 usage has; known windows: {", ".join(KNOWN_WINDOWS)}.
 environment: CLAUDEMETER_THRESHOLD sets the default threshold (the tmux option
 @claude_meter_threshold); CM_GUARD_ACTIVE marks a guarded command, so an inner
@@ -108,6 +111,7 @@ class Options:
     wait: bool
     fail_closed: bool
     command: list[str]
+    fail_open: bool = False
 
 
 def _number(low: float, high: float) -> Callable[[str], float]:
@@ -181,11 +185,18 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="no command: block until under the threshold, then exit 0",
     )
-    parser.add_argument(
+    policy = parser.add_mutually_exclusive_group()
+    policy.add_argument(
         "--fail-closed",
         action="store_true",
         help="hold (and --check exits 75) when the data is missing or old,"
         " instead of warning and letting work go on",
+    )
+    policy.add_argument(
+        "--fail-open",
+        action="store_true",
+        help="when the numbers a hold or pause rests on turn unknown, go on at once"
+        " (default: keep holding until the last known reset plus the grace)",
     )
     parser.add_argument(
         "command", nargs=argparse.REMAINDER, metavar="CMD [ARGS...]", help="the command to guard"
@@ -222,6 +233,7 @@ def parse_options(argv: Sequence[str]) -> Options:
         args.wait,
         args.fail_closed,
         command,
+        args.fail_open,
     )
 
 
@@ -335,6 +347,9 @@ class Guard:
         self.job: Job | None = None
         self.paused = False  # the guard stopped the command and owes it a resume
         self.told: tuple[str, ...] = ()  # the last hold/pause announcement, said once
+        self.last_over: Verdict | None = None  # the known numbers a hold/pause rests on
+        self.account_label = ""  # the account the last hold/pause named
+        self.keeping = False  # the verdict is a hold kept on numbers now unknown
 
     # -- reading -----------------------------------------------------------------------
 
@@ -362,8 +377,36 @@ class Guard:
         )
         self.refresher.maybe_start(state, found.row, now)
         if state.problem and found.state == UNKNOWN:
-            return Verdict(UNKNOWN, found.threshold, state.problem, found.row, found.buckets)
-        return found
+            found = Verdict(UNKNOWN, found.threshold, state.problem, found.row, found.buckets)
+        return self.keep_hold(found, now)
+
+    def keep_hold(self, found: Verdict, now: datetime) -> Verdict:
+        """An over verdict is remembered; when the numbers then turn unknown (a source
+        error, everything stale, the store lost), the guard keeps holding on the last
+        known ones until their ``resets_at`` + grace, so a hold never ends on missing
+        data. ``--fail-open`` skips this; a guard that never saw numbers keeps the
+        unknown policy (warn and go ahead, or ``--fail-closed``)."""
+        self.keeping = False
+        if found.state != UNKNOWN:
+            self.last_over = found if found.state == OVER else None
+            return found
+        last = self.last_over
+        if last is None or self.opts.fail_open:
+            return found
+        if last.resume_at is not None and last.resume_at <= now:
+            self.last_over = None
+            return found
+        self.keeping = True
+        reason = f"numbers unknown now ({found.reason}); last known: {last.reason}"
+        return Verdict(
+            OVER,
+            last.threshold,
+            reason,
+            last.row,
+            last.buckets,
+            last.resume_at,
+            found.login_problem or last.login_problem,
+        )
 
     def settled_verdict(self) -> Verdict:
         """The verdict, after letting a refresh that is already under way land first."""
@@ -396,7 +439,7 @@ class Guard:
         if found.login_problem:
             say(found.login_problem)
         action = "holding" if self.opts.fail_closed else "going ahead (--fail-closed to hold)"
-        say(f"{found.reason}; {action}")
+        say(f"{self.named(found)}{found.reason}; {action}")
 
     # -- waiting and the registry ------------------------------------------------------
 
@@ -479,10 +522,17 @@ class Guard:
         key = (doing, found.reason, until.split(" (")[0])
         if key != self.told:
             self.told = key
-            room = SAY_WIDTH - len(f"{PROG}: {found.reason}: {doing} `` {until}")
+            prefix = self.named(found)
+            room = SAY_WIDTH - len(f"{PROG}: {prefix}{found.reason}: {doing} `` {until}")
             if named and room >= MIN_COMMAND_ROOM:  # else the pane it runs in names it
                 doing = f"{doing} `{short_command(self.label, room)}`"
-            say(f"{found.reason}: {doing} {until}")
+            say(f"{prefix}{found.reason}: {doing} {until}")
+
+    def named(self, found: Verdict) -> str:
+        """``ada@example.com (Team): `` for a message about that account's row."""
+        if found.label:
+            self.account_label = found.label
+        return f"{found.label}: " if found.label else ""
 
     # -- running the command -----------------------------------------------------------
 
@@ -529,6 +579,8 @@ class Guard:
             if holds and not self.paused and not job.stopped:
                 self.pause(job, found)
             elif holds and self.paused:
+                if self.keeping:  # the numbers went missing: say why the pause goes on
+                    self.announce(found, "paused")
                 self.update(registry.PAUSED, found)
             elif self.paused and not holds:
                 self.resume(job)
@@ -551,7 +603,9 @@ class Guard:
 
     def resume(self, job: Job) -> None:
         self.paused = False
-        say(f"resumed `{self.label}`")
+        prefix = f"{self.account_label}: " if self.account_label else ""
+        room = max(MIN_COMMAND_ROOM, SAY_WIDTH - len(f"{PROG}: {prefix}resumed ``"))
+        say(f"{prefix}resumed `{short_command(self.label, room)}`")
         self.told = ()
         job.resume()
         self.update(registry.RUNNING)

@@ -29,6 +29,19 @@ KNOWN_WINDOWS = (
     "seven_day_sonnet",
 )
 
+#: The ``usage`` keys ClaudeMeter printed: every row ``--json`` prints has them, null
+#: when unknown, so a strict script's ``u["seven_day_opus"]`` never raises (SPEC 3).
+CLAUDEMETER_USAGE_KEYS = (
+    "five_hour",
+    "seven_day",
+    "seven_day_sonnet",
+    "seven_day_opus",
+    "seven_day_oauth_apps",
+    "seven_day_omelette",
+    "seven_day_cowork",
+    "extra_usage",
+)
+
 #: ``browser`` names our own sources use; anything else is a browser via the bridge.
 SOURCE_OAUTH = "Claude Code"
 SOURCE_STATUSLINE = "statusline"
@@ -242,8 +255,12 @@ def windows(usage: Mapping[str, Any] | None) -> dict[str, Window]:
     return found
 
 
+#: A gateway's money limit in Claude Code's statusLine input, kept in ``usage`` as
+#: ``{"used_usd": dollars, "limit_usd": dollars or null, "period": text or null}``.
+SPEND_LIMIT = "spend_limit"
+
 #: Keys of a usage body that are not buckets although they may carry ``utilization``.
-_NOT_WINDOWS = ("extra_usage", "limits", "spend", "spend_limit")
+_NOT_WINDOWS = ("extra_usage", "limits", "spend", SPEND_LIMIT)
 
 #: ``limits[].kind`` -> the flat window it stands for; ``weekly_scoped`` is per model.
 LIMIT_KINDS = {"session": "five_hour", "weekly_all": "seven_day"}
@@ -321,7 +338,8 @@ def classify_usage(body: Any) -> UsageVerdict:
       null, missing or hollow (no numeric ``utilization``) is filled from ``limits[]``
       by :func:`limits_windows` as ``{"utilization": percent, "resets_at": ...}``; a
       hollow entry keeps its other keys. Everything else stays as received.
-    - A body with no usable window (no bucket with a numeric utilization), such as
+    - A body with no usable window (no bucket with a numeric utilization, and no
+      gateway ``spend_limit`` with a numeric ``used_usd``), such as
       the in-band error ``{"type": "error", "error": {"type": "rate_limit_error", ...}}``
       a ``200`` may carry, is not a reading: the verdict is an error, never a reading
       of "unknown", and the caller keeps the last good reading (SPEC section 3,
@@ -338,7 +356,9 @@ def classify_usage(body: Any) -> UsageVerdict:
                 "utilization": window.utilization,
                 "resets_at": format_time(window.resets_at) if window.resets_at else None,
             }
-    if any(w.utilization is not None for w in windows(usage).values()):
+    spend = usage.get(SPEND_LIMIT)
+    spend_known = isinstance(spend, Mapping) and json_number(spend.get("used_usd")) is not None
+    if spend_known or any(w.utilization is not None for w in windows(usage).values()):
         return UsageVerdict(usage)
     error = body.get("error")
     kind = error.get("type") if isinstance(error, Mapping) else None
@@ -359,17 +379,19 @@ def freshness_of(source: str) -> float:
 @dataclass(frozen=True)
 class Provenance:
     """Where one bucket's value came from: the reading's source (its ``browser`` name,
-    ``"Chrome"``, ``"statusline"``, ``"Claude Code"``) and when that reading was taken."""
+    ``"Chrome"``, ``"statusline"``, ``"Claude Code"``), when that reading was taken, and
+    whether it was already stale then (its source marked it, or it had aged out)."""
 
     source: str
     fetched_at: datetime
+    stale: bool = False
 
     def age(self, now: datetime) -> float:
         """Seconds since the reading (negative for one from the future)."""
         return (now - self.fetched_at).total_seconds()
 
     def is_stale(self, now: datetime) -> bool:
-        return self.age(now) > freshness_of(self.source)
+        return self.stale or self.age(now) > freshness_of(self.source)
 
     def to_json(self, now: datetime) -> JSON:
         """``{"source", "fetched_at" (RFC 3339), "age_seconds", "stale"}`` at ``now``."""
@@ -388,10 +410,12 @@ class Provenance:
         source, fetched = body.get("source"), body.get("fetched_at")
         if not isinstance(source, str) or not source.strip() or len(source) > MAX_BROWSER_LEN:
             return None
+        stale = body.get("stale") is True
         try:
-            return cls(source.strip(), parse_time(fetched)) if isinstance(fetched, str) else None
+            when = parse_time(fetched) if isinstance(fetched, str) else None
         except ValueError:
             return None
+        return cls(source.strip(), when, stale) if when else None
 
 
 @dataclass
@@ -413,6 +437,17 @@ class Snapshot:
     stale: bool = False
     extra: JSON = field(default_factory=dict)
     provenance: dict[str, Provenance] = field(default_factory=dict)
+    org_name: str | None = None  # the organization's name, when a source knows it
+
+    @property
+    def label(self) -> str:
+        """How messages name the account: ``email (org name or first 8 of the uuid)``,
+        which tells one email's personal and team rows apart; ``org 0f6c3b2a`` for a
+        row without an email."""
+        org = self.org_name or self.org_uuid[:8]
+        if not self.account_email:
+            return f"org {org}" if org else "unknown account"
+        return f"{self.account_email} ({org})" if org else self.account_email
 
     @property
     def account_key(self) -> str:
@@ -466,9 +501,19 @@ class Snapshot:
                 "stale": self.stale,
             }
         )
+        if self.org_name:
+            body["org_name"] = self.org_name
         if self.provenance:
             at = now or utcnow()
             body["provenance"] = {k: v.to_json(at) for k, v in self.provenance.items()}
+        return body
+
+    def to_public_json(self, now: datetime | None = None) -> JSON:
+        """:meth:`to_json` as ``--json`` and the bridge's ``GET /snapshots`` print it:
+        ``usage`` always an object with :data:`CLAUDEMETER_USAGE_KEYS` (null when
+        unknown) besides every key that was received."""
+        body = self.to_json(now)
+        body["usage"] = {**dict.fromkeys(CLAUDEMETER_USAGE_KEYS), **(self.usage or {})}
         return body
 
     @classmethod
@@ -539,7 +584,9 @@ class Snapshot:
             "errors",
             "stale",
             "provenance",
+            "org_name",
         }
+        org_name = body.get("org_name")
         provenance_raw = body.get("provenance")
         provenance = {
             name: origin
@@ -562,6 +609,7 @@ class Snapshot:
                 if k not in known and not _SECRET_KEY_RE.search(str(k))
             },
             provenance=provenance,
+            org_name=org_name[:200] if isinstance(org_name, str) and org_name.strip() else None,
         )
 
 

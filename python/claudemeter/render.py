@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from pathlib import PurePosixPath
 
 from .history import AccountHistory, HistoryPoint, of_account
-from .model import JSON, Provenance, Snapshot, Window, printable
+from .model import JSON, SPEND_LIMIT, Provenance, Snapshot, Window, printable
 from .registry import GuardEntry
 from .store import State
 
@@ -83,8 +83,24 @@ def _money(minor: object, currency: object) -> str:
     return f"{minor / 100:.2f} {code}".strip()
 
 
+def spend_text(spend: object) -> str | None:
+    """A gateway's ``spend_limit`` as money: ``$12.34 of $50.00 (monthly)``."""
+    if not isinstance(spend, dict):
+        return None
+    used, limit, period = spend.get("used_usd"), spend.get("limit_usd"), spend.get("period")
+    if not isinstance(used, (int, float)) or isinstance(used, bool):
+        return None
+    text = f"${used:,.2f}"
+    if isinstance(limit, (int, float)) and not isinstance(limit, bool):
+        text += f" of ${limit:,.2f}"
+    return text + (f" ({period})" if isinstance(period, str) and period else "")
+
+
 def extra_usage_lines(row: Snapshot) -> list[str]:
     lines = []
+    spend = spend_text((row.usage or {}).get(SPEND_LIMIT))
+    if spend:
+        lines.append(f"spend limit: {spend}")
     extra = (row.usage or {}).get("extra_usage")
     if isinstance(extra, dict) and extra.get("is_enabled"):
         used = _money(extra.get("used_credits"), extra.get("currency"))

@@ -202,18 +202,24 @@ def fill(fmt: str, values: dict[str, Piece], settings: Settings) -> str:
     return _MARK_RE.sub(lambda m: _styled(kept[int(m.group(1))], settings), text)
 
 
+def matching(rows: list[Snapshot], wanted: str) -> list[Snapshot]:
+    """The rows an account option names: its exact email (one email may be two orgs),
+    else those whose email or org uuid starts with it."""
+    wanted = wanted.lower()
+    exact = [r for r in rows if (r.account_email or "").lower() == wanted]
+    return exact or [
+        r
+        for r in rows
+        if (r.account_email or "").lower().startswith(wanted)
+        or r.org_uuid.lower().startswith(wanted)
+    ]
+
+
 def pick(rows: list[Snapshot], settings: Settings, now: datetime) -> Snapshot | None:
-    """The configured account (email, its start, or org uuid start); else the fullest."""
-    wanted = settings.account.lower()
-    if wanted:
-        emails = [(r.account_email or "").lower() for r in rows]
-        for index in range(len(rows)):  # an exact email wins over a prefix
-            if emails[index] == wanted:
-                return rows[index]
-        for row, email in zip(rows, emails, strict=True):
-            if email.startswith(wanted) or row.org_uuid.lower().startswith(wanted):
-                return row
-        return None
+    """The configured account when it names exactly one row; else the fullest."""
+    if settings.account:
+        found = matching(rows, settings.account)
+        return found[0] if len(found) == 1 else None
     with_usage = [r for r in rows if r.usage is not None]
 
     def fullest(row: Snapshot) -> float:
@@ -227,12 +233,13 @@ def short_names(rows: list[Snapshot]) -> list[str]:
     """What tells several accounts apart in the segment: each email's local part
     (``ada``, ``bob``; at most :data:`NAME_MAX` characters), with as much of the rest as
     it takes when two start alike (``ada@pers``, ``ada@work``); ``org 0f6c3b2a`` for an
-    account without an email."""
+    account without an email. One email in several orgs adds the shortest distinct
+    start of each org's name, else its uuid (``lee/a``, ``lee/1``)."""
     full = [printable(account_name(r)) for r in rows]  # stored text: no escapes
     local = [name.split("@", 1)[0][:NAME_MAX] if "@" in name else name for name in full]
     found = []
     for name, short in zip(full, local, strict=True):
-        if local.count(short) > 1:
+        if any(alike == short and other != name for other, alike in zip(full, local, strict=True)):
             size = len(short) + 1
             while size < len(name) and any(
                 other != name and other[:size] == name[:size] for other in full
@@ -240,6 +247,25 @@ def short_names(rows: list[Snapshot]) -> list[str]:
                 size += 1
             short = name[:size]
         found.append(short)
+    for name in set(full):
+        same = [i for i, other in enumerate(full) if other == name]
+        if len(same) > 1:
+            orgs = [(rows[i].org_name or rows[i].org_uuid).lower() for i in same]
+            for index, org in zip(same, _distinct_starts(orgs), strict=True):
+                found[index] += f"/{org}"
+    return found
+
+
+def _distinct_starts(names: list[str]) -> list[str]:
+    """The shortest start of each name that no other name shares."""
+    found = []
+    for name in names:
+        size = 1
+        while size < len(name) and any(
+            other != name and other[:size] == name[:size] for other in names
+        ):
+            size += 1
+        found.append(name[:size])
     return found
 
 
@@ -259,7 +285,10 @@ def render(state: State, now: datetime, settings: Settings, paused: int = 0) -> 
         return _message("login" if login_expired(state, None) else "setup")
     row = pick(rows, settings, now)
     if row is None:
-        return _message(f"no {settings.account}")
+        several = len(matching(rows, settings.account))
+        return _message(
+            f"{settings.account}? {several} accounts" if several else f"no {settings.account}"
+        )
     values = tokens(row, state, now, settings, paused)
     parts = {
         name: _styled(values[token], settings) if token and values[token].text else ""

@@ -29,6 +29,7 @@ def reading(claude_json: ClaudeJson) -> Snapshot | None:
         org_uuid=account.org_uuid,
         browser=SOURCE_CLAUDE_CODE_CACHE,
         account_email=account.email,
+        org_name=account.org_name,
         fetched_at=cache.fetched_at,
         usage=verdict.usage,
         errors=[f"Claude Code's cache: {verdict.error}"] if verdict.error else [],

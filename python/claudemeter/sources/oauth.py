@@ -419,4 +419,5 @@ def _snapshot(
         fetched_at=now,
         usage=usage,
         errors=errors,
+        org_name=account.org_name,
     )

@@ -33,6 +33,7 @@ from ..model import (
     JSON,
     MAX_PERCENT,
     SOURCE_STATUSLINE,
+    SPEND_LIMIT,
     Provenance,
     Snapshot,
     format_time,
@@ -40,7 +41,7 @@ from ..model import (
     parse_time,
     utcnow,
 )
-from ..render import duration, percent
+from ..render import duration, percent, spend_text
 from ..store import State, Store, ensure_private_dir, write_private
 from . import claude_code_cache, claude_config
 from .claude_account import Account, read_claude_json
@@ -156,17 +157,40 @@ def _window(entry: Any, now: datetime) -> JSON | None:
     return {"utilization": used, "resets_at": resets_at}
 
 
+def spend_limit(entry: Any) -> JSON | None:
+    """A gateway's ``rate_limits.spend_limit``: ``used_usd`` (a number of dollars, not
+    cents), ``limit_usd`` (number or null) and ``period`` (text or null), or None when
+    ``used_usd`` is not a usable number."""
+    if not isinstance(entry, dict):
+        return None
+    used = json_number(entry.get("used_usd"))
+    if used is None or used < 0:
+        return None
+    limit = json_number(entry.get("limit_usd"))
+    period = entry.get("period")
+    return {
+        "used_usd": used,
+        "limit_usd": limit if limit is not None and limit >= 0 else None,
+        "period": period[:40] if isinstance(period, str) else None,
+    }
+
+
 def usage_from(body: Any, now: datetime) -> JSON | None:
     """The usage windows in Claude Code's statusLine JSON, or None when it has none.
 
     ``used_percentage`` is already 0–100 and is stored as is; windows Claude Code adds
-    later keep their own names."""
+    later keep their own names. Behind a gateway, ``spend_limit`` is kept as
+    :func:`spend_limit` reads it."""
     limits = body.get("rate_limits") if isinstance(body, dict) else None
     if not isinstance(limits, dict):
         return None
     usage: JSON = {}
     for name, entry in list(limits.items())[:MAX_WINDOWS]:
-        if isinstance(name, str) and _WINDOW_NAME.match(name):
+        if name == SPEND_LIMIT:
+            spend = spend_limit(entry)
+            if spend is not None:
+                usage[name] = spend
+        elif isinstance(name, str) and _WINDOW_NAME.match(name):
             window = _window(entry, now)
             if window is not None:
                 usage[name] = window
@@ -183,6 +207,7 @@ def reading(body: Any, account: Account, now: datetime) -> Snapshot | None:
         account_email=account.email,
         fetched_at=now,
         usage=usage,
+        org_name=account.org_name,
     )
 
 
@@ -265,6 +290,9 @@ def line(usage: JSON | None, now: datetime, warning: str | None = None) -> str:
         if name == "five_hour" and resets is not None and not over:
             text += f" ↻{duration(resets - now.timestamp())}"
         parts.append(text)
+    spend = spend_text((usage or {}).get(SPEND_LIMIT))
+    if spend:
+        parts.append(spend)
     if not parts:
         return NEUTRAL
     if warning:
