@@ -881,9 +881,12 @@ def stays(check: Callable[[], bool], seconds: float, what: str) -> None:
 def test_a_paused_guard_keeps_its_hold_when_the_numbers_turn_unknown(
     how: str, tmp_path: Path, state_dir: Path, guards: list[subprocess.Popen[str]]
 ) -> None:
+    put(10, email="bob@example.com", org="org-b")  # several accounts: lines name theirs
     put(40)
     out = tmp_path / "ticks"
-    guard, child = start_ticker(out, guards)
+    guard = start("--account", "ada@example.com", *FAST, sys.executable, "-c", TICKER, str(out))
+    guards.append(guard)
+    child = child_of(guard)
     until(grows(out), "the child to tick")
     resets_at = put(96, resets_in=8.0)
     assert resets_at is not None

@@ -350,6 +350,7 @@ class Guard:
         self.last_over: Verdict | None = None  # the known numbers a hold/pause rests on
         self.account_label = ""  # the account the last hold/pause named
         self.keeping = False  # the verdict is a hold kept on numbers now unknown
+        self.several = False  # the store has several accounts: messages name theirs
 
     # -- reading -----------------------------------------------------------------------
 
@@ -357,16 +358,19 @@ class Guard:
         """The decision now. Data that cannot be read is unknown data, never an exit: a
         guard that died on a bad row would leave its command running unguarded."""
         try:
-            return self._verdict()
+            found = self._verdict()
         except Exception as exc:  # any bad data: decided by policy, like a missing row
             reason = f"cannot read the store ({type(exc).__name__}: {str(exc)[:80]})"
-            return Verdict(UNKNOWN, self.opts.threshold, reason)
+            found = Verdict(UNKNOWN, self.opts.threshold, reason)
+        return self.keep_hold(found, utcnow())
 
     def _verdict(self) -> Verdict:
         state = self.reader.read()
         now = utcnow()
+        rows = state.accounts(now)
+        self.several = len(rows) > 1
         found = decide(
-            state.accounts(now),
+            rows,
             state.sources,
             now,
             threshold=self.opts.threshold,
@@ -378,7 +382,7 @@ class Guard:
         self.refresher.maybe_start(state, found.row, now)
         if state.problem and found.state == UNKNOWN:
             found = Verdict(UNKNOWN, found.threshold, state.problem, found.row, found.buckets)
-        return self.keep_hold(found, now)
+        return found
 
     def keep_hold(self, found: Verdict, now: datetime) -> Verdict:
         """An over verdict is remembered; when the numbers then turn unknown (a source
@@ -529,10 +533,12 @@ class Guard:
             say(f"{prefix}{found.reason}: {doing} {until}")
 
     def named(self, found: Verdict) -> str:
-        """``ada@example.com (Team): `` for a message about that account's row."""
-        if found.label:
-            self.account_label = found.label
-        return f"{found.label}: " if found.label else ""
+        """``ada@example.com (Team): `` for a message about that account's row, when
+        the store has several accounts (with one, the line keeps to its 80 columns)."""
+        if not (found.label and self.several):
+            return ""
+        self.account_label = found.label
+        return f"{found.label}: "
 
     # -- running the command -----------------------------------------------------------
 
