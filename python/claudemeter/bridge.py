@@ -522,19 +522,26 @@ class BridgeServer(ThreadingHTTPServer):
             return self._heads.pop(request, b"")
 
     def _collect(self) -> None:
-        """The selector thread: read request heads without a thread per connection."""
+        """The selector thread: read request heads without a thread per connection. It
+        must outlive anything one connection does: a fault is logged, never fatal."""
         while not self._closing.is_set():
-            for key, _events in self._selector.select(timeout=0.25):
-                if key.fileobj is self._wake_read:
-                    with contextlib.suppress(OSError):
-                        self._wake_read.recv(4096)
-                    self._admit()
-                else:
-                    self._read_head(key.fileobj)  # type: ignore[arg-type]
-            now = time.monotonic()
-            for sock in [s for s, p in self._pending.items() if p.deadline < now]:
-                self._drop(sock)
+            try:
+                self._collect_once()
+            except Exception as exc:  # a bug of ours: say so, keep serving
+                self.bridge.say(f"internal error in the head reader: {type(exc).__name__}")
         for sock in list(self._pending):
+            self._drop(sock)
+
+    def _collect_once(self) -> None:
+        for key, _events in self._selector.select(timeout=0.25):
+            if key.fileobj is self._wake_read:
+                with contextlib.suppress(OSError):
+                    self._wake_read.recv(4096)
+                self._admit()
+            elif key.fileobj in self._pending:
+                self._read_head(key.fileobj)
+        now = time.monotonic()
+        for sock in [s for s, p in self._pending.items() if p.deadline < now]:
             self._drop(sock)
 
     def _admit(self) -> None:
@@ -543,9 +550,12 @@ class BridgeServer(ThreadingHTTPServer):
         for sock, address in arrivals:
             while len(self._pending) >= MAX_PENDING:
                 self._drop(next(iter(self._pending)))  # the oldest waiter makes room
-            sock.setblocking(False)
             self._pending[sock] = _Pending(address, time.monotonic() + HEAD_DEADLINE)
-            self._selector.register(sock, selectors.EVENT_READ)
+            try:
+                sock.setblocking(False)
+                self._selector.register(sock, selectors.EVENT_READ)
+            except (OSError, ValueError):  # gone already (a closed descriptor)
+                self._drop(sock)
 
     def _read_head(self, sock: socket.socket) -> None:
         pending = self._pending[sock]
