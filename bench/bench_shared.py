@@ -77,7 +77,12 @@ def requests_per_interval(
 def serve(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     """One host's ``claude-meter serve`` on a free port (its poller syncs the fleet)."""
     with open(log, "wb") as out:
-        proc = subprocess.Popen([*common.meter(), "serve", "--port", "0"], env=env, stdout=out)
+        proc = subprocess.Popen(
+            [*common.meter(), "serve", "--port", "0"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     deadline = time.time() + 30
     while not re.search(r"listening on", log.read_text()):
         if proc.poll() is not None or time.time() > deadline:
@@ -109,6 +114,7 @@ def pause_spread(hosts: int, poll: float) -> tuple[float, float]:
                 subprocess.Popen(
                     [*guard_command(), "--poll", str(poll), "--", "sleep", "1000"],
                     env=env,
+                    stderr=subprocess.DEVNULL,  # their "paused until" lines
                     start_new_session=True,
                 )
                 for env in envs
