@@ -97,6 +97,8 @@ def test_the_box_shows_the_laptops_rows_pauses_on_them_and_polls_alone_when_it_g
         laptop.stop()
         wait_for(lambda: upstream.hits(USAGE), what="the box's own usage request")
         assert "polling on our own while it is away" in box.output()
+        shown = cli("show").stdout  # the person looking sees which peer is away
+        assert f"{source}: unreachable" in shown, shown
         wait_for(
             lambda: any("Claude Code" in r["browser"] for r in cached_rows()),
             what="the box's own reading",

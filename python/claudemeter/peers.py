@@ -255,7 +255,8 @@ class Puller:
                     book.update(
                         status=STATUS_OK if result.ok else STATUS_ERROR,
                         last_attempt=time.time(),
-                        error=None if result.ok else result.message,
+                        # `show` and `claude-meter` list book errors: say whose
+                        error=None if result.ok else f"{result.peer.source}: {result.message}",
                     )
                     if result.ok:
                         book["last_ok"] = time.time()
