@@ -156,4 +156,10 @@ def start_chromium(profile: Path, *flags: str) -> Chromium:
         first = text.split("\n", 1)[0].strip()
         return int(first) if first.isdigit() else None
 
-    return Chromium(proc, wait_for(port, 60.0, "chromium's DevTools port"), log)
+    chromium = Chromium(proc, 0, log)
+    try:
+        chromium.port = wait_for(port, 60.0, "chromium's DevTools port")
+    except BaseException:  # a browser that came up too late must not outlive the test
+        chromium.stop()
+        raise
+    return chromium

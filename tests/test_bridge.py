@@ -161,7 +161,12 @@ def start_bridge(
             pytest.fail(f"serve exited {proc.returncode}: {err.read_text()}")
         return None
 
-    port = wait_for(listening, what="the bridge to listen")
+    try:
+        port = wait_for(listening, what="the bridge to listen")
+    except BaseException:  # a bridge that came up too late must not outlive the test
+        proc.kill()
+        proc.wait()
+        raise
     return Bridge(proc, port, out, err, Path(env["CLAUDEMETER_STATE_DIR"]))
 
 
