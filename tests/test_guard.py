@@ -993,6 +993,16 @@ def test_hold_lines_name_the_account_of_two_orgs(tmp_path: Path) -> None:
     two_orgs_of_one_email()
     guard = start("--account", TEAM, *FAST, "true")
     until(lambda: (e := entry_of(guard.pid)) is not None and e.state == "held", "the guard to hold")
+    entry = entry_of(guard.pid)
+    assert entry is not None and entry.account == TEAM  # not the email both rows share
+    show = subprocess.run(
+        ["claude-meter", "show", "--no-colour"], capture_output=True, text=True, check=True
+    ).stdout
+    blocks = show.split("\n\n")
+    team = [b for b in blocks if b.startswith("lee@example.net  (org 22222222)")]
+    personal = [b for b in blocks if b.startswith("lee@example.net  (org 11111111)")]
+    assert len(team) == len(personal) == 1, show
+    assert "guard" in team[0] and "guard" not in personal[0], show
     guard.send_signal(signal.SIGTERM)
     _, err = guard.communicate(timeout=10)
     assert "lee@example.net (Acme Team): five_hour at 95%" in err and "holding" in err, err

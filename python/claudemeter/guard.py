@@ -351,6 +351,7 @@ class Guard:
         self.account_label = ""  # the account the last hold/pause named
         self.keeping = False  # the verdict is a hold kept on numbers now unknown
         self.several = False  # the store has several accounts: messages name theirs
+        self.shared_emails: set[str] = set()  # emails in several orgs: rows go by org uuid
 
     # -- reading -----------------------------------------------------------------------
 
@@ -369,6 +370,8 @@ class Guard:
         now = utcnow()
         rows = state.accounts(now)
         self.several = len(rows) > 1
+        emails = [(r.account_email or "").lower() for r in rows]
+        self.shared_emails = {e for e in emails if e and emails.count(e) > 1}
         found = decide(
             rows,
             state.sources,
@@ -468,6 +471,9 @@ class Guard:
         entry = self.entry
         resume = found.resume_at.timestamp() if found and found.resume_at else None
         account = found.account if found and found.account else entry.account
+        row = found.row if found else None
+        if row and row.org_uuid and (row.account_email or "").lower() in self.shared_emails:
+            account = row.org_uuid  # the email names two orgs' rows; the popup places by uuid
         child = self.job.pid if self.job else None
         fields = (state, resume, account, child)
         if self.registered and fields == (
