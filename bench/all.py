@@ -21,6 +21,7 @@ from typing import Any
 import bench_bridge
 import bench_guard
 import bench_hooks
+import bench_history
 import bench_oauth_requests
 import bench_refresh
 import bench_shared
@@ -47,6 +48,7 @@ class Bench:
 
 BENCHES = {
     "statusline": Bench(bench_statusline.measure, {"runs": 15}, {"runs": 40}, {"runs": 100}),
+    "history": Bench(bench_history.measure, {"runs": 10}, {"runs": 30}, {"runs": 80}),
     "status": Bench(
         figures_only(bench_status.measure),
         {"runs": 15, "seconds": 4},

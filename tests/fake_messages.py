@@ -51,6 +51,9 @@ class Account:
     step: float = 0.0  # added to the 5-hour fraction after each answered request
     reject_until: float = 0.0  # answer 429 rate_limit_error until this epoch second
     tool_turns: int = 0  # tool calls a WORK prompt gets before its final answer
+    #: input tokens each answer reports, by the session's directory name (default 12):
+    #: agents that cost different amounts
+    input_tokens: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def near(cls, five_hour: float = 0.42, seven_day: float = 0.2, **kw: Any) -> Account:
@@ -78,7 +81,7 @@ def _event(name: str, body: dict[str, Any]) -> str:
     return f"event: {name}\ndata: {json.dumps(body)}\n\n"
 
 
-def stream(model: str, block: dict[str, Any], stop_reason: str) -> bytes:
+def stream(model: str, block: dict[str, Any], stop_reason: str, input_tokens: int = 12) -> bytes:
     """One assistant turn as the server streams it: a text block or a tool call."""
     start = {
         "type": "message_start",
@@ -90,7 +93,7 @@ def stream(model: str, block: dict[str, Any], stop_reason: str) -> bytes:
             "content": [],
             "stop_reason": None,
             "stop_sequence": None,
-            "usage": {"input_tokens": 12, "output_tokens": 1},
+            "usage": {"input_tokens": input_tokens, "output_tokens": 1},
         },
     }
     if block["type"] == "text":
@@ -224,17 +227,19 @@ class FakeMessages:
 
     def _turn(self, body: dict[str, Any], prompt: str, results: int) -> Reply:
         model = str(body.get("model") or "claude-sonnet-4-5")
+        cwd = self._cwd(body)
+        tokens = self.account.input_tokens.get(cwd.rstrip("/").rsplit("/", 1)[-1], 12)
         if WORK in prompt and results < self.account.tool_turns:
-            cwd = self._cwd(body)
             block: dict[str, Any] = {
                 "type": "tool_use",
                 "id": f"toolu_fake{time.monotonic_ns()}",
                 "name": "Read",
                 "input": {"file_path": f"{cwd}/{READ_ME}"},
             }
-            data = stream(model, block, "tool_use")
+            data = stream(model, block, "tool_use", tokens)
         else:
-            data = stream(model, {"type": "text", "text": f"done: {prompt[:40]}"}, "end_turn")
+            text = {"type": "text", "text": f"done: {prompt[:40]}"}
+            data = stream(model, text, "end_turn", tokens)
         return Reply(200, data, {"cache-control": "no-cache"}, content_type="text/event-stream")
 
     @staticmethod

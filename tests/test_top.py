@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
@@ -137,6 +138,24 @@ def test_three_panes_rank_by_their_cost(claude_dir: Path) -> None:
     lines = done.stdout.splitlines()
     assert lines[0].startswith("ada@example.com · since ")
     assert [line.split()[0] for line in lines[2:5]] == ["%2", "%1", "%0"]
+    # the popup's section, and the segment's {top} (derived when the history compacted)
+    later = {**os.environ, "CLAUDEMETER_NOW": at(now + 5)}
+    shown = subprocess.run(
+        ["claude-meter", "show"], capture_output=True, text=True, check=True, env=later
+    ).stdout.splitlines()
+    start = shown.index("  who is filling it (this 5-hour window; claude-meter top)")
+    assert [line.split()[0] for line in shown[start + 2 : start + 5]] == ["%2", "%1", "%0"]
+    segment = subprocess.run(
+        ["claude-meter", "status", "--format", "{5h} {top}"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=later,
+    ).stdout.strip()
+    # worked out at the last compaction, a few turns before the end: the leader, near 50 %
+    found = re.search(r"%2 app2 (\d+)%$", segment)
+    assert found is not None, segment
+    assert abs(int(found.group(1)) - 50) <= 5
 
 
 def write_transcript(
