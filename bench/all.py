@@ -20,8 +20,8 @@ from typing import Any
 
 import bench_bridge
 import bench_guard
-import bench_hooks
 import bench_history
+import bench_hooks
 import bench_oauth_requests
 import bench_refresh
 import bench_shared

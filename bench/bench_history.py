@@ -11,8 +11,8 @@ records. Then, interleaved in one run on a clock pinned at the end of those days
 - ``claude-meter statusline`` fed a 2.1.332 input in the 0- and 8-day dirs (goal: flat),
   and in the 8-day dir with the clock moved past the compaction interval on every call
   (the call that pays for compacting into the archive, once per 5 minutes);
-- the size of ``state.json`` (what every redraw parses) and of the history files, beside
-  the empty history's and the stated bound.
+- the size of ``state.json`` and ``derived.json`` (what every redraw parses) and of the
+  history files, beside the empty history's and the stated bound.
 """
 
 from __future__ import annotations
@@ -116,8 +116,12 @@ def output(command: Command, env: dict[str, str]) -> str:
 
 
 def sizes(state: Path) -> tuple[int, int]:
-    """(state.json bytes, history files' bytes)."""
-    hot = (state / "state.json").stat().st_size
+    """(bytes every redraw parses: state.json and derived.json; history files' bytes)."""
+    hot = sum(
+        (state / name).stat().st_size
+        for name in ("state.json", "derived.json")
+        if (state / name).exists()
+    )
     kept = sum(
         (state / name).stat().st_size
         for name in ("history.json", "history-recent.json")
@@ -202,18 +206,18 @@ def measure(runs: int = 40) -> tuple[list[Figure], list[str]]:
     ]
     figures += [
         Figure(
-            "state.json, 1 day of history",
+            "state + derived, 1 day of history",
             before[1][0] / 1024,
             "KiB",
-            "state.json, no history",
+            "state + derived, no history",
             before[0][0] / 1024,
-            "+ derived pace/top only",
+            "+ pace/top only",
         ),
         Figure(
-            "state.json, 8 days of history",
+            "state + derived, 8 days of history",
             before[8][0] / 1024,
             "KiB",
-            "state.json, 1 day",
+            "state + derived, 1 day",
             before[1][0] / 1024,
             "1.0x (flat)",
         ),

@@ -259,7 +259,7 @@ def test_json_rows_without_history_have_no_pace(claude_dir: Path, state_dir: Pat
 def test_history_of_a_folded_row_includes_readings_kept_under_its_email() -> None:
     """A browser whose org look-up failed filed its readings under the email."""
     by_org = climb(T - 40 * 60, T - 20 * 60, 10, 6, resets=T + HOUR)
-    by_email = climb(T - 19 * 60, T, 12, 6, resets=T + HOUR)
+    by_email = climb(T - 30 * 60 + 30, T, 12, 6, resets=T + HOUR)  # interleaved in time
     accounts = {
         "org-1": AccountHistory(points=by_org),
         "email:a@example.com": AccountHistory(points=by_email),

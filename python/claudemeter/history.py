@@ -2,8 +2,9 @@
 and each agent session's cost over time, kept apart from the hot state file.
 
 The status line parses ``state.json`` on every redraw, so nothing that grows with time
-lives there. The history is two files in the same state dir, written under the store's
-lock (:meth:`Store.update` calls :func:`record`), replaced atomically, read lock-free:
+lives there. The history is two files in the same state dir, written under their own
+lock (``history.lock``; :meth:`Store.update` calls :func:`record` once the state is
+written), replaced atomically, read lock-free:
 
 - ``history-recent.json``: the last hour at full resolution (readings at least
   :data:`MIN_SPACING` apart, session points :data:`SESSION_SPACING` apart), the last
@@ -391,7 +392,9 @@ def of_account(
     found = AccountHistory()
     for key in dict.fromkeys(keys):
         if key in accounts:
+            points = found.points + accounts[key].points  # interleaved, not appended
             found.extend(accounts[key])
+            found.points = points
     found.points.sort(key=lambda p: p.t)
     found.hits.sort(key=lambda h: h.at)
     found.resets.sort(key=lambda r: r.at)
@@ -412,8 +415,9 @@ class Recorded:
 
 def record(directory: Path, pending: Pending, now: float) -> Recorded:
     """File ``pending`` into the recent file, compacting into the archive when due.
-    Call with the store's writer lock held. Raises OSError when a file cannot be written; a
-    corrupt file is moved aside with one line on stderr and history starts clean."""
+    Call with the history's lock held (``Store.update`` does). Raises OSError when a
+    file cannot be written; a corrupt file is moved aside with one line on stderr and
+    history starts clean."""
     recent_path = directory / RECENT_FILE
     files = _load_or_move_aside(recent_path)
     if not files.compacted_at:
@@ -440,7 +444,7 @@ def record_limit_hit(org_uuid: str, bucket: str | None, source: str, at: float) 
     """Remember that ``org_uuid``'s account hit a limit at ``at`` (epoch seconds).
 
     For processes outside ``Store.update`` (Claude Code's StopFailure hook: ``source``
-    :data:`HIT_STOP_FAILURE`, ``bucket`` None). Takes the store's writer lock; raises
+    :data:`HIT_STOP_FAILURE`, ``bucket`` None). Takes the store's locks; raises
     :class:`store.StoreError` (one line) when the state dir cannot be written."""
     from .store import Store
 

@@ -1,7 +1,9 @@
-"""The state file: every source's latest snapshot per account, what the redraw path
-shows from the history (``derived``: pace, the top session), and each source's
-bookkeeping (last attempt, back-off), in one JSON file. The history itself lives apart
-(:mod:`claudemeter.history`), so this file stays small however long claudemeter runs.
+"""The state file: every source's latest snapshot per account and each source's
+bookkeeping (last attempt, back-off), in one JSON file. The history lives apart
+(:mod:`claudemeter.history`, under its own lock, written after the state), so this file
+stays small however long claudemeter runs; what the redraw path shows from the history
+(pace, the top session) is derived by the writers into ``derived.json`` beside it
+(:mod:`claudemeter.summary`), which :meth:`Store.read` loads into ``State.derived``.
 
 Writers serialise on a ``flock`` (python-filelock) and replace the file atomically and
 durably; readers never lock, because ``os.replace`` means they see the old file or the
@@ -17,7 +19,7 @@ import os
 import stat
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -33,6 +35,10 @@ if TYPE_CHECKING:
 
 STATE_FILE = "state.json"
 LOCK_FILE = "state.lock"
+#: The history's own lock: its files are written after the state's lock is released, so
+#: history I/O never holds up the state (what the guards read).
+HISTORY_LOCK_FILE = "history.lock"
+DERIVED_FILE = "derived.json"
 FORMAT_VERSION = 1
 
 #: How far ahead of our clock a reading may be before we call it a clock jump.
@@ -53,7 +59,7 @@ class State:
     sources: dict[str, JSON] = field(default_factory=dict)
     problem: str | None = None  # set when the file on disk could not be read
     #: Per account key, what :mod:`claudemeter.summary` derived from the history when
-    #: a reading was written (its JSON: only that module reads it).
+    #: a reading was written (``derived.json``; its JSON: only that module reads it).
     derived: dict[str, JSON] = field(default_factory=dict)
     #: What writers added in this update, for the history file (never written here).
     pending: Pending = field(default_factory=Pending)
@@ -121,7 +127,6 @@ class State:
         return {
             "version": FORMAT_VERSION,
             "rows": [row.to_json() for row in self.rows],
-            "derived": self.derived,
             "sources": self.sources,
         }
 
@@ -142,10 +147,7 @@ class State:
             if isinstance(sources, dict)
             else {}
         )
-        derived = body.get("derived")
         state = cls(rows, books, skipped=skipped, skipped_why=why)
-        if isinstance(derived, dict):
-            state.derived = {k: v for k, v in derived.items() if isinstance(v, dict)}
         # A state file from before the history had its own file: the next writer moves
         # its readings there (readers never look at them).
         legacy = body.get("history")
@@ -294,7 +296,19 @@ class Store:
                 f"skipped {state.skipped} unreadable row{'s' if state.skipped > 1 else ''}"
                 f" in {self.path} ({state.skipped_why})"
             )
+        state.derived = self.read_derived()
         return state
+
+    def read_derived(self) -> dict[str, JSON]:
+        """``derived.json`` (a few hundred bytes per account); anything unreadable is
+        empty: the next writer rewrites it."""
+        try:
+            body = json.loads(read_private(self.directory / DERIVED_FILE, 1 << 20))
+        except (OSError, ValueError, UnicodeDecodeError, RecursionError):
+            return {}
+        if not isinstance(body, dict):
+            return {}
+        return {k: v for k, v in body.items() if isinstance(v, dict)}
 
     def repair(self) -> State:
         """Move a damaged state file aside now (not at the next write, which may be far
@@ -337,14 +351,30 @@ class Store:
             yield state
             self._cleanup_temp_files()
             try:
-                if state.pending:
-                    file_history(self.directory, state, utcnow())
                 data = _encode(state)
                 write_private(self.path, data)
             except OSError as exc:
                 raise self.write_error(exc) from None
         finally:
             lock.release()
+        if state.pending:
+            self._file_history(state, file_history)
+
+    def _file_history(self, state: State, file: Callable[[Path, State, datetime], None]) -> None:
+        """File what this update added into the history, under the history's lock, after
+        the state is written: the history never delays the state, and a history that
+        cannot be written costs one line on stderr, never the reading."""
+        from filelock import Timeout
+
+        try:
+            with private_lock(self.directory / HISTORY_LOCK_FILE, WRITE_LOCK_TIMEOUT):
+                file(self.directory, state, utcnow())
+        except Timeout:
+            warn(f"history not saved: another claudemeter process holds {HISTORY_LOCK_FILE}")
+        except StoreError as exc:
+            warn(f"history not saved: {exc}")
+        except OSError as exc:
+            warn(f"history not saved in {self.directory}: {exc.strerror or exc}")
 
     def write_error(self, exc: OSError) -> StoreError:
         hint = " (fix its owner/permissions or set CLAUDEMETER_STATE_DIR)"

@@ -3,8 +3,9 @@
 The status segment's ``{pace}`` and ``{top}`` need the history, but ``claude-meter
 status``, the tmux loop's render and ``claude-meter statusline`` must not parse it: its
 size grows with the days it remembers. So the writer, which has just filed a reading in
-the history under the store's lock, derives them and keeps the result per account in the
-state file (``State.derived``): a few hundred bytes, however long the history.
+the history, derives them and keeps the result per account in ``derived.json`` beside
+the state file (loaded into ``State.derived``): a few hundred bytes, however long the
+history.
 
 - pace: from the recent history file (the last hour), on every write that touched the
   account: the segment's warning is as fresh as the newest reading.
@@ -18,6 +19,7 @@ rate window, and a top session whose window has reset.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -99,29 +101,36 @@ def current_top(summary: Summary | None, now: datetime) -> TopSession | None:
 
 
 def file_history(directory: Path, state: State, now: datetime) -> None:
-    """File what this update added into the history (``history.record``) and refresh
-    the derived facts of the accounts it touched. Called by ``Store.update`` with the
-    writer lock held; raises OSError when a history file cannot be written."""
+    """File what an update added into the history (``history.record``) and refresh the
+    derived facts (``derived.json``, and ``state.derived``) of the accounts it touched.
+    Called by ``Store.update`` with the history's lock held, after the state is written;
+    raises OSError when a file cannot be written."""
+    from .store import DERIVED_FILE, Store, write_private
+
     pending = state.pending
     touched = {key for key, _ in pending.readings} | {key for key, _ in pending.hits}
     touched |= {s.account for s in pending.sessions} | set(pending.legacy)
     recorded = history.record(directory, pending, now.timestamp())
     state.pending = history.Pending()
     whole = history.read(directory) if recorded.compacted else None
+    derived = Store(directory).read_derived()  # as the last writer left it
     rows = state.accounts(now)
     for row in rows:
         keys = {row.account_key, f"email:{(row.account_email or '').lower()}"}
         if not keys & touched and whole is None:
             continue
         recent = history.of_account(recorded.recent, row.org_uuid, row.account_email)
-        before = Summary.from_json(state.derived.get(row.account_key))
+        before = Summary.from_json(derived.get(row.account_key))
         top = before.top if before is not None else None
         if whole is not None:
             top = _top(history.of_account(whole, row.org_uuid, row.account_email), now)
         summary = Summary(now.timestamp(), pace.paces(recent.points, now), top)
-        state.derived[row.account_key] = summary.to_json()
+        derived[row.account_key] = summary.to_json()
     known = {row.account_key for row in rows}
-    state.derived = {k: v for k, v in state.derived.items() if k in known}
+    state.derived = {k: v for k, v in derived.items() if k in known}
+    data = json.dumps(state.derived, separators=(",", ":")).encode()
+    # Not fsynced: rewritten by every write; lost, it is derived again by the next one.
+    write_private(directory / DERIVED_FILE, data, durable=False)
 
 
 def _top(account: history.AccountHistory, now: datetime) -> TopSession | None:

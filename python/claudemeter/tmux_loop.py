@@ -42,6 +42,7 @@ from .options import Settings, parse_show_options, unquote
 from .render import CRIT, OK, WARN, account_name, label, percent, short_reset
 from .status import PLACEHOLDERS, escape, render, style, tier, used
 from .store import (
+    DERIVED_FILE,
     STATE_FILE,
     Store,
     StoreError,
@@ -220,7 +221,11 @@ class Loop:
         self.settings = Settings()
         self.stop = ""
         self.trouble = ""  # the last tmux failure logged, so a long one is logged once
-        self.watched = [self.store.directory / STATE_FILE, registry.guards_dir()]
+        self.watched = [
+            self.store.directory / STATE_FILE,
+            self.store.directory / DERIVED_FILE,  # the pace a writer derived just after
+            registry.guards_dir(),
+        ]
         self.resumer: tuple[frozenset[str], float] = (frozenset(), -math.inf)
         self.delay_flag = ["-d", NOTICE_MS] if tmux.supports("display-message", "-d") else []
 
