@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from claudemeter import registry, stopped
+from claudemeter import history, registry, stopped
 from claudemeter.model import Snapshot, format_time, utcnow
 from claudemeter.store import Store
 from tests.upstream import FIXTURES
@@ -164,6 +164,10 @@ def test_stop_failure_records_the_session_with_its_pane(claude_dir: Path, state_
     directory = stopped.stopped_dir()
     assert stat.S_IMODE(directory.stat().st_mode) == 0o700
     assert stat.S_IMODE(next(directory.iterdir()).stat().st_mode) == 0o600
+    # and the account's history has the limit hit (claude-meter history)
+    [hit] = history.read(state_dir)[LOGIN_ORG].hits
+    assert (hit.bucket, hit.source) == (None, history.HIT_STOP_FAILURE)
+    assert abs(hit.at - time.time()) < 60
 
 
 def test_stop_failure_ignores_other_errors(claude_dir: Path) -> None:

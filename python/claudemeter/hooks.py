@@ -342,6 +342,11 @@ def stop_failure(hook: dict[str, Any]) -> int:
     login = account_for(claude_config.current())
     if not record(hook, login, detail="hit the rate limit"):
         say("stop-failure: the hook input names no session; nothing recorded")
+    if login is not None:  # the history's limit hits (claude-meter history)
+        from . import history
+
+        hit_at = utcnow().timestamp()
+        history.record_limit_hit(login.key, None, history.HIT_STOP_FAILURE, hit_at)
     return 0
 
 
