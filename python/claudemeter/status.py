@@ -20,8 +20,11 @@ from .model import SOURCE_SHARED, Snapshot, Window, printable
 from .options import Settings
 from .render import CRIT, OK, WARN, account_name, duration, percent
 from .render import tier as render_tier
-from .sources import STATUS_LOGIN
 from .store import State
+
+#: The OAuth source books this status when the login expired or was rejected
+#: (``sources.STATUS_LOGIN``; not imported: the status line adds no module to its path).
+LOGIN_STATUS = "login"
 
 #: tmux placeholders (SPEC section 7) and the token each one shows.
 PLACEHOLDERS = {
@@ -83,7 +86,7 @@ def style(value: str) -> str:
 def login_expired(state: State, row: Snapshot | None) -> bool:
     """The OAuth booking for this account (any account, for ``None``) says ``login``."""
     for key, book in state.sources.items():
-        if not isinstance(book, dict) or book.get("status") != STATUS_LOGIN:
+        if not isinstance(book, dict) or book.get("status") != LOGIN_STATUS:
             continue
         if row is None or key == f"oauth:{row.org_uuid}" or not key.startswith("oauth:"):
             return True
