@@ -82,7 +82,7 @@ def test_pause_resume_and_term_reach_every_process_the_command_started(
     outside = [pid for pid in loops if os.getpgid(pid) != child]
     assert outside, "the test's writer never left the command's group"
 
-    put(95.0, resets_in=2.0)  # over: paused until the reset (2 s) plus the grace
+    put(95.0, resets_in=5.0)  # over: paused until the reset (5 s: room to watch) + grace
     until(
         lambda: all(proc_state(pid) == "T" for pid in writers(out)),
         "every writer to be stopped",
