@@ -47,7 +47,12 @@ describe("extension → real bridge → claude-meter --json", () => {
     assert.equal(row.org_uuid, ORG);
     assert.equal(row.browser, "Chrome");
     assert.equal(row.account_email, "ada@example.com");
-    assert.deepEqual(row.usage, fixture("claude_ai_usage.json"));
+    // What the browser sent, plus every window ClaudeMeter's scripts index (SPEC 3), null
+    // when unknown: GET /snapshots prints what `claude-meter --json` prints.
+    const compat = ["five_hour", "seven_day", "seven_day_sonnet", "seven_day_opus",
+      "seven_day_oauth_apps", "seven_day_omelette", "seven_day_cowork", "extra_usage"];
+    const expected = Object.fromEntries(compat.map((name) => [name, null]));
+    assert.deepEqual(row.usage, { ...expected, ...fixture("claude_ai_usage.json") });
     assert.equal(row.overage.out_of_credits, false);
     assert.equal(row.subscription.status, "active");
     assert.deepEqual(row.errors, []);
