@@ -17,7 +17,7 @@ loopback (tests/fake_messages.py), never to the network.
    agent's median turn (the time to its next safe point); requests the server saw while
    the agents were held, beside the requests of the same span before the crossing (what
    would have gone out without the gate); and the resume spread (first to last agent's
-   request after ``resets_at`` + grace), beside the gate's poll.
+   request after ``resets_at`` + grace), beside one agent's turn.
 """
 
 from __future__ import annotations
@@ -102,7 +102,8 @@ def agents_hold(count: int) -> tuple[list[Figure], list[str]]:
     from claudemeter.store import Store
 
     names = [f"agent{i}" for i in range(count)]
-    with tempfile.TemporaryDirectory(prefix="cmbench") as tmp:
+    # Claude Code may still be writing its session files while tmux takes it down.
+    with tempfile.TemporaryDirectory(prefix="cmbench", ignore_cleanup_errors=True) as tmp:
         root = Path(tmp)
         fake = FakeMessages(Account.near()).start()
         env = common.isolated_env(
