@@ -284,3 +284,18 @@ def test_doctor_says_whether_the_hooks_are_installed(claude_dir: Path) -> None:
     assert "no claudemeter hook on PostToolUse" in shown
     assert hook("stop-failure", data=WALL).returncode == 0
     assert "1 agent(s) stopped on the limit wait for" in cm("doctor").stdout
+
+
+def test_installing_again_with_other_options_replaces_ours_and_uninstall_still_restores(
+    claude_dir: Path,
+) -> None:
+    path = claude_dir / "settings.json"
+    path.write_bytes(ORIGINAL)
+    assert cm("install-hooks").returncode == 0
+    assert cm("install-hooks", "--threshold", "80").returncode == 0
+    hooks = settings_of(claude_dir)["hooks"]
+    gates = [h for g in hooks["PreToolUse"] for h in g["hooks"] if "hook gate" in h["command"]]
+    assert len(gates) == 1 and gates[0]["command"].endswith("hook gate --threshold 80")
+    assert hooks["PreToolUse"][0]["hooks"][0]["command"] == "my-linter"
+    assert cm("install-hooks", "--uninstall").returncode == 0
+    assert path.read_bytes() == ORIGINAL  # the bytes from before the first install
