@@ -91,28 +91,36 @@ def redraw_cost(
 def measure(runs: int = 40, seconds: float = 10) -> list[Figure]:
     with tempfile.TemporaryDirectory(prefix="cmbench") as name:
         tmp = Path(name)
-        env = common.isolated_env(tmp)
+        env = common.default_dirs_env(tmp)
         subprocess.run(
             [*common.meter(), "ingest", str(FIXTURE)], env=env, check=True, capture_output=True
         )
         times = common.interleaved(
             {
                 "bare": Command([sys.executable, "-c", "pass"]),
+                "re": Command([sys.executable, "-c", "import re,sys"]),
                 "status": Command([*common.meter(), "status"]),
             },
             env,
             runs,
         )
-        bare = common.median(times["bare"]) * 1000
+        status = common.median(times["status"]) * 1000
         figures = [
             Figure(
                 f"status render (median of {runs})",
-                common.median(times["status"]) * 1000,
+                status,
                 "ms",
                 "python3 -c pass",
-                bare,
+                common.median(times["bare"]) * 1000,
+            ),
+            Figure(
+                f"status render vs import re,sys (median of {runs})",
+                status,
+                "ms",
+                "python3 -c 'import re,sys'",
+                common.median(times["re"]) * 1000,
                 "<= 1.5x",
-            )
+            ),
         ]
         if not shutil.which("tmux"):
             return figures

@@ -150,6 +150,15 @@ def isolated_env(root: Path, **extra: str) -> dict[str, str]:
     return env
 
 
+def default_dirs_env(root: Path, **extra: str) -> dict[str, str]:
+    """:func:`isolated_env` with claudemeter's own directories where users have them
+    (``$XDG_STATE_HOME/claudemeter``, ``$XDG_CONFIG_HOME/claudemeter``, both under
+    ``root``): no ``CLAUDEMETER_STATE_DIR``, so a timed call pays what a user's does."""
+    env = isolated_env(root, **extra)
+    del env["CLAUDEMETER_STATE_DIR"], env["CLAUDEMETER_CONFIG_DIR"]
+    return env
+
+
 @contextmanager
 def oauth_login(root: Path) -> Iterator[tuple[dict[str, str], FakeUpstream]]:
     """:func:`isolated_env` with Claude Code's default login (the fixture credentials,

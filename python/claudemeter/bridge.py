@@ -45,9 +45,8 @@ from types import FrameType
 from typing import Any
 from urllib.parse import urlsplit
 
-from filelock import Timeout
-
 from . import env, peers, pidfile
+from .flock import LockTimeout
 from .model import MAX_DEPTH, ValidationError, parse_many, printable, redact, utcnow
 from .store import (
     Store,
@@ -737,7 +736,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         lock = private_lock(directory / INSTANCE_LOCK, 0)
         lock.acquire()
-    except Timeout:
+    except LockTimeout:
         _say(f"a bridge is already running for {directory}")
         return 1
     except OSError as exc:

@@ -8,6 +8,7 @@ would let a test touch the user's real home.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -28,18 +29,27 @@ def state_dir() -> Path:
     override = _get("CLAUDEMETER_STATE_DIR")
     if override:
         return Path(override)
-    import platformdirs  # only without the override: keeps the status path light
-
-    return Path(platformdirs.user_state_dir(APP))
+    return _user_dir("XDG_STATE_HOME", "~/.local/state", "user_state_dir")
 
 
 def config_dir() -> Path:
     override = _get("CLAUDEMETER_CONFIG_DIR")
     if override:
         return Path(override)
-    import platformdirs
+    return _user_dir("XDG_CONFIG_HOME", "~/.config", "user_config_dir")
 
-    return Path(platformdirs.user_config_dir(APP))
+
+def _user_dir(variable: str, fallback: str, platformdirs_name: str) -> Path:
+    """On Linux, the XDG base directory ``$variable`` (``fallback`` when unset or blank)
+    plus ``claudemeter``: exactly what ``platformdirs`` answers there, without its imports
+    (``tempfile`` -> ``shutil``, ``random``, ``lzma``...) on the status line's path.
+    Elsewhere (macOS, Windows, Android) ``platformdirs.<platformdirs_name>`` itself."""
+    if sys.platform.startswith("linux") and not os.environ.get("ANDROID_DATA"):
+        base = os.environ.get(variable, "")
+        return (Path(base) if base.strip() else Path(fallback).expanduser()) / APP
+    import platformdirs  # only off Linux: keeps the status path light
+
+    return Path(getattr(platformdirs, platformdirs_name)(APP))
 
 
 @dataclass(frozen=True)

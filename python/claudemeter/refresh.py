@@ -11,9 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from filelock import Timeout
-
 from . import peers, shared
+from .flock import LockTimeout
 from .history import HIT_OAUTH_429, LimitHit
 from .model import SOURCE_CLAUDE_CODE_CACHE, SOURCE_STATUSLINE, utcnow
 from .sources import claude_code_cache, oauth
@@ -87,7 +86,7 @@ def refresh(
     try:
         lock = private_lock(store.directory / REFRESH_LOCK, wait)
         lock.acquire()
-    except Timeout:
+    except LockTimeout:
         return [Result("refresh", True, "another process is refreshing; using the cached data")]
     except OSError as exc:  # a read-only mount, a directory in its place: one line
         raise store.write_error(exc) from None

@@ -5,7 +5,7 @@ stays small however long claudemeter runs; what the redraw path shows from the h
 (pace, the top session) is derived by the writers into ``derived.json`` beside it
 (:mod:`claudemeter.summary`), which :meth:`Store.read` loads into ``State.derived``.
 
-Writers serialise on a ``flock`` (python-filelock) and replace the file atomically and
+Writers serialise on a ``flock`` (:mod:`claudemeter.flock`) and replace the file atomically and
 durably; readers never lock, because ``os.replace`` means they see the old file or the
 new one, never half of either. That keeps the status line's read path lock-free.
 """
@@ -31,7 +31,7 @@ from .history import HistoryPoint, LimitHit, Pending, SessionSample
 from .model import JSON, Snapshot, printable, utcnow
 
 if TYPE_CHECKING:
-    from filelock import FileLock
+    from .flock import FileLock
 
 STATE_FILE = "state.json"
 LOCK_FILE = "state.lock"
@@ -225,9 +225,8 @@ def write_atomic(path: Path, data: bytes, mode: int, durable: bool = True) -> No
     ``mode`` lets a file that is not ours (Claude Code's settings) keep its permissions.
     ``durable=False`` skips both fsyncs (still atomic for readers): for a file rewritten
     on every write whose loss in a power cut costs little (the recent history)."""
-    import secrets  # writers only: hmac/hashlib would cost the status line's read path
-
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
+    # os.urandom, not secrets: secrets imports base64, hmac and random on every write
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{os.urandom(4).hex()}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -251,16 +250,16 @@ def write_atomic(path: Path, data: bytes, mode: int, durable: bool = True) -> No
 
 
 def private_lock(path: Path, timeout: float) -> FileLock:
-    """A ``FileLock`` on one of our lock files, in a private directory, refusing a
-    planted symlink (filelock opens with ``O_TRUNC``: it would truncate the target)."""
-    # Imported here: filelock costs ~30 ms of imports that lock-free readers (the
-    # status line on every redraw) never need.
-    from filelock import FileLock
+    """A :class:`~claudemeter.flock.FileLock` on one of our lock files, in a private
+    directory, refusing a planted symlink with a line that says so (the lock's own
+    ``O_NOFOLLOW`` would only fail). ``acquire`` raises ``flock.LockTimeout``."""
+    # Imported here: lock-free readers (the status line on every redraw) never lock.
+    from .flock import FileLock
 
     ensure_private_dir(path.parent)
     if path.is_symlink():
         raise StoreError(f"{path} is a symlink; refusing to use it (remove it)")
-    return FileLock(str(path), timeout=timeout, mode=0o600)
+    return FileLock(path, timeout)
 
 
 def warn(message: str) -> None:
@@ -329,7 +328,7 @@ class Store:
         """Read-modify-write under the writer lock; the file changes only if the block
         finishes without an exception. Keep network calls out of the block: the lock
         serialises every writer on the machine."""
-        from filelock import Timeout
+        from .flock import LockTimeout
 
         # Imported before the lock, not while every other writer waits for it.
         from .summary import file_history
@@ -337,7 +336,7 @@ class Store:
         try:
             lock = self.lock(timeout)
             lock.acquire()
-        except Timeout:
+        except LockTimeout:
             raise StoreError(
                 f"another claudemeter process holds {self.directory / LOCK_FILE}; try again"
             ) from None

@@ -19,13 +19,11 @@ import hashlib
 import json
 import os
 import re
-import signal
-import subprocess
 import sys
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from .. import env
 from ..history import SessionPoint, SessionSample
@@ -46,6 +44,9 @@ from ..store import State, Store, ensure_private_dir, write_private
 from . import claude_code_cache, claude_config
 from .claude_account import Account, read_claude_json
 from .claude_config import ClaudeConfig
+
+if TYPE_CHECKING:
+    import subprocess  # run only for --chain: kept off the status line's import path
 
 #: Claude Code's JSON is a few KiB; anything past this is not it.
 MAX_INPUT = 1 << 20
@@ -410,6 +411,8 @@ def _read_stdin(stream: IO[bytes]) -> bytes | None:
 
 
 def _start_chain(command: str) -> subprocess.Popen[bytes] | None:
+    import subprocess
+
     child_env = dict(os.environ, **{env.STATUSLINE_CHAINED: "1"})
     try:
         # The user's own statusLine command line, run through the shell as Claude Code does.
@@ -428,6 +431,9 @@ def _start_chain(command: str) -> subprocess.Popen[bytes] | None:
 
 def _finish_chain(child: subprocess.Popen[bytes], data: bytes) -> str:
     """The chained command's output; on timeout its whole process group is ended."""
+    import signal
+    import subprocess
+
     try:
         out, _ = child.communicate(data, timeout=CHAIN_TIMEOUT)
     except subprocess.TimeoutExpired:

@@ -1,0 +1,179 @@
+"""The two commands run on every redraw (``claude-meter status``, tmux's ``#()`` fallback)
+and on every refresh of every agent (``claude-meter statusline``, Claude Code's
+statusLine) load only the modules they need: each run here in a fresh interpreter, as
+tmux and Claude Code run them, with claudemeter's directories where users have them (no
+``CLAUDEMETER_STATE_DIR``), and the set of modules it ended with checked.
+
+A module in ``NEVER`` is network, packaging metadata, process or archive machinery the
+two paths do not use; a claudemeter module outside the path's allowed set means the path
+grew: if it must, add it here on purpose (and measure it in ``bench/``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.upstream import FIXTURES
+
+# Runs the console script's entry point as `claude-meter ARGS...` and writes the names
+# of every module loaded by the end to the file named last.
+PROBE = """
+import json, sys
+out = sys.argv.pop()
+sys.argv = ["claude-meter", *sys.argv[1:]]
+from claudemeter.cli import main
+try:
+    status = main()
+finally:
+    with open(out, "w") as handle:
+        json.dump(sorted(sys.modules), handle)
+sys.exit(status)
+"""
+
+#: Never on either path. ``importlib.metadata`` looked the version up on every parse
+#: (tens of ms); ``platformdirs`` pulls ``tempfile`` -> ``shutil`` -> ``lzma``/``bz2``/
+#: ``random``; the rest is network, HTTP, process, locking or tmux machinery.
+NEVER = {
+    "importlib.metadata",
+    "platformdirs",
+    "tempfile",
+    "shutil",
+    "random",
+    "lzma",
+    "bz2",
+    "socket",
+    "ssl",
+    "http",
+    "http.client",
+    "urllib.request",
+    "email",
+    "requests",
+    "urllib3",
+    "libtmux",
+    "asyncio",
+    "logging",
+    "concurrent",
+    "subprocess",
+}
+
+#: ``status`` reads the store and the registry: no lock, no hashing, no threads.
+NEVER_ON_STATUS = NEVER | {"filelock", "threading", "hashlib", "hmac", "secrets"}
+
+STATUS_MODULES = {
+    "claudemeter",
+    "claudemeter.cli",
+    "claudemeter.commands",
+    "claudemeter.dedupe",
+    "claudemeter.env",
+    "claudemeter.history",
+    "claudemeter.model",
+    "claudemeter.options",
+    "claudemeter.pace",
+    "claudemeter.registry",
+    "claudemeter.render",
+    "claudemeter.status",
+    "claudemeter.store",
+    "claudemeter.summary",
+}
+
+STATUSLINE_MODULES = {
+    "claudemeter",
+    "claudemeter.cli",
+    "claudemeter.dedupe",
+    "claudemeter.env",
+    "claudemeter.flock",
+    "claudemeter.history",
+    "claudemeter.model",
+    "claudemeter.pace",
+    "claudemeter.registry",
+    "claudemeter.render",
+    "claudemeter.store",
+    "claudemeter.summary",
+    "claudemeter.sources",
+    "claudemeter.sources.claude_account",
+    "claudemeter.sources.claude_code_cache",
+    "claudemeter.sources.claude_config",
+    "claudemeter.sources.statusline",
+}
+
+
+def loaded(args: list[str], tmp_path: Path, stdin: bytes = b"") -> set[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLAUDEMETER_")}
+    env.update(CLAUDEMETER_ANTHROPIC_BASE="http://127.0.0.1:9", CLAUDEMETER_BRIDGE="127.0.0.1:9")
+    out = tmp_path / f"modules-{len(list(tmp_path.iterdir()))}.json"
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, *args, str(out)],
+        input=stdin,
+        env=env,
+        capture_output=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    assert done.stdout.strip(), "the command printed nothing"
+    return set(json.loads(out.read_text()))
+
+
+def statusline_input() -> bytes:
+    body = json.loads((FIXTURES / "claude_code_statusline_input.json").read_text())
+    now = int(time.time())
+    body["rate_limits"]["five_hour"]["resets_at"] = now + 7200
+    body["rate_limits"]["seven_day"]["resets_at"] = now + 3 * 86400
+    return json.dumps(body).encode()
+
+
+def ours(modules: set[str]) -> set[str]:
+    return {name for name in modules if name.split(".")[0] == "claudemeter"}
+
+
+def test_status_loads_only_its_modules(tmp_path: Path, isolated: Path, claude_dir: Path) -> None:
+    # a reading stored first (through the statusline), so status renders a real segment
+    loaded(["statusline"], tmp_path, statusline_input())
+    assert (isolated / ".local/state/claudemeter").is_dir()
+    modules = loaded(["status"], tmp_path)
+    assert not modules & NEVER_ON_STATUS, sorted(modules & NEVER_ON_STATUS)
+    assert ours(modules) <= STATUS_MODULES, ours(modules) - STATUS_MODULES
+
+
+@pytest.mark.parametrize("reading", [True, False], ids=["reading", "no-readings"])
+def test_statusline_loads_only_its_modules(tmp_path: Path, claude_dir: Path, reading: bool) -> None:
+    stdin = (
+        statusline_input()
+        if reading
+        else (FIXTURES / "claude_code_statusline_input_api_key_user.json").read_bytes()
+    )
+    modules = loaded(["statusline"], tmp_path, stdin)
+    assert not modules & NEVER, sorted(modules & NEVER)
+    assert ours(modules) <= STATUSLINE_MODULES, ours(modules) - STATUSLINE_MODULES
+
+
+def test_the_probe_sees_what_a_command_imports(tmp_path: Path) -> None:
+    """The check can fail: ``--chain`` loads ``subprocess``, which the plain calls must not."""
+    assert "platformdirs" not in loaded(["--version"], tmp_path)
+    assert loaded(["statusline", "--chain", "true"], tmp_path, statusline_input()) >= {"subprocess"}
+
+
+@pytest.mark.parametrize("xdg", ["set", "unset", "blank"])
+def test_default_dirs_are_platformdirs_own(monkeypatch: pytest.MonkeyPatch, xdg: str) -> None:
+    """On Linux the state and config dirs are computed without platformdirs, and are the
+    ones it answers: a user's existing state stays where it was."""
+    import platformdirs
+
+    from claudemeter import env
+
+    monkeypatch.delenv("CLAUDEMETER_STATE_DIR")
+    monkeypatch.delenv("CLAUDEMETER_CONFIG_DIR")
+    for name in ("XDG_STATE_HOME", "XDG_CONFIG_HOME"):
+        if xdg == "unset":
+            monkeypatch.delenv(name)
+        elif xdg == "blank":
+            monkeypatch.setenv(name, " ")
+    assert sys.platform.startswith("linux")
+    assert env.state_dir() == Path(platformdirs.user_state_dir("claudemeter"))
+    assert env.config_dir() == Path(platformdirs.user_config_dir("claudemeter"))
