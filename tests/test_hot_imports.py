@@ -76,6 +76,7 @@ STATUS_MODULES = {
     "claudemeter.model",
     "claudemeter.options",
     "claudemeter.pace",
+    "claudemeter.procs",  # the registry tells a live guard by its /proc start time
     "claudemeter.registry",
     "claudemeter.render",
     "claudemeter.status",
@@ -92,6 +93,7 @@ STATUSLINE_MODULES = {
     "claudemeter.history",
     "claudemeter.model",
     "claudemeter.pace",
+    "claudemeter.procs",  # the registry tells a live guard by its /proc start time
     "claudemeter.registry",
     "claudemeter.render",
     "claudemeter.store",
