@@ -395,7 +395,8 @@ def cmd_tmux_loop(args: argparse.Namespace) -> int:
     except (OSError, StoreError) as exc:  # a symlink planted in its place, a shared dir
         print(f"claude-meter tmux-loop: cannot take its lock: {exc}", file=sys.stderr)
         return 1
-    loop = Loop(Tmux(socket))
+    # One control-mode client for the loop's life: an idle round starts no process.
+    loop = Loop(Tmux(socket, control=True))
     for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
         signal.signal(signum, loop.halt)
     log(f"started for the tmux server at {socket}")
@@ -406,5 +407,6 @@ def cmd_tmux_loop(args: argparse.Namespace) -> int:
         why = str(exc)
     except TmuxError as exc:  # the first call: the next status redraw starts another
         why = f"tmux did not answer at start: {exc}"
+    loop.tmux.close()
     log(f"stopping: {why}")
     return 0
