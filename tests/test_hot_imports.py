@@ -82,6 +82,7 @@ STATUS_MODULES = {
     "claudemeter.status",
     "claudemeter.store",
     "claudemeter.summary",
+    "claudemeter.sources",  # the OAuth source's status words, nothing else
 }
 
 STATUSLINE_MODULES = {
