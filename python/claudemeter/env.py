@@ -169,6 +169,21 @@ def tmux_pane() -> str | None:
     return _get("TMUX_PANE")
 
 
+#: ``CLAUDEMETER_FORGET_DAYS``'s default: a source not heard from for a week is dropped.
+DEFAULT_FORGET_DAYS = 7.0
+
+
+def forget_days() -> float:
+    """``CLAUDEMETER_FORGET_DAYS``: after how many days without a reading a source's row
+    is dropped from the store (a number; ``0`` keeps rows forever). Not a number: the
+    default, :data:`DEFAULT_FORGET_DAYS`."""
+    try:
+        days = float(_get("CLAUDEMETER_FORGET_DAYS") or DEFAULT_FORGET_DAYS)
+    except ValueError:
+        return DEFAULT_FORGET_DAYS
+    return days if days >= 0 and days == days else DEFAULT_FORGET_DAYS
+
+
 def now() -> datetime:
     """The readers' clock. ``CLAUDEMETER_NOW`` (RFC 3339) is for tests only: it pins the
     clock so golden files of ``status`` and ``show`` stay byte-identical."""

@@ -56,6 +56,13 @@ class FileLock:
                 self._fd = fd
                 return
 
+    @property
+    def fd(self) -> int:
+        """The lock file's descriptor while held (read and write through it)."""
+        if self._fd is None:
+            raise ValueError(f"{self.path} is not held")
+        return self._fd
+
     def release(self) -> None:
         if self._fd is not None:
             fd, self._fd = self._fd, None

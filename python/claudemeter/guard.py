@@ -26,6 +26,7 @@ from datetime import datetime
 from pathlib import Path
 
 from . import env, registry
+from .flock import LockTimeout
 from .gate import DEFAULT_BUCKETS, OVER, UNKNOWN, Verdict, decide, mismatch
 from .job import (
     CONTINUED,
@@ -42,7 +43,7 @@ from .options import number
 from .render import duration, short_command
 from .sources import claude_config
 from .sources.claude_account import Account, read_account
-from .store import State, Store, StoreError
+from .store import State, Store, StoreError, private_lock
 
 PROG = "cm-guard"
 EXIT_OVER = 75
@@ -61,6 +62,8 @@ TERMINATING = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT, signal.SIGQUIT)
 #: Runs in a child process so that a slow upstream never stalls the poll loop, and no
 #: thread shares the guard with the fork that starts the command.
 REFRESH_CODE = "from claudemeter.refresh import refresh; refresh()"
+#: The machine's book of refresh starts: one guard starts one per REFRESH_AFTER for all.
+REFRESH_SPAWN_BOOK = "refresh-spawn.lock"
 
 DESCRIPTION = """\
 Run CMD only while the Claude account is under the threshold: hold before starting
@@ -284,7 +287,8 @@ class StateReader:
 class Refresher:
     """Asks for fresh numbers, in a child process, when the guard's row is old."""
 
-    def __init__(self) -> None:
+    def __init__(self, store: Store) -> None:
+        self.store = store
         self._proc: subprocess.Popen[bytes] | None = None
         self._last = -math.inf
 
@@ -305,6 +309,8 @@ class Refresher:
             if clock - last < REFRESH_AFTER or clock < float(book.get("next_allowed", 0) or 0):
                 return  # someone asked lately, or the source is backing off
         self._last = clock
+        if not self.claim(clock):
+            return  # another guard started one lately: it serves every guard
         try:
             self._proc = subprocess.Popen(
                 [sys.executable, "-c", REFRESH_CODE],
@@ -316,6 +322,29 @@ class Refresher:
         except OSError as exc:
             say(f"cannot start a refresh: {exc.strerror or exc}")
 
+    def claim(self, clock: float) -> bool:
+        """Single-flight at the spawn: whether this guard may start the refresh, i.e. no
+        guard on the machine started one in the last :data:`REFRESH_AFTER` seconds. The
+        book is a lock file whose mtime is the last start (``clock``: epoch seconds),
+        read and written under its ``flock``; an empty file has never been claimed."""
+        try:
+            lock = private_lock(self.store.directory / REFRESH_SPAWN_BOOK, 1.0)
+            lock.acquire()
+        except (LockTimeout, OSError, StoreError):
+            return False  # cannot tell: the next poll asks again
+        try:
+            book = os.fstat(lock.fd)
+            if book.st_size and abs(clock - book.st_mtime) < REFRESH_AFTER:
+                return False
+            os.ftruncate(lock.fd, 0)
+            os.write(lock.fd, b"started\n")
+            os.utime(lock.fd, (clock, clock))
+            return True
+        except OSError:
+            return False
+        finally:
+            lock.release()
+
 
 class Guard:
     """One guard: its options, its view of the store, its registry entry, its job."""
@@ -323,7 +352,7 @@ class Guard:
     def __init__(self, opts: Options) -> None:
         self.opts = opts
         self.reader = StateReader(Store())
-        self.refresher = Refresher()
+        self.refresher = Refresher(self.reader.store)
         self.login: Account | None = (
             read_account(claude_config.current()) if opts.account is None else None
         )

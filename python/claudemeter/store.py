@@ -43,6 +43,9 @@ FORMAT_VERSION = 1
 
 #: How far ahead of our clock a reading may be before we call it a clock jump.
 CLOCK_SKEW = timedelta(seconds=60)
+#: The most sources (rows) one account keeps: its newest; our own few sources plus a
+#: handful of browsers, however many browser names have posted over time.
+MAX_ROWS_PER_ACCOUNT = 12
 #: How long a writer waits for another writer before giving up with a clear error.
 WRITE_LOCK_TIMEOUT = 10.0
 
@@ -111,9 +114,27 @@ class State:
                 break
         else:
             self.rows.append(snapshot)
+        self.prune(snapshot)
         # History holds only what this source measured: buckets a row carries over from
         # another source would repeat that source's one reading and fake a flat pace.
         self._record_history(measured or snapshot)
+
+    def prune(self, kept: Snapshot) -> None:
+        """Bounded by design: a row whose source has been silent for
+        ``CLAUDEMETER_FORGET_DAYS`` days while the store kept hearing from others is
+        dropped (measured from the newest reading stored, so the last thing known is
+        never dropped just because time passed: it shows as stale), and each account keeps
+        its newest :data:`MAX_ROWS_PER_ACCOUNT` sources (500 browser names would otherwise
+        be 500 rows and a 500-name ``browser``). ``kept``, the reading just put, stays."""
+        days = env.forget_days()
+        if days and self.rows:
+            cutoff = max(r.fetched_at for r in self.rows) - timedelta(days=days)
+            self.rows = [r for r in self.rows if r is kept or r.fetched_at >= cutoff]
+        mine = [r for r in self.rows if r.account_key == kept.account_key]
+        if len(mine) > MAX_ROWS_PER_ACCOUNT:
+            newest = sorted(mine, key=lambda r: (r is kept, r.fetched_at), reverse=True)
+            dropped = {id(r) for r in newest[MAX_ROWS_PER_ACCOUNT:]}
+            self.rows = [r for r in self.rows if id(r) not in dropped]
 
     def _record_history(self, snapshot: Snapshot) -> None:
         windows = snapshot.windows().values()
