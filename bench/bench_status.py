@@ -128,6 +128,18 @@ def measure(runs: int = 40, seconds: float = 10) -> list[Figure]:
         polled, _ = redraw_cost(env, f"{counted} | %H:%M:%S", tmp, "job", seconds)
         (tmp / "jobs").unlink(missing_ok=True)
         pushed, loop_calls = redraw_cost(env, "#{claude_meter} | %H:%M:%S", tmp, "push", seconds)
+        # @claude_meter_interval 5: one round every 5 s, each a tmux process before
+        # the loop kept a control-mode client
+        figures.append(
+            Figure(
+                "processes tmux-loop starts per idle minute",
+                loop_calls * 60 / seconds,
+                "/min",
+                "one tmux call per round",
+                60 / 5,
+                "<= 1",
+            )
+        )
         # status-interval 1: one redraw a second; a #() job is an sh plus a python
         figures.append(
             Figure(
