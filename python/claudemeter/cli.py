@@ -112,8 +112,8 @@ is under a threshold, and pauses it there: `cm-guard claude`, `cm-guard --help`.
 Each command has its own --help (`claude-meter status --help`).
 
 environment: CLAUDEMETER_STATE_DIR, CLAUDEMETER_CONFIG_DIR, CLAUDEMETER_BRIDGE,
-CLAUDEMETER_ANTHROPIC_BASE, CLAUDEMETER_CLAUDE_AI_BASE, CLAUDEMETER_FORGET_DAYS, CLAUDE_CONFIG_DIR,
-CLAUDEMETER_CLAUDE_CONFIG_DIRS. See docs/internals.md for each.
+CLAUDEMETER_ANTHROPIC_BASE, CLAUDEMETER_CLAUDE_AI_BASE, CLAUDEMETER_FORGET_DAYS,
+CLAUDE_CONFIG_DIR, CLAUDEMETER_CLAUDE_CONFIG_DIRS. See docs/internals.md for each.
 """
 
 
