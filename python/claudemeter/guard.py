@@ -291,10 +291,16 @@ class Refresher:
         self.store = store
         self._proc: subprocess.Popen[bytes] | None = None
         self._last = -math.inf
+        #: Until when (monotonic) a refresh another guard started may still be landing.
+        self._elsewhere_until = -math.inf
 
     @property
     def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
+        """A refresh is under way: this guard's own, or one another guard started less
+        than :data:`REFRESH_WAIT` seconds ago (it serves this guard too)."""
+        if self._proc is not None and self._proc.poll() is None:
+            return True
+        return time.monotonic() < self._elsewhere_until
 
     def maybe_start(self, state: State, row: Snapshot | None, now: datetime) -> None:
         if self.running or (row is not None and row.age(now) < REFRESH_AFTER):
@@ -335,6 +341,8 @@ class Refresher:
         try:
             book = os.fstat(lock.fd)
             if book.st_size and abs(clock - book.st_mtime) < REFRESH_AFTER:
+                landing = REFRESH_WAIT - abs(clock - book.st_mtime)
+                self._elsewhere_until = time.monotonic() + max(0.0, landing)
                 return False
             os.ftruncate(lock.fd, 0)
             os.write(lock.fd, b"started\n")
