@@ -384,12 +384,12 @@ class Store:
         """File what this update added into the history, under the history's lock, after
         the state is written: the history never delays the state, and a history that
         cannot be written costs one line on stderr, never the reading."""
-        from filelock import Timeout
+        from .flock import LockTimeout
 
         try:
             with private_lock(self.directory / HISTORY_LOCK_FILE, WRITE_LOCK_TIMEOUT):
                 file(self.directory, state, utcnow())
-        except Timeout:
+        except LockTimeout:
             warn(f"history not saved: another claudemeter process holds {HISTORY_LOCK_FILE}")
         except StoreError as exc:
             warn(f"history not saved: {exc}")
