@@ -18,8 +18,8 @@ from datetime import datetime, timedelta
 
 from .model import JSON, KNOWN_WINDOWS, Snapshot, format_time
 from .render import duration
-from .sources import STATUS_LOGIN
 from .sources.claude_account import Account
+from .store import login_problem
 
 DEFAULT_BUCKETS = ("five_hour", "seven_day", "seven_day_oauth_apps")
 
@@ -186,19 +186,6 @@ def _bucket(name: str, row: Snapshot, threshold: float, grace: float, now: datet
     # A passed reset reads as every view shows it (Window.used): empty, not the old number.
     shown = window.used(now) if state == RESET else window.utilization
     return Bucket(name, shown, window.resets_at, state)
-
-
-def login_problem(sources: Mapping[str, JSON], row: Snapshot | None) -> str | None:
-    """The OAuth source's own words when the login behind this account was rejected."""
-    org = row.org_uuid if row else ""
-    for key, book in sources.items():
-        if not key.startswith("oauth:") or book.get("status") != STATUS_LOGIN:
-            continue
-        owner = book.get("account_key")
-        if key == f"oauth:{org}" or owner in (None, f"oauth:{org}"):
-            error = book.get("error")
-            return str(error) if error else "the Claude Code login was rejected"
-    return None
 
 
 def _pct(value: float) -> str:

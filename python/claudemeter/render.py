@@ -15,7 +15,7 @@ from pathlib import PurePosixPath
 from .history import AccountHistory, HistoryPoint, of_account
 from .model import JSON, SPEND_LIMIT, Provenance, Snapshot, Window, printable
 from .registry import GuardEntry
-from .store import State
+from .store import State, login_books
 
 #: Human names for the buckets we know; anything else shows its server name.
 WINDOW_LABELS = {
@@ -346,6 +346,7 @@ def breakdown(
             for key, book in state.sources.items()
             if isinstance(book, dict) and key == f"oauth:{row.org_uuid}"
         }
+        bookings.update(login_books(state.sources, row))
         mine = [
             g
             for g in guards
@@ -368,7 +369,9 @@ def breakdown(
         for key, book in state.sources.items()
         if isinstance(book, dict)
         and book.get("error")
-        and not any(key == f"oauth:{row.org_uuid}" for row in rows)
+        and not any(
+            key == f"oauth:{row.org_uuid}" or key in login_books(state.sources, row) for row in rows
+        )
     ]
     if orphans:
         blocks.append(["sources without data"] + [f"  error: {b['error']}" for b in orphans])

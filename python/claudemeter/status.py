@@ -84,13 +84,12 @@ def style(value: str) -> str:
 
 
 def login_expired(state: State, row: Snapshot | None) -> bool:
-    """The OAuth booking for this account (any account, for ``None``) says ``login``."""
-    for key, book in state.sources.items():
-        if not isinstance(book, dict) or book.get("status") != LOGIN_STATUS:
-            continue
-        if row is None or key == f"oauth:{row.org_uuid}" or not key.startswith("oauth:"):
-            return True
-    return False
+    """A login behind this account was rejected (``State.login_problem``); for ``None``,
+    any OAuth booking says ``login``."""
+    if row is not None:
+        return state.login_problem(row) is not None
+    books = state.sources.values()
+    return any(isinstance(b, dict) and b.get("status") == LOGIN_STATUS for b in books)
 
 
 def _window_piece(label: str, window: Window | None, now: datetime, settings: Settings) -> Piece:

@@ -19,7 +19,7 @@ import os
 import stat
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -29,6 +29,7 @@ from . import env
 from .dedupe import dedupe_by_account
 from .history import HistoryPoint, LimitHit, Pending, SessionSample
 from .model import JSON, Snapshot, printable, utcnow
+from .sources import STATUS_LOGIN
 
 if TYPE_CHECKING:
     from .flock import FileLock
@@ -70,6 +71,10 @@ class State:
     #: them), and why the first one did not.
     skipped: int = 0
     skipped_why: str = ""
+
+    def login_problem(self, row: Snapshot | None) -> str | None:
+        """Why ``row``'s login was rejected, in the OAuth source's words (:func:`login_problem`)."""
+        return login_problem(self.sources, row)
 
     def accounts(self, now: datetime | None = None) -> list[Snapshot]:
         """The deduped rows, one per account: what every reader shows."""
@@ -281,6 +286,32 @@ def private_lock(path: Path, timeout: float) -> FileLock:
     if path.is_symlink():
         raise StoreError(f"{path} is a symlink; refusing to use it (remove it)")
     return FileLock(path, timeout)
+
+
+def login_books(sources: Mapping[str, JSON], row: Snapshot | None) -> dict[str, JSON]:
+    """The OAuth bookings (``oauth:<org>`` or ``oauth:<config dir>``) whose login was
+    rejected (status ``login``) and that concern ``row``: the one keyed by its org, and
+    any whose account is not known (keyed by its config dir, no ``account_key``): it may
+    be this account's. The one attribution rule the segment, ``cm-guard`` and the popup
+    ask, so they say the same thing."""
+    org = row.org_uuid if row else ""
+    return {
+        key: book
+        for key, book in sources.items()
+        if key.startswith("oauth:")
+        and isinstance(book, dict)
+        and book.get("status") == STATUS_LOGIN
+        and (key == f"oauth:{org}" or book.get("account_key") in (None, f"oauth:{org}"))
+    }
+
+
+def login_problem(sources: Mapping[str, JSON], row: Snapshot | None) -> str | None:
+    """The OAuth source's own words when the login behind ``row``'s account was rejected
+    (:func:`login_books`), or None."""
+    for book in login_books(sources, row).values():
+        error = book.get("error")
+        return str(error) if error else "the Claude Code login was rejected"
+    return None
 
 
 def warn(message: str) -> None:
