@@ -6,8 +6,10 @@ all, and the guard's SIGTERM must end them all."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -75,6 +77,15 @@ def test_pause_resume_and_term_reach_every_process_the_command_started(
     put(10.0)
     command = [part.replace("{out}", str(out)) for part in argv]
     guard = start(*FAST, "--", *command)
+    try:
+        paused_resumed_and_ended(guard, out)
+    finally:  # a failed step must not leave the writer looping for the rest of the run
+        for pid in writers(out):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def paused_resumed_and_ended(guard: subprocess.Popen[str], out: Path) -> None:
     child = child_of(guard)
     until(lambda: writers(out), "the writer to start")
     assert growing(out)
@@ -99,7 +110,6 @@ def test_pause_resume_and_term_reach_every_process_the_command_started(
 
 
 def test_the_tree_is_found_by_parent_session_and_group_never_our_own() -> None:
-    import subprocess
 
     proc = subprocess.Popen(
         ["setsid", "-w", "sh", "-c", "( sleep 60 & ) ; sleep 60"], start_new_session=True
