@@ -35,8 +35,10 @@ def test_three_agents_hit_the_wall_and_are_resumed_in_stages(
     for agent in team:
         agents.ready(agent)
 
-    # The account's window resets soon; one answer tells the store so.
-    resets_at = time.time() + 20
+    # The account's window resets soon; one answer tells the store so. Soon, but far
+    # enough that three loaded clients' refused turns all arrive before it (at 20 s a
+    # loaded machine let a late turn through after the reset: no third StopFailure).
+    resets_at = time.time() + 40
     fake.account.five_hour.resets_at = resets_at
     fake.account.five_hour.fraction = 0.6
     team[0].type("what is the time")
