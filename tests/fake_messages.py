@@ -50,6 +50,10 @@ class Account:
     seven_day: Window
     step: float = 0.0  # added to the 5-hour fraction after each answered request
     reject_until: float = 0.0  # answer 429 rate_limit_error until this epoch second
+    #: refused requests wait until this many have arrived (30 s at most), so every agent
+    #: meets the wall before any client learns of it from a 429's headers (its statusLine
+    #: would store 100 %, and the gate would then hold the agents still typing)
+    reject_together: int = 0
     tool_turns: int = 0  # tool calls a WORK prompt gets before its final answer
     #: input tokens each answer reports, by the session's directory name (default 12):
     #: agents that cost different amounts
@@ -164,6 +168,8 @@ class FakeMessages:
         self.upstream = FakeUpstream()
         self.upstream.routes[MESSAGES] = self._answer
         self._lock = threading.Lock()
+        self._gathered = threading.Condition()
+        self._arrived = 0  # refused requests that reached the gathering
 
     @property
     def url(self) -> str:
@@ -206,6 +212,8 @@ class FakeMessages:
             "",
         )
         results = _tool_results(messages)
+        if time.time() < self.account.reject_until and self.account.reject_together:
+            self._gather(self.account.reject_together)
         with self._lock:
             account = self.account
             account.roll(time.time())
@@ -224,6 +232,13 @@ class FakeMessages:
                 account.five_hour.fraction += account.step
             self.turns.append(Turn(time.time(), prompt, results, reply.status))
         return reply
+
+    def _gather(self, count: int) -> None:
+        """Hold this request until ``count`` refused ones have arrived (30 s at most)."""
+        with self._gathered:
+            self._arrived += 1
+            self._gathered.notify_all()
+            self._gathered.wait_for(lambda: self._arrived >= count, timeout=30)
 
     def _turn(self, body: dict[str, Any], prompt: str, results: int) -> Reply:
         model = str(body.get("model") or "claude-sonnet-4-5")

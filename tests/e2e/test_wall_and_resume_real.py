@@ -35,10 +35,8 @@ def test_three_agents_hit_the_wall_and_are_resumed_in_stages(
     for agent in team:
         agents.ready(agent)
 
-    # The account's window resets soon; one answer tells the store so. Soon, but far
-    # enough that three loaded clients' refused turns all arrive before it (at 20 s a
-    # loaded machine let a late turn through after the reset: no third StopFailure).
-    resets_at = time.time() + 40
+    # The account's window resets soon; one answer tells the store so.
+    resets_at = time.time() + 30
     fake.account.five_hour.resets_at = resets_at
     fake.account.five_hour.fraction = 0.6
     team[0].type("what is the time")
@@ -47,6 +45,10 @@ def test_three_agents_hit_the_wall_and_are_resumed_in_stages(
     # Then the wall: every request is refused until the reset.
     fake.account.five_hour.fraction = 1.0
     fake.account.reject_until = resets_at
+    # All three meet the wall: without this, the first 429's headers reach the store
+    # (100 %) through its statusLine and the hooks gate rightly holds a later prompt
+    # until the reset, so that agent never hits the wall (seen: 'work in docs' got a 200).
+    fake.account.reject_together = len(team)
     for agent in team:
         agent.type(f"work in {agent.name}")
     wait_for(lambda: len(stopped.all_records()) == 3, "three StopFailure records", 40,
