@@ -8,6 +8,7 @@ file we cannot parse is left untouched with one line saying why.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import shlex
@@ -118,3 +119,21 @@ def original_bytes(record: dict[str, Any]) -> bytes | None:
     except OSError:
         return None
     return data if sha(data) == record.get("original_sha256") else None
+
+
+def undo_untouched(path: Path, raw: bytes | None, record: dict[str, Any]) -> str | None:
+    """Undo an install byte for byte when the file is still what it wrote: remove the
+    file the install created (never a symlink of the user's), or put back the bytes it
+    replaced. Returns what was done, or None when the file was edited since (or the
+    backup is gone): the caller then takes out only its own part."""
+    if raw is None or sha(raw) != record.get("written_sha256"):
+        return None
+    if not record.get("had_file") and not path.is_symlink():
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        return f"removed {path}, which the install had created"
+    original = original_bytes(record)
+    if original is None:
+        return None
+    write(path, original)
+    return f"restored {path} exactly as it was before the install"

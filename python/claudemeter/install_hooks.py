@@ -32,8 +32,8 @@ from .claude_settings import (
     dump,
     load_settings,
     meter_command,
-    original_bytes,
     sha,
+    undo_untouched,
     write,
 )
 from .hooks import DEFAULT_MAX_WAIT, bounded
@@ -234,16 +234,8 @@ def uninstall(claude_dir: Path) -> str:
         with contextlib.suppress(OSError):
             record_file.unlink()
         return f"claudemeter's hooks are not installed in {path}; nothing to do"
-    untouched = raw is not None and sha(raw) == record.get("written_sha256")
-    original = original_bytes(record) if untouched else None
-    if untouched and not record.get("had_file") and not path.is_symlink():
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
-        done = f"removed {path}, which the install had created"
-    elif original is not None:
-        write(path, original)
-        done = f"restored {path} exactly as it was before the install"
-    else:
+    done = undo_untouched(path, raw, record)
+    if done is None:
         # Edited since (or installed by hand): take out only our hooks.
         if raw is not None:
             backup(path, raw)
