@@ -135,6 +135,13 @@ def attach(
         str(height),
         f"tmux -u -L {inner.name} -f '{inner.config}' attach -t {session}",
     )
+    # Keys sent before the client is attached go to its terminal half-read (a `C-b M`
+    # arrived as an `M` in the inner shell): wait for it. The loop's own control-mode
+    # client does not count.
+    attached = until(
+        lambda: "0" in inner.cmd("list-clients", "-F", "#{client_control_mode}").split(), 15
+    )
+    assert attached, f"no client attached to {inner.name}"
     return outer
 
 
