@@ -304,6 +304,8 @@ def test_stdout_is_the_commands_alone_and_missing_data_warns_on_stderr() -> None
     assert done.returncode == 0
     assert done.stdout == "hello\n"
     assert "no usage data" in done.stderr and "--fail-closed" in done.stderr
+    # one line a user reads in an 80-column pane (issue 12)
+    assert max(len(line) for line in done.stderr.splitlines()) <= 80, done.stderr
 
 
 def test_fail_closed_holds_on_missing_data_until_there_is_some(tmp_path: Path) -> None:

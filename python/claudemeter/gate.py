@@ -206,11 +206,10 @@ def decide(
     """The verdict for the selected account's row at ``now``."""
     row = select_row(rows, buckets, email, login)
     if row is None:
-        who = f"account {email}" if email else "any account"
         return Verdict(
             UNKNOWN,
             threshold,
-            f"no usage data for {who} in the store",
+            f"no usage data for {email or 'any account'}",
             login_problem=login_problem(sources, None),
         )
     states = tuple(_bucket(name, row, threshold, grace, now) for name in buckets)
@@ -230,7 +229,7 @@ def decide(
         return Verdict(
             UNKNOWN,
             threshold,
-            "the store holds no usage numbers for the account",
+            "no usage numbers for the account",
             row,
             states,
             None,
@@ -244,7 +243,7 @@ def decide(
         return Verdict(
             UNKNOWN,
             threshold,
-            f"the server reports no utilization for {names}",
+            f"server reports no utilization for {names}",
             row,
             states,
             None,

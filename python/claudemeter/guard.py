@@ -482,7 +482,7 @@ class Guard:
         self.told = key
         if found.login_problem:
             say(found.login_problem)
-        action = "holding" if self.opts.fail_closed else "going ahead (--fail-closed to hold)"
+        action = "holding" if self.opts.fail_closed else "going ahead (--fail-closed holds)"
         say(f"{self.named(found)}{found.reason}; {action}")
 
     # -- waiting and the registry ------------------------------------------------------
