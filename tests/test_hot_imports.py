@@ -83,6 +83,7 @@ STATUS_MODULES = {
     "claudemeter.store",
     "claudemeter.summary",
     "claudemeter.sources",  # the OAuth source's status words, nothing else
+    "claudemeter.windows",  # the bucket names, labels and lengths: constants only
 }
 
 STATUSLINE_MODULES = {
@@ -104,6 +105,7 @@ STATUSLINE_MODULES = {
     "claudemeter.sources.claude_code_cache",
     "claudemeter.sources.claude_config",
     "claudemeter.sources.statusline",
+    "claudemeter.windows",
 }
 
 

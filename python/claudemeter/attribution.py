@@ -20,27 +20,18 @@ from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from . import windows
 from .history import AccountHistory, HistoryPoint, Session
 from .pace import Sample, current_segment, samples
+from .windows import FIVE_HOUR
 
 #: The rise of a slot this long with no session spending anything is unexplained.
 SLOT_SECONDS = 300.0
-#: How long each bucket's window lasts, to know when the current one began.
-FIVE_HOUR = 5 * 3600.0
-SEVEN_DAY = 7 * 86400.0
 #: Below these a rise (percent points) or a cost (USD) is rounding, not usage.
 MIN_RISE = 1e-6
 MIN_COST = 1e-9
 #: The buckets ``top`` splits, in its column order.
-BUCKETS = ("five_hour", "seven_day")
-
-
-def window_length(bucket: str) -> float | None:
-    if bucket == "five_hour":
-        return FIVE_HOUR
-    if bucket.startswith("seven_day"):
-        return SEVEN_DAY
-    return None
+BUCKETS = windows.MAIN
 
 
 @dataclass(frozen=True)
@@ -137,8 +128,8 @@ def rise(
     last = segment[-1]
     if last.resets is not None and last.resets <= until:
         return max(last.resets, since), 0.0, []  # it reset after the last reading: empty
-    length = window_length(bucket)
-    began = last.resets - length if last.resets is not None and length else None
+    seconds = windows.length(bucket)
+    began = last.resets - seconds if last.resets is not None and seconds else None
     before = [s for s in segment if s.t <= since]
     if began is not None and began >= since:
         start, base = began, 0.0

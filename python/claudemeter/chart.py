@@ -14,10 +14,11 @@ from datetime import datetime, timedelta
 
 from . import env, history
 from .history import AccountHistory, LimitHit
-from .model import JSON, KNOWN_WINDOWS
+from .model import JSON
 from .pace import SPARK
-from .render import label, percent
+from .render import percent
 from .store import Store
+from .windows import KNOWN_WINDOWS, label
 
 HOURS = 24
 HIT_MARK = "!"

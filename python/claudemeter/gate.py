@@ -16,10 +16,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from .model import JSON, KNOWN_WINDOWS, Snapshot, format_time
+from .model import JSON, Snapshot, format_time
 from .render import duration
 from .sources.claude_account import Account
 from .store import login_problem
+from .windows import KNOWN_WINDOWS
 
 DEFAULT_BUCKETS = ("five_hour", "seven_day", "seven_day_oauth_apps")
 

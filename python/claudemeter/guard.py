@@ -38,12 +38,13 @@ from .job import (
     exec_failure_status,
     has_job_control_parent,
 )
-from .model import KNOWN_WINDOWS, Snapshot, printable, utcnow
+from .model import Snapshot, printable, utcnow
 from .options import number
 from .render import duration, short_command
 from .sources import claude_config
 from .sources.claude_account import Account, read_account
 from .store import State, Store, StoreError, private_lock
+from .windows import KNOWN_WINDOWS
 
 PROG = "cm-guard"
 EXIT_OVER = 75

@@ -44,6 +44,7 @@ from .sources import claude_config
 from .sources.claude_account import Account
 from .sources.statusline import account_for
 from .store import Store
+from .windows import FIVE_HOUR, HOUR
 
 #: Claude Code's hook input is a few KiB; anything past this is not it.
 MAX_INPUT = 1 << 20
@@ -53,7 +54,7 @@ DEFAULT_GRACE = 30.0
 DEFAULT_POLL = 5.0
 #: The longest hold: a whole 5-hour window plus the grace and some slack. A longer
 #: wait is a 7-day window's, and days in a hook look like a hung agent.
-DEFAULT_MAX_WAIT = 5.5 * 3600
+DEFAULT_MAX_WAIT = FIVE_HOUR + 0.5 * HOUR
 #: Exit status that blocks a prompt in Claude Code's hook protocol (stderr is shown).
 EXIT_BLOCK = 2
 PROMPT_EVENT = "UserPromptSubmit"
@@ -188,7 +189,8 @@ def verdict(opts: GateOptions, login: Account | None) -> Verdict:
 
 def holding_text(found: Verdict, now: datetime) -> str:
     """``5-hour at 93%, waiting for the reset at 14:20`` (local time)."""
-    from .render import label, local_time, percent
+    from .render import local_time, percent
+    from .windows import label
 
     over = [b for b in found.buckets if b.state == OVER]
     worst = max(over, key=lambda b: b.utilization or 0.0) if over else None
@@ -217,7 +219,7 @@ def block(hook: dict[str, Any], found: Verdict, login: Account | None) -> int:
     else:
         when = "no reset time is known"
     over = [b.name for b in found.buckets if b.state == OVER]
-    from .render import label
+    from .windows import label
 
     what = ", ".join(label(name) for name in over) or "the limit"
     reason = (

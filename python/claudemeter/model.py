@@ -17,17 +17,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-JSON = dict[str, Any]
+from .windows import KNOWN_WINDOWS
 
-#: Windows the status line and the guard know by name; any other window the server
-#: sends is still kept and shown in the breakdown.
-KNOWN_WINDOWS = (
-    "five_hour",
-    "seven_day",
-    "seven_day_oauth_apps",
-    "seven_day_opus",
-    "seven_day_sonnet",
-)
+JSON = dict[str, Any]
 
 #: The ``usage`` keys ClaudeMeter printed: every row ``--json`` prints has them, null
 #: when unknown, so a strict script's ``u["seven_day_opus"]`` never raises (SPEC 3).

@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 from .history import HistoryPoint
 from .model import JSON, format_time
 from .render import local_time
+from .windows import FIVE_HOUR, KNOWN_WINDOWS, short_label
 
 #: The rate is measured over this much recent history.
 RATE_WINDOW = 45 * 60.0
@@ -38,13 +39,6 @@ DEFAULT_THRESHOLD = 90.0
 MAX_FIT_POINTS = 60
 
 SPARK = "▁▂▃▄▅▆▇█"
-SHORT_LABELS = {
-    "five_hour": "5h",
-    "seven_day": "7d",
-    "seven_day_oauth_apps": "7d apps",
-    "seven_day_opus": "7d opus",
-    "seven_day_sonnet": "7d sonnet",
-}
 
 
 @dataclass(frozen=True)
@@ -177,7 +171,7 @@ def paces(
     points: Sequence[HistoryPoint], now: datetime, threshold: float = DEFAULT_THRESHOLD
 ) -> dict[str, Pace]:
     """Every bucket in the history that has a pace, known buckets first."""
-    names = dict.fromkeys(SHORT_LABELS)
+    names = dict.fromkeys(KNOWN_WINDOWS)
     for point in points:
         names.update(dict.fromkeys(point.used))
     found = {}
@@ -221,16 +215,12 @@ def status_warning(found: Iterable[Pace], now: datetime) -> str | None:
     return f"⚠ {label}100% ~{local_time(soonest.full_at, now)}"
 
 
-def short_label(bucket: str) -> str:
-    return SHORT_LABELS.get(bucket, bucket.replace("_", " "))
-
-
 def sparkline(
     points: Iterable[HistoryPoint],
     bucket: str,
     now: datetime,
     width: int = 24,
-    span: float = 5 * 3600.0,
+    span: float = FIVE_HOUR,
 ) -> str:
     """The bucket over the last ``span`` seconds in ``width`` cells, on a fixed 0–100
     scale (so a flat 50 % sits mid-height); blank before the first reading."""

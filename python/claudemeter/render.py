@@ -16,19 +16,7 @@ from .history import AccountHistory, HistoryPoint, of_account
 from .model import JSON, SPEND_LIMIT, Provenance, Snapshot, Window, printable
 from .registry import GuardEntry
 from .store import State, login_books
-
-#: Human names for the buckets we know; anything else shows its server name.
-WINDOW_LABELS = {
-    "five_hour": "5-hour",
-    "seven_day": "7-day",
-    "seven_day_oauth_apps": "7-day OAuth apps",
-    "seven_day_opus": "7-day Opus",
-    "seven_day_sonnet": "7-day Sonnet",
-}
-
-
-def label(name: str) -> str:
-    return WINDOW_LABELS.get(name, name.replace("_", " "))
+from .windows import label
 
 
 def duration(seconds: float) -> str:

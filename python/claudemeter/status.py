@@ -21,6 +21,7 @@ from .options import Settings
 from .render import CRIT, OK, WARN, account_name, duration, percent
 from .render import tier as render_tier
 from .store import State
+from .windows import short_label
 
 #: The OAuth source books this status when the login expired or was rejected
 #: (``sources.STATUS_LOGIN``; not imported: the status line adds no module to its path).
@@ -152,8 +153,8 @@ def tokens(
     """Every ``{token}`` a format may use, for one account."""
     five, seven = row.window("five_hour"), row.window("seven_day")
     return {
-        "5h": _window_piece("5h", five, now, settings),
-        "7d": _window_piece("7d", seven, now, settings),
+        "5h": _window_piece(short_label("five_hour"), five, now, settings),
+        "7d": _window_piece(short_label("seven_day"), seven, now, settings),
         "5h_pct": _window_piece("", five, now, settings),
         "7d_pct": _window_piece("", seven, now, settings),
         "reset": _reset_piece(five, now),

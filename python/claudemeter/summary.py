@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import history, pace
 from .model import JSON, Snapshot, json_number
+from .windows import FIVE_HOUR
 
 if TYPE_CHECKING:
     from .store import State
@@ -134,7 +135,7 @@ def file_history(directory: Path, state: State, now: datetime) -> None:
 
 
 def _top(account: history.AccountHistory, now: datetime) -> TopSession | None:
-    from .attribution import FIVE_HOUR, attribute, default_since
+    from .attribution import attribute, default_since
 
     until = now.timestamp()
     since = default_since(account, until)

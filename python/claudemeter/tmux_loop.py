@@ -39,7 +39,7 @@ from types import FrameType
 from . import env, pidfile, placeholders, registry
 from .model import Snapshot
 from .options import Settings, parse_show_options, unquote
-from .render import CRIT, OK, WARN, account_name, label, percent, short_reset
+from .render import CRIT, OK, WARN, account_name, percent, short_reset
 from .status import PLACEHOLDERS, escape, render, style, tier, used
 from .store import (
     DERIVED_FILE,
@@ -52,6 +52,7 @@ from .store import (
     write_private,
 )
 from .tmux import Tmux, TmuxError, TmuxGone, socket_path
+from .windows import label
 
 _RANK = {OK: 0, WARN: 1, CRIT: 2}
 #: How often the loop looks (stat only) for a changed store between renders.

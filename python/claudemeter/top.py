@@ -22,6 +22,7 @@ from .history import AccountHistory, Session
 from .model import JSON, Snapshot
 from .render import account_name, local_time
 from .store import Store
+from .windows import short_label
 
 _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 7 * 86400.0}
@@ -132,7 +133,7 @@ def json_rows(tops: list[AccountTop]) -> list[JSON]:
                 "account_email": top.row.account_email,
                 "since": split.since,
             }
-            for bucket, short in zip(BUCKETS, ("5h", "7d"), strict=True):
+            for bucket, short in zip(BUCKETS, ("5h", "7d"), strict=True):  # SPEC's field names
                 rise = split.rises[bucket]
                 body[f"rise_{short}"] = round(rise.rise, 2)
                 body[f"unexplained_{short}"] = _share(rise.unexplained_share)
@@ -153,10 +154,7 @@ def period_line(top: AccountTop, now: datetime) -> str:
     split = top.attribution
     since = datetime.fromtimestamp(split.since, now.tzinfo)
     what = "the current 5-hour window" if top.window else "the period"
-    rises = " · ".join(
-        f"{short} +{split.rises[b].rise:.1f} pts"
-        for b, short in zip(BUCKETS, ("5h", "7d"), strict=True)
-    )
+    rises = " · ".join(f"{short_label(b)} +{split.rises[b].rise:.1f} pts" for b in BUCKETS)
     return f"since {local_time(since, now)} ({what}) · {rises}"
 
 
@@ -164,7 +162,8 @@ def table_lines(top: AccountTop, limit: int | None = None) -> list[str]:
     """The table's lines for one account: pane, project, model, shares, cost; the
     unexplained part last."""
     split = top.attribution
-    lines = [f"{'pane':<5} {'project':<18} {'model':<12} {'5h':>5} {'7d':>5} {'cost':>8}"]
+    first, second = (short_label(b) for b in BUCKETS)
+    lines = [f"{'pane':<5} {'project':<18} {'model':<12} {first:>5} {second:>5} {'cost':>8}"]
     shown = split.shares[:limit] if limit else split.shares
     for share in shown:
         s = share.session

@@ -41,6 +41,7 @@ from ..model import (
 )
 from ..render import duration, percent, spend_text
 from ..store import State, Store, ensure_private_dir, write_private
+from ..windows import MAIN, short_label
 from . import claude_code_cache, claude_config
 from .claude_account import Account, read_claude_json
 from .claude_config import ClaudeConfig
@@ -281,13 +282,14 @@ def merge(state: State, snapshot: Snapshot, now: datetime) -> Snapshot:
 def line(usage: JSON | None, now: datetime, warning: str | None = None) -> str:
     """``5h 57% ↻1h23m · 7d 33%`` for Claude Code's bar, plus a pace warning."""
     parts = []
-    for name, short in (("five_hour", "5h"), ("seven_day", "7d")):
+    for name in MAIN:
         window = (usage or {}).get(name)
         if not isinstance(window, dict):
             continue
         resets = _resets(window)
         over = resets is not None and resets <= now.timestamp()  # a stored row's old window
-        text = f"{short} {percent(0.0 if over else json_number(window.get('utilization')))}"
+        value = 0.0 if over else json_number(window.get("utilization"))
+        text = f"{short_label(name)} {percent(value)}"
         if name == "five_hour" and resets is not None and not over:
             text += f" ↻{duration(resets - now.timestamp())}"
         parts.append(text)
