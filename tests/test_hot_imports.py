@@ -83,6 +83,7 @@ STATUS_MODULES = {
     "claudemeter.store",
     "claudemeter.summary",
     "claudemeter.sources",  # the OAuth source's status words, nothing else
+    "claudemeter.times",  # RFC 3339 and local times: env's pinned clock and model share it
     "claudemeter.windows",  # the bucket names, labels and lengths: constants only
 }
 
@@ -105,6 +106,7 @@ STATUSLINE_MODULES = {
     "claudemeter.sources.claude_code_cache",
     "claudemeter.sources.claude_config",
     "claudemeter.sources.statusline",
+    "claudemeter.times",
     "claudemeter.windows",
 }
 

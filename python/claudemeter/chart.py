@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from . import env, history
 from .history import AccountHistory, LimitHit
 from .model import JSON
+from .output import print_json
 from .pace import SPARK
 from .render import percent
 from .store import Store
@@ -166,8 +167,6 @@ def cmd_history(args: argparse.Namespace) -> int:
     emails = {row.account_key: row.account_email for row in store.read().accounts(now)}
     shown = accounts_shown(history.read(store.directory), emails)
     if args.json:
-        from .cli import print_json
-
         print_json(json_rows(shown, now.timestamp() - args.days * 86400.0))
         return 0
     if not shown:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import sys
 from collections.abc import Callable, Sequence
 
@@ -112,8 +111,8 @@ is under a threshold, and pauses it there: `cm-guard claude`, `cm-guard --help`.
 Each command has its own --help (`claude-meter status --help`).
 
 environment: CLAUDEMETER_STATE_DIR, CLAUDEMETER_CONFIG_DIR, CLAUDEMETER_BRIDGE,
-CLAUDEMETER_ANTHROPIC_BASE, CLAUDEMETER_CLAUDE_AI_BASE, CLAUDEMETER_FORGET_DAYS,
-CLAUDE_CONFIG_DIR, CLAUDEMETER_CLAUDE_CONFIG_DIRS. See docs/internals.md for
+CLAUDEMETER_ANTHROPIC_BASE, CLAUDEMETER_FORGET_DAYS, CLAUDE_CONFIG_DIR,
+CLAUDEMETER_CLAUDE_CONFIG_DIRS. See docs/internals.md for
 each.
 """
 
@@ -198,8 +197,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
-
-
-def print_json(value: object) -> None:
-    json.dump(value, sys.stdout, indent=2, ensure_ascii=False)
-    sys.stdout.write("\n")

@@ -97,7 +97,7 @@ def cmd_default(args: argparse.Namespace) -> int:
     rows = state.accounts(now)
     if args.json:
         from . import history
-        from .cli import print_json
+        from .output import print_json
 
         recent = history.recent(Store().directory)
         print_json([json_row(recent, row, now) for row in rows])

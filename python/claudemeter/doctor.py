@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from . import env
 from .model import printable, utcnow
 from .render import duration
+from .sources import claude_config
 from .store import State, Store
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
@@ -230,7 +231,7 @@ def check_statusline() -> list[Check]:
     from .claude_settings import InstallError, load_settings
     from .install_statusline import is_ours
 
-    settings = env.default_claude_config_dir() / "settings.json"
+    settings = claude_config.current().directory / "settings.json"
     try:
         _raw, body = load_settings(settings)
     except InstallError as exc:
@@ -254,7 +255,7 @@ def check_hooks() -> list[Check]:
     from .claude_settings import InstallError, load_settings
     from .install_hooks import GATE_EVENTS, WALL_EVENT, installed_events
 
-    settings = env.default_claude_config_dir() / "settings.json"
+    settings = claude_config.current().directory / "settings.json"
     try:
         _raw, body = load_settings(settings)
     except InstallError:

@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from .times import parse_time
+
 APP = "claudemeter"
 DEFAULT_BRIDGE = "127.0.0.1:63762"
 DEFAULT_ANTHROPIC_BASE = "https://api.anthropic.com"
-DEFAULT_CLAUDE_AI_BASE = "https://claude.ai"
 
 
 def _get(name: str) -> str | None:
@@ -102,10 +103,6 @@ def anthropic_base() -> str:
     return (_get("CLAUDEMETER_ANTHROPIC_BASE") or DEFAULT_ANTHROPIC_BASE).rstrip("/")
 
 
-def claude_ai_base() -> str:
-    return (_get("CLAUDEMETER_CLAUDE_AI_BASE") or DEFAULT_CLAUDE_AI_BASE).rstrip("/")
-
-
 def home() -> Path:
     return Path("~").expanduser()
 
@@ -126,13 +123,6 @@ def claude_config_dir_list() -> list[str] | None:
     stands for the default login); None when unset."""
     listed = _get("CLAUDEMETER_CLAUDE_CONFIG_DIRS")
     return None if listed is None else [entry.strip() for entry in listed.split(":")]
-
-
-def default_claude_config_dir() -> Path:
-    """Claude Code's own config dir: ``$CLAUDE_CONFIG_DIR`` or ``~/.claude``."""
-    from .sources.claude_config import current
-
-    return current().directory
 
 
 def user_name() -> str | None:
@@ -189,8 +179,6 @@ def now() -> datetime:
     clock so golden files of ``status`` and ``show`` stay byte-identical."""
     override = _get("CLAUDEMETER_NOW")
     if override:
-        from .model import parse_time
-
         try:
             return parse_time(override)
         except ValueError:

@@ -189,7 +189,8 @@ def verdict(opts: GateOptions, login: Account | None) -> Verdict:
 
 def holding_text(found: Verdict, now: datetime) -> str:
     """``5-hour at 93%, waiting for the reset at 14:20`` (local time)."""
-    from .render import local_time, percent
+    from .render import percent
+    from .times import local_time
     from .windows import label
 
     over = [b for b in found.buckets if b.state == OVER]
@@ -210,7 +211,8 @@ def _too_long(found: Verdict, opts: GateOptions) -> bool:
 
 def block(hook: dict[str, Any], found: Verdict, login: Account | None) -> int:
     """Stop the agent here with a reason it shows, and record it for ``resume``."""
-    from .render import duration, local_time
+    from .render import duration
+    from .times import local_time
 
     now = utcnow()
     if found.resume_at is not None:

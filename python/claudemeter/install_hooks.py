@@ -24,7 +24,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from . import env
 from .claude_settings import (
     SETTINGS,
     InstallError,
@@ -37,6 +36,7 @@ from .claude_settings import (
     write,
 )
 from .hooks import DEFAULT_MAX_WAIT, bounded
+from .sources import claude_config
 from .sources.statusline import record_path
 from .store import ensure_private_dir, write_private
 
@@ -252,7 +252,7 @@ def uninstall(claude_dir: Path) -> str:
 
 
 def main(args: argparse.Namespace) -> int:
-    claude_dir = env.default_claude_config_dir()
+    claude_dir = claude_config.current().directory
     try:
         message = uninstall(claude_dir) if args.uninstall else install(claude_dir, wanted(args))
     except InstallError as exc:

@@ -18,7 +18,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from . import env
 from .claude_settings import (
     SETTINGS,
     InstallError,
@@ -30,6 +29,7 @@ from .claude_settings import (
     undo_untouched,
     write,
 )
+from .sources import claude_config
 from .sources.statusline import record_path
 from .store import ensure_private_dir, write_private
 
@@ -178,7 +178,7 @@ def uninstall(claude_dir: Path) -> str:
 
 
 def main(args: argparse.Namespace) -> int:
-    claude_dir = env.default_claude_config_dir()
+    claude_dir = claude_config.current().directory
     try:
         if args.uninstall:
             message = uninstall(claude_dir)

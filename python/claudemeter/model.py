@@ -14,9 +14,12 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Any
 
+from . import env
+from .times import format_time as format_time  # the JSON's time codec, re-exported
+from .times import parse_time as parse_time
 from .windows import KNOWN_WINDOWS
 
 JSON = dict[str, Any]
@@ -65,15 +68,6 @@ MAX_PERCENT = 1000.0
 MAX_DEPTH = 16
 #: Integers past this lose precision in JavaScript readers (and huge ones are slow to print).
 MAX_INTEGER = 2**53
-#: Times every reader can print and compute with (local time, plus a grace, as epoch
-#: seconds): a year the ``%Y`` format writes in four digits, far from datetime's ends.
-MIN_YEAR, MAX_YEAR = 1970, 9000
-
-_TIME_RE = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?"
-    r"(?:([Zz])|([+-])(\d{2}):?(\d{2}))$"
-)
-
 # Anything shaped like a credential is cut out of every message we keep or print.
 _SECRET_RE = re.compile(
     r"(sk-ant-[A-Za-z0-9_\-]+|Bearer\s+\S+|sessionKey=[^;\s]+|"
@@ -137,48 +131,7 @@ def printable(text: str, colour: bool = False) -> str:
 
 def utcnow() -> datetime:
     """Now in UTC; ``CLAUDEMETER_NOW`` pins it for tests (see :func:`env.now`)."""
-    from . import env  # env imports this module: resolve at call time
-
     return env.now()
-
-
-def parse_time(text: str) -> datetime:
-    """RFC 3339 with ``Z`` or an offset, with no, milli-, micro- or nanosecond fractions."""
-    match = _TIME_RE.match(text.strip())
-    if not match:
-        raise ValueError(f"not an RFC 3339 time: {text[:40]!r}")
-    year, month, day, hour, minute, second, frac, zulu, sign, oh, om = match.groups()
-    micro = int((frac or "0")[:6].ljust(6, "0"))
-    offset = timedelta(0)
-    if not zulu:
-        offset = timedelta(hours=int(oh), minutes=int(om))
-        if sign == "-":
-            offset = -offset
-    if not MIN_YEAR <= int(year) <= MAX_YEAR:
-        raise ValueError(f"time out of range (years {MIN_YEAR}-{MAX_YEAR}): {text[:40]!r}")
-    try:
-        value = datetime(
-            int(year),
-            int(month),
-            int(day),
-            int(hour),
-            int(minute),
-            min(int(second), 59),
-            micro,
-            tzinfo=timezone(offset),
-        )
-    except ValueError as exc:  # offset of a day or more, February 30th
-        raise ValueError(f"not an RFC 3339 time ({exc}): {text[:40]!r}") from None
-    return value.astimezone(timezone.utc)
-
-
-def format_time(value: datetime) -> str:
-    """``2026-11-25T12:00:00.000Z``: the form ClaudeMeter wrote, milliseconds and ``Z``."""
-    value = value.astimezone(timezone.utc)
-    return (
-        f"{value.year:04d}-{value.month:02d}-{value.day:02d}T{value.hour:02d}:"
-        f"{value.minute:02d}:{value.second:02d}.{value.microsecond // 1000:03d}Z"
-    )
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,6 @@ import math
 import re
 from dataclasses import dataclass
 
-PREFIX = "@claude_meter_"
-
 
 @dataclass(frozen=True)
 class Option:

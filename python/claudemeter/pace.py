@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 
 from .history import HistoryPoint
 from .model import JSON, format_time
-from .render import local_time
+from .times import local_time
 from .windows import FIVE_HOUR, KNOWN_WINDOWS, short_label
 
 #: The rate is measured over this much recent history.

@@ -22,8 +22,9 @@ from typing import TextIO
 from . import env, history, registry
 from .model import printable
 from .options import Settings
-from .render import Look, breakdown, local_time
+from .render import Look, breakdown
 from .store import Store
+from .times import local_time
 from .tmux import Tmux, TmuxError, socket_path
 from .top import filling_lines, gather
 

@@ -12,10 +12,12 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import PurePosixPath
 
+from . import pace
 from .history import AccountHistory, HistoryPoint, of_account
 from .model import JSON, SPEND_LIMIT, Provenance, Snapshot, Window, printable
 from .registry import GuardEntry
 from .store import State, login_books
+from .times import local_time
 from .windows import label
 
 
@@ -38,17 +40,6 @@ def percent(value: float | None) -> str:
     if value is None:
         return "?"
     return f"{value:.0f}%" if abs(value - round(value)) < 0.05 else f"{value:.1f}%"
-
-
-def local_time(when: datetime, now: datetime) -> str:
-    """``16:59`` today, ``Sat 09:59`` within a week, else the date."""
-    here = when.astimezone()
-    today = now.astimezone()
-    if here.date() == today.date():
-        return here.strftime("%H:%M")
-    if abs((here - today).days) < 6:
-        return here.strftime("%a %H:%M")
-    return here.strftime("%Y-%m-%d %H:%M")
 
 
 def reset_text(window: Window, now: datetime) -> str:
@@ -285,8 +276,6 @@ def account_block(
     if row.stale:
         lines.append(look.paint(f"  STALE: newest reading is {duration(row.age(now))} old", "warn"))
     wins = row.windows()
-    from . import pace  # pace formats times with this module: imported late, no cycle
-
     found = pace.paces(points, now, look.threshold)
     for name, window in wins.items():
         lines.append(window_line(name, window, now, look))

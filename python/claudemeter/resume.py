@@ -33,9 +33,10 @@ from . import env, stopped
 from .gate import OVER, decide
 from .hooks import DEFAULT_GRACE, DEFAULT_THRESHOLD, bounded
 from .model import utcnow
-from .render import duration, local_time
+from .render import duration
 from .sources.claude_account import Account
 from .store import State, Store, ensure_private_dir
+from .times import local_time
 from .tmux import Tmux, TmuxGone
 from .windows import label
 

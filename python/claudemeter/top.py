@@ -20,8 +20,10 @@ from . import env, history, transcripts
 from .attribution import BUCKETS, Attribution, attribute, default_since
 from .history import AccountHistory, Session
 from .model import JSON, Snapshot
-from .render import account_name, local_time
+from .output import print_json
+from .render import account_name
 from .store import Store
+from .times import local_time
 from .windows import short_label
 
 _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
@@ -198,8 +200,6 @@ def cmd_top(args: argparse.Namespace) -> int:
     rows = [r for r in state.accounts(now) if r.usage is not None]
     tops = gather(rows, history.read(store.directory), now, args.since)
     if args.json:
-        from .cli import print_json
-
         print_json(json_rows(tops))
         return 0
     if not tops:

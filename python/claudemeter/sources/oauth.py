@@ -80,7 +80,6 @@ class Login:
     config: ClaudeConfig
     access_token: str = field(repr=False)
     expires_at: datetime | None
-    subscription_type: str | None
     account: Account | None
     fingerprint: str = ""
 
@@ -203,12 +202,10 @@ def _parse_login(config: ClaudeConfig, raw: str, where: str, account: Account | 
             expires_at = datetime.fromtimestamp(expires / 1000, timezone.utc)
         except (OverflowError, OSError, ValueError):
             expires_at = None
-    sub = oauth.get("subscriptionType")
     return Login(
         config,
         token,
         expires_at,
-        sub if isinstance(sub, str) else None,
         account,
         hashlib.sha256(raw.encode()).hexdigest()[:16],
     )

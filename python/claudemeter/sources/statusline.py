@@ -86,7 +86,7 @@ def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
 def record_path(claude_dir: Path | None = None, kind: str = RECORD_DIR) -> Path:
     """install-statusline's (or ``kind``'s: install-hooks') record for one Claude Code
     config dir (several logins can each have their own previous statusLine)."""
-    directory = (claude_dir or env.default_claude_config_dir()).expanduser().absolute()
+    directory = (claude_dir or claude_config.current().directory).expanduser().absolute()
     digest = hashlib.sha256(str(directory).encode()).hexdigest()[:12]
     return env.config_dir() / kind / f"{digest}.json"
 
