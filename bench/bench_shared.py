@@ -7,10 +7,11 @@ one fake upstream. Measured twice in the same run: with ``CLAUDEMETER_REDIS_URL`
 naming one real ``redis-server`` (goal: one request per interval for the whole fleet),
 and without it (each host single-flights alone: K per interval), the baseline.
 
-Then the pause spread: K hosts, each running ``claude-meter serve`` (whose poller syncs
-the fleet every few seconds) and one ``cm-guard`` over a ``sleep``; a reading over the
-threshold is stored on host 0, and the seconds from the first guarded command stopped to
-the last (goal: within one ``--poll``), and from the reading to the last, are printed.
+Then the pause spread: K hosts, each running ``claude-meter serve`` (whose follower
+pushes a write on its host to Redis at once, and pulls on the fleet's news) and one
+``cm-guard`` over a ``sleep``; a reading over the threshold is written into host 0's
+file, and the seconds from the first guarded command stopped to the last (goal: within
+one ``--poll``), and from the reading to the last, are printed, at ``--poll`` and at 1 s.
 """
 
 from __future__ import annotations
@@ -140,41 +141,52 @@ def measure(
     warmup: float = 10,
     poll: float = 5,
 ) -> list[Figure]:
-    alone = requests_per_interval(hosts, readers, seconds, interval, False, warmup)
-    fleet = requests_per_interval(hosts, readers, seconds, interval, True, warmup)
-    spread, last = pause_spread(hosts, poll)
-    return [
-        Figure(
-            f"upstream requests per {interval:g}s interval, {hosts} hosts x {readers} readers,"
-            " one Redis",
-            fleet,
-            "",
-            "each host alone",
-            alone,
-            "1 per interval",
-        ),
-        Figure(
-            f"guard pause spread, first to last of {hosts} hosts",
-            spread,
-            "s",
-            "--poll",
-            poll,
-            "<= 1x",
-        ),
-        Figure(
-            f"reading on one host to the last of {hosts} hosts' guards paused",
-            last,
-            "s",
-            "--poll",
-            poll,
-        ),
-    ]
+    figures = []
+    if readers:
+        alone = requests_per_interval(hosts, readers, seconds, interval, False, warmup)
+        fleet = requests_per_interval(hosts, readers, seconds, interval, True, warmup)
+        figures.append(
+            Figure(
+                f"upstream requests per {interval:g}s interval, {hosts} hosts x {readers}"
+                " readers, one Redis",
+                fleet,
+                "",
+                "each host alone",
+                alone,
+                "1 per interval",
+            )
+        )
+    for each in sorted({poll, 1.0}, reverse=True):
+        spread, last = pause_spread(hosts, each)
+        figures += [
+            Figure(
+                f"guard pause spread, first to last of {hosts} hosts, --poll {each:g}",
+                spread,
+                "s",
+                "--poll",
+                each,
+                "<= 1x",
+            ),
+            Figure(
+                f"reading on one host to the last of {hosts} hosts' guards paused, --poll {each:g}",
+                last,
+                "s",
+                "--poll",
+                each,
+            ),
+        ]
+    return figures
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--hosts", type=int, default=5, help="simulated hosts (state dirs)")
-    parser.add_argument("--readers", type=int, default=10, help="reader processes per host")
+    parser.add_argument(
+        "--readers",
+        type=int,
+        default=10,
+        help="reader processes per host (0: only the guards' pause spread)",
+    )
     parser.add_argument("--seconds", type=float, default=12.0, help="how long each round runs")
     parser.add_argument("--interval", type=float, default=3.0, help="refresh interval to use")
     parser.add_argument("--warmup", type=float, default=10.0, help="start-up time not counted")

@@ -795,6 +795,7 @@ def _serve(address: env.HostPort, directory: Path, peer_every: float) -> int:
                 target=puller.run, args=(stop, wake.set), name="peers", daemon=True
             ).start()
         poller.start()
+        follow(store, stop)
         while not stop.wait(1.0):
             pass
     finally:
@@ -807,16 +808,22 @@ def _serve(address: env.HostPort, directory: Path, peer_every: float) -> int:
     return 0
 
 
+def follow(store: Store, stop: threading.Event) -> None:
+    """With a fleet's Redis: push this host's writes and pull the others' at once."""
+    from . import shared
+
+    fleet = shared.configured()
+    if fleet is not None:
+        follower = shared.Follower(store, fleet, _log)
+        threading.Thread(target=follower.run, args=(stop,), name="fleet", daemon=True).start()
+
+
 def _keep_fresh(store: Store, stop: threading.Event, wake: threading.Event) -> None:
     """The OAuth poller: ``refresh`` is single-flight and books its own interval, so
     asking it often costs nothing and a fetch happens only when one is due. ``wake``
     asks before the interval is up (the peers' round may have changed what is fresh)."""
-    from . import shared
     from .refresh import refresh
 
-    # With a fleet's Redis each round also syncs: often enough that a reading another
-    # host took reaches this host's guards within seconds, not half a minute.
-    every = shared.SYNC_EVERY if shared.configured() is not None else REFRESH_EVERY
     said: dict[str, str] = {}
     while True:
         try:
@@ -828,7 +835,7 @@ def _keep_fresh(store: Store, stop: threading.Event, wake: threading.Event) -> N
                 if result.fetched or (not result.ok and said.get(result.key) != result.message):
                     _log(f"{'ok' if result.ok else 'FAIL'} {result.key}: {result.message}")
                 said[result.key] = result.message
-        wake.wait(every)
+        wake.wait(REFRESH_EVERY)
         wake.clear()
         if stop.is_set():
             return

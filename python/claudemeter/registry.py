@@ -8,6 +8,12 @@ with -9 cannot clean up after itself).
 Nothing in an entry is trusted: every field is checked for its type and range, and a
 guard is its pid *and* its process start time (``/proc/<pid>/stat`` field 22), so an
 entry naming pid 1, a pid that was reused, or any other live process never counts.
+
+With a fleet's Redis (:mod:`claudemeter.shared`), other hosts' guards come too: each sync
+leaves them in ``guards/fleet.json``, each host's entries with the time its heartbeat
+lapses (``until``, this host's clock). Their pids are another machine's, so they are
+never checked here: a foreign entry counts while its host's heartbeat does, and readers
+still read only files.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import json
 import math
 import os
 import re
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +33,11 @@ from .procs import read_proc
 from .store import ensure_private_dir, read_private, write_private
 
 GUARDS_DIR = "guards"
+#: Other hosts' guards, as this host's last sync with the fleet's Redis found them.
+FLEET_FILE = "fleet.json"
+MAX_FLEET_BYTES = 1 << 20
+#: A host name as a foreign entry shows it (``socket.gethostname()``, at most this long).
+MAX_HOST = 64
 
 RUNNING = "running"
 HELD = "held"  # over the threshold before the command started
@@ -51,6 +63,8 @@ class GuardEntry:
     #: The guard's process start time, clock ticks after boot (``/proc/<pid>/stat``
     #: field 22); None where there is no ``/proc``.
     start: int | None = None
+    #: The host another fleet member runs it on; None for a guard of this host.
+    host: str | None = None
 
     @classmethod
     def from_json(cls, body: Any, pid: int) -> GuardEntry | None:
@@ -162,11 +176,18 @@ _HAS_PROC = Path("/proc/self/stat").exists()
 
 
 def active(state_dir: Path | None = None) -> list[GuardEntry]:
-    """Entries of live guards, oldest first; entries of dead guards are removed."""
+    """Entries of live guards, this host's and (with a fleet's Redis) the others',
+    oldest first."""
+    return sorted(local(state_dir) + foreign(state_dir), key=lambda e: e.started_at)
+
+
+def local(state_dir: Path | None = None) -> list[GuardEntry]:
+    """Entries of this host's live guards, oldest first; entries of dead guards are
+    removed."""
     directory = guards_dir(state_dir)
     entries = []
     try:
-        paths = sorted(directory.glob("*.json"))
+        paths = sorted(path for path in directory.glob("*.json") if path.stem.isdigit())
     except OSError:
         return []
     for path in paths:
@@ -183,6 +204,70 @@ def active(state_dir: Path | None = None) -> list[GuardEntry]:
             continue
         entries.append(entry)
     return sorted(entries, key=lambda e: e.started_at)
+
+
+@dataclass
+class FleetHost:
+    """Another host's guards as its last heartbeat in the fleet's Redis gave them."""
+
+    host: str
+    #: Epoch seconds on this host's clock: past it, the host's entries no longer count.
+    until: float
+    guards: list[GuardEntry]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "host": self.host,
+            "until": self.until,
+            "guards": [asdict(entry) for entry in self.guards],
+        }
+
+    @classmethod
+    def from_json(cls, body: Any) -> FleetHost | None:
+        """None when it is not what a sync writes; entries that are not what a guard
+        writes are left out."""
+        if not isinstance(body, dict) or not isinstance(body.get("guards"), list):
+            return None
+        try:
+            host = _text(body.get("host"), MAX_HOST)
+            until = _number(body.get("until"))
+        except (TypeError, ValueError):
+            return None
+        if not host.isprintable():
+            return None
+        guards = []
+        for item in body["guards"]:
+            pid = item.get("pid") if isinstance(item, dict) else None
+            entry = GuardEntry.from_json(item, pid) if isinstance(pid, int) else None
+            if entry is not None:
+                entry.host = host
+                guards.append(entry)
+        return cls(host, until, guards)
+
+
+def foreign(state_dir: Path | None = None, now: float | None = None) -> list[GuardEntry]:
+    """Other hosts' guards whose heartbeat has not lapsed (``guards/fleet.json``)."""
+    now = time.time() if now is None else now
+    return [entry for host in fleet_hosts(state_dir) if host.until > now for entry in host.guards]
+
+
+def fleet_hosts(state_dir: Path | None = None) -> list[FleetHost]:
+    """What the last sync left in ``guards/fleet.json``, lapsed heartbeats included."""
+    try:
+        body = json.loads(read_private(guards_dir(state_dir) / FLEET_FILE, MAX_FLEET_BYTES))
+    except (OSError, ValueError, RecursionError):
+        return []  # no fleet, or not a file a sync wrote
+    hosts = body.get("hosts") if isinstance(body, dict) else None
+    if not isinstance(hosts, list):
+        return []
+    return [host for host in map(FleetHost.from_json, hosts) if host is not None]
+
+
+def keep_fleet(hosts: list[FleetHost], state_dir: Path | None = None) -> None:
+    """Leave other hosts' guards for this host's readers (called by a sync)."""
+    directory = ensure_private_dir(guards_dir(state_dir))
+    body = {"hosts": [host.to_json() for host in hosts]}
+    write_private(directory / FLEET_FILE, json.dumps(body).encode(), durable=False)
 
 
 def paused_count(state_dir: Path | None = None) -> int:

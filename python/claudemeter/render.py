@@ -250,7 +250,7 @@ def short_command(command: str, room: int) -> str:
 def guard_lines(entry: GuardEntry, now: datetime, width: int = GUARD_WIDTH) -> list[str]:
     """``guard %3 claude: paused until …``; a command too long for that goes on a line
     of its own below, cut from the left (its end is what differs between guards)."""
-    where = f"guard {entry.pane}" if entry.pane else "guard"
+    where = " ".join(part for part in ("guard", entry.host, entry.pane) if part)
     status = entry.state
     if entry.resume_at is not None:
         when = datetime.fromtimestamp(entry.resume_at, timezone.utc)

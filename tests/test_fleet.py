@@ -1,0 +1,226 @@
+"""The fleet's guards and push on write (SPEC section 5, ``CLAUDEMETER_REDIS_URL``: "the
+store, the refresh booking and the guard registry live there"), against a real
+``redis-server`` on loopback. Each "host" is a state dir of its own with its own
+``claude-meter serve``; all share one Redis, as hosts of one account would."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+from collections.abc import Iterator
+from functools import partial
+from pathlib import Path
+
+import pytest
+
+from claudemeter import registry, shared
+from claudemeter.model import Snapshot
+from claudemeter.procs import read_proc
+from claudemeter.store import Store
+from tests.redislab import RedisServer, start_redis
+from tests.test_bridge import start_bridge, wait_for
+from tests.test_guard import guard_bin
+from tests.test_peers import reading
+from tests.test_shared import host_env, meter, rows_of
+
+
+@pytest.fixture
+def fleet_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    server = start_redis(tmp_path / "redis")
+    yield server
+    server.stop()
+
+
+def paused_segment(env: dict[str, str]) -> str:
+    """The ``⏸N`` piece of the host's status segment ('' when none)."""
+    found = re.search(r"⏸\d+", meter(env, "status").stdout)
+    return found.group(0) if found else ""
+
+
+def over_the_threshold(store: Store) -> None:
+    """A browser's 95 % in this host's file, so its segment shows numbers (and ⏸)."""
+    store.put([Snapshot.from_json(reading(95.0))])
+
+
+def test_every_host_sees_every_hosts_guards_and_a_reading_reaches_them_at_once(
+    tmp_path: Path, fleet_redis: RedisServer
+) -> None:
+    laptop, box = (host_env(tmp_path, name, fleet_redis.url) for name in ("laptop", "box"))
+    bridges = [
+        start_bridge(tmp_path, name=name, env=env)
+        for name, env in (("laptop", laptop), ("box", box))
+    ]
+    guard: subprocess.Popen[str] | None = None
+    try:
+        # A browser post to the laptop's bridge reaches the box's file by itself, in
+        # well under the 5 s the fleet used to sync at.
+        assert bridges[0].post([reading(95.0)]).status == 200
+        wait_for(
+            lambda: [r for r in rows_of(box) if r["browser"] == "Chrome"],
+            seconds=4,
+            what="the laptop's browser reading in the box's file",
+        )
+        # A guard on the laptop holds on it: the box's segment and `show` count it.
+        guard = subprocess.Popen(
+            [guard_bin(), "--poll", "0.2", "--", "sleep", "1000"],
+            env=laptop,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            start_new_session=True,
+        )
+        assert wait_for(lambda: paused_segment(box), what="⏸ on the box") == "⏸1"
+        shown = meter(box, "show").stdout
+        assert f"guard {socket.gethostname()}" in shown and "sleep 1000" in shown, shown
+        # It is the laptop's guard, not the box's: the box never takes it as its own.
+        assert registry.local(Path(box["CLAUDEMETER_STATE_DIR"])) == []
+        assert paused_segment(laptop) == "⏸1"
+
+        # The guard ends: the box stops counting it at the laptop's next push, not
+        # when its heartbeat lapses.
+        guard.send_signal(signal.SIGTERM)
+        guard.wait(timeout=20)
+        wait_for(lambda: paused_segment(box) == "", seconds=4, what="the box's ⏸ to go")
+    finally:
+        if guard is not None and guard.poll() is None:
+            os.killpg(guard.pid, signal.SIGKILL)
+            guard.wait()
+        for bridge in bridges:
+            bridge.stop()
+
+
+def test_a_dead_hosts_guards_vanish_and_foreign_pids_are_never_judged_here(
+    tmp_path: Path, fleet_redis: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(shared, "GUARD_TTL", 1.5)  # lapse fast; the rule is the same
+    fleet = shared.Shared(fleet_redis.url)
+    laptop, box = (Store(tmp_path / f"{name}-state") for name in ("laptop", "box"))
+    box_env = host_env(tmp_path, "box", fleet_redis.url)
+    child = subprocess.Popen(["sleep", "60"])
+    try:
+        proc = read_proc(child.pid)
+        assert proc is not None
+        entry = registry.GuardEntry(child.pid, "make test", None, registry.PAUSED, start=proc.start)
+        registry.register(entry, laptop.directory)
+        over_the_threshold(box)
+        assert shared.sync(laptop, fleet, force=True) is None  # the laptop beats
+        assert shared.sync(box, fleet, force=True) is None  # the box takes the fleet's
+        seen = registry.active(box.directory)
+        assert [(e.pid, e.host) for e in seen] == [(child.pid, socket.gethostname())]
+        assert paused_segment(box_env) == "⏸1"
+
+        # The pid means nothing on another machine: the box counts the entry while the
+        # laptop's heartbeat does, whatever runs under that pid here.
+        child.kill()
+        child.wait()
+        assert registry.paused_count(box.directory) == 1
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+
+    # The laptop dies (no more beats): its guards lapse on the box by the box's own
+    # clock, before any sync, and Redis drops them at the next one.
+    wait_for(lambda: registry.active(box.directory) == [], seconds=5, what="the lapse")
+    assert paused_segment(box_env) == ""
+    assert shared.sync(box, fleet, force=True) is None
+    assert fleet_redis.client().hlen(shared.GUARDS) == 0
+
+
+def test_without_redis_the_segment_says_shared_and_counts_this_hosts_guards(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(shared, "GUARD_TTL", 1.5)
+    server = start_redis(tmp_path / "redis")
+    box = Store(tmp_path / "box-state")
+    box_env = host_env(tmp_path, "box", server.url)
+    fleet = shared.Shared(server.url)
+    for name in ("laptop", "box"):
+        over_the_threshold(Store(tmp_path / f"{name}-state"))
+    guards = [
+        subprocess.Popen(
+            [guard_bin(), "--poll", "0.2", "--", "sleep", "1000"],
+            env=host_env(tmp_path, name, server.url),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        for name in ("laptop", "box")
+    ]
+    try:
+        # Over the threshold on both hosts: both guards hold and register as held.
+        for name in ("laptop", "box"):
+            directory = tmp_path / f"{name}-state"
+            wait_for(partial(registry.local, directory), what=f"the {name}'s guard")
+        assert shared.sync(Store(tmp_path / "laptop-state"), fleet, force=True) is None
+        assert shared.sync(box, fleet, force=True) is None
+        assert paused_segment(box_env) == "⏸2"
+
+        server.stop()
+        problem = shared.sync(box, fleet, force=True)
+        assert problem is not None and "shared store 127.0.0.1" in problem
+        segment = meter(box_env, "status").stdout
+        assert "shared?" in segment
+        # The laptop's guard lapses here; the box's own is still counted, from its file.
+        wait_for(lambda: paused_segment(box_env) == "⏸1", seconds=5, what="the local count")
+    finally:
+        for guard in guards:
+            if guard.poll() is None:
+                os.killpg(guard.pid, signal.SIGKILL)
+                guard.wait()
+        server.stop()
+
+
+def test_writes_made_while_redis_is_away_reach_the_fleet_when_it_returns(
+    tmp_path: Path,
+) -> None:
+    """Real ``serve`` on two hosts, no command by hand: Redis stops, the laptop's browser
+    posts, Redis comes back empty (no persistence) on the same port, and the box gets the
+    post from the laptop's follower, which pushes everything when it reconnects."""
+    server = start_redis(tmp_path / "r1")
+    port = server.port
+    laptop, box = (host_env(tmp_path, name, server.url) for name in ("laptop", "box"))
+    bridges = [
+        start_bridge(tmp_path, name=name, env=env)
+        for name, env in (("laptop", laptop), ("box", box))
+    ]
+    try:
+        assert bridges[0].post([reading(40.0)]).status == 200
+        wait_for(lambda: rows_of(box), seconds=4, what="the first reading on the box")
+        server.stop()
+        wait_for(lambda: "shared?" in meter(laptop, "status").stdout, what="shared? on the laptop")
+        assert bridges[0].post([reading(88.0, "Firefox")]).status == 200
+        assert [r["browser"] for r in rows_of(box)] == ["Chrome"]  # nothing reached it
+
+        server = start_redis(tmp_path / "r2", port)
+        firefox = wait_for(
+            lambda: [r for r in rows_of(box) if "Firefox" in r["browser"]],
+            seconds=20,
+            what="the post made while Redis was away, on the box",
+        )
+        assert firefox[0]["usage"]["five_hour"]["utilization"] == 88
+        wait_for(lambda: "shared?" not in meter(box, "status").stdout, what="shared? gone")
+        assert "in sync" in bridges[0].output()
+    finally:
+        for bridge in bridges:
+            bridge.stop()
+        server.stop()
+
+
+def test_the_follower_keeps_nothing_of_another_host_as_its_own(
+    tmp_path: Path, fleet_redis: RedisServer
+) -> None:
+    """Other hosts' guards sit in ``guards/fleet.json``, which the local registry never
+    reads as a guard's file (so a host never beats for another's guards)."""
+    box = Store(tmp_path / "box-state")
+    hosts = [registry.FleetHost("laptop", 4e9, [registry.GuardEntry(4242, "x", None, "held")])]
+    registry.keep_fleet(hosts, box.directory)
+    assert registry.local(box.directory) == []
+    assert [e.host for e in registry.active(box.directory)] == ["laptop"]
+    assert shared.sync(box, shared.Shared(fleet_redis.url), force=True) is None
+    assert fleet_redis.client().hlen(shared.GUARDS) == 0  # the box had nothing to beat for
