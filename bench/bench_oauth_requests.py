@@ -31,7 +31,7 @@ from common import Figure
 
 sys.path.insert(0, str(common.ROOT / "python"))  # this checkout's claudemeter, in-process
 
-from tests.upstream import fixture
+from tests.helpers import fixture
 
 from claudemeter.model import SOURCE_STATUSLINE, Snapshot
 from claudemeter.refresh import refresh

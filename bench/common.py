@@ -164,7 +164,8 @@ def oauth_login(root: Path) -> Iterator[tuple[dict[str, str], FakeUpstream]]:
     """:func:`isolated_env` with Claude Code's default login (the fixture credentials,
     ``~/.claude.json`` with its account) and a fake api.anthropic.com on loopback that
     answers the usage and the profile; yields the environment and the upstream."""
-    from tests.upstream import FakeUpstream, Reply, fixture
+    from tests.helpers import fixture
+    from tests.upstream import FakeUpstream, Reply
 
     upstream = FakeUpstream()
     upstream.routes["/api/oauth/usage"] = Reply(200, fixture("oauth_usage_basic.json"))

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.upstream import FIXTURES, FakeUpstream
+from tests.helpers import FIXTURES
+from tests.upstream import FakeUpstream
 
 
 @pytest.fixture(autouse=True)
@@ -61,7 +62,8 @@ def claude_dir(isolated: Path) -> Path:
 @pytest.fixture
 def upstream(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeUpstream]:
     """A fake api.anthropic.com and claude.ai on loopback, serving the fixtures."""
-    from tests.upstream import Reply, fixture
+    from tests.helpers import fixture
+    from tests.upstream import Reply
 
     server = FakeUpstream()
     server.routes["/api/oauth/usage"] = Reply(200, fixture("oauth_usage_basic.json"))

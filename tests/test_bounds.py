@@ -13,13 +13,13 @@ import pytest
 
 from claudemeter.model import Snapshot, format_time, utcnow
 from claudemeter.store import MAX_ROWS_PER_ACCOUNT, Store
-from tests.upstream import FIXTURES
+from tests.helpers import fixture_bodies
 
 NOW = "2026-11-25T12:30:00Z"
 
 
 def reading(browser: str, minutes_ago: float) -> dict[str, object]:
-    body = json.loads((FIXTURES / "snapshots_two_browsers_two_accounts.json").read_text())[0]
+    body = fixture_bodies("snapshots_two_browsers_two_accounts.json")[0]
     fetched = utcnow() - timedelta(minutes=minutes_ago)
     return {**body, "browser": browser, "fetched_at": format_time(fetched)}
 

@@ -25,7 +25,8 @@ from typing import Any, TypeVar
 import pytest
 
 from claudemeter.bridge import MAX_BODY, MAX_CONNECTIONS
-from tests.upstream import FakeUpstream, fixture
+from tests.helpers import cli, cli_rows, fixture
+from tests.upstream import FakeUpstream
 
 ORG = "0f6c3b2a-0000-4000-8000-00000000b001"
 T = TypeVar("T")
@@ -126,11 +127,15 @@ class Bridge:
 
     def rss_kib(self) -> int:
         status = Path(f"/proc/{self.proc.pid}/status").read_text()
-        return int(re.search(r"VmRSS:\s+(\d+)", status).group(1))  # type: ignore[union-attr]
+        found = re.search(r"VmRSS:\s+(\d+)", status)
+        assert found is not None, status
+        return int(found.group(1))
 
     def threads(self) -> int:
         status = Path(f"/proc/{self.proc.pid}/status").read_text()
-        return int(re.search(r"Threads:\s+(\d+)", status).group(1))  # type: ignore[union-attr]
+        found = re.search(r"Threads:\s+(\d+)", status)
+        assert found is not None, status
+        return int(found.group(1))
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
         if self.proc.poll() is None:
@@ -179,24 +184,6 @@ def bridge(tmp_path: Path) -> Iterator[Bridge]:
         running.proc.wait()
 
 
-def cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["claude-meter", *args],
-        capture_output=True,
-        text=True,
-        input=stdin,
-        timeout=60,
-        check=False,
-    )
-
-
-def cached_rows() -> list[dict[str, Any]]:
-    done = cli("--json", "--cached")
-    assert done.returncode == 0, done.stderr
-    rows: list[dict[str, Any]] = json.loads(done.stdout)
-    return rows
-
-
 # --- the API ---------------------------------------------------------------------------
 
 
@@ -211,7 +198,7 @@ def test_health_needs_no_token_and_a_post_lands(bridge: Bridge) -> None:
     reply = bridge.post(posted)
     assert (reply.status, reply.body) == (200, {"ok": True, "accepted": 4})
     assert reply.headers["Content-Type"].startswith("application/json")
-    rows = cached_rows()
+    rows = cli_rows("--json", "--cached")
     assert [(r["org_uuid"], r["browser"]) for r in rows] == [
         (ORG, "Chrome, Arc, Brave"),
         ("9a8b7c6d-0000-4000-8000-00000000c002", "Chrome"),
@@ -226,7 +213,7 @@ def test_health_needs_no_token_and_a_post_lands(bridge: Bridge) -> None:
 def test_one_snapshot_object_is_accepted_too(bridge: Bridge) -> None:
     reply = bridge.post(snapshot(util=12.5))
     assert reply.body == {"ok": True, "accepted": 1}
-    assert cached_rows()[0]["usage"]["five_hour"]["utilization"] == 12.5
+    assert cli_rows("--json", "--cached")[0]["usage"]["five_hour"]["utilization"] == 12.5
 
 
 def test_an_in_band_error_posted_after_a_good_reading_keeps_it(bridge: Bridge) -> None:
@@ -237,7 +224,7 @@ def test_an_in_band_error_posted_after_a_good_reading_keeps_it(bridge: Bridge) -
     assert bridge.post(good).body == {"ok": True, "accepted": 1}
     failed = snapshot(offset=1.0, usage=fixture("oauth_usage_in_band_error.json"))
     assert bridge.post(failed).body == {"ok": True, "accepted": 1}
-    (row,) = cached_rows()
+    (row,) = cli_rows("--json", "--cached")
     assert row["usage"]["five_hour"]["utilization"] == 95.0
     assert any("rate_limit_error" in e for e in row["errors"])
 
@@ -432,7 +419,7 @@ def test_every_refusal_is_json_and_stores_nothing(bridge: Bridge) -> None:
         assert reply.body["ok"] is False, name
         assert words in reply.body["error"], f"{name}: {reply.body['error']!r}"
     assert not (bridge.state_dir / "state.json").exists(), "a refusal wrote the store"
-    assert cached_rows() == []
+    assert cli_rows("--json", "--cached") == []
     assert bridge.proc.poll() is None
 
 
@@ -444,7 +431,7 @@ def test_extension_origins_and_plain_clients_are_allowed(bridge: Bridge) -> None
         reply = bridge.post(snapshot(browser), headers={"Origin": origin})
         assert reply.status == 200, reply.body
     assert bridge.call("GET", "/healthz", token=None, host="localhost").status == 200
-    assert cached_rows()[0]["browser"] == "Chrome, Firefox"
+    assert cli_rows("--json", "--cached")[0]["browser"] == "Chrome, Firefox"
 
 
 def test_two_browsers_posting_at_once_fold_into_one_row(bridge: Bridge) -> None:
@@ -467,7 +454,7 @@ def test_two_browsers_posting_at_once_fold_into_one_row(bridge: Bridge) -> None:
     for worker in workers:
         worker.join()
     assert statuses == [200] * (2 * rounds)
-    rows = cached_rows()
+    rows = cli_rows("--json", "--cached")
     assert len(rows) == 1
     assert rows[0]["browser"] == "Chrome, Arc"
     # The newest reading wins: Arc's last one (50 + 14), nothing lost to a race.
@@ -506,7 +493,7 @@ def test_a_flood_of_bad_requests_then_a_good_post_lands(bridge: Bridge) -> None:
     assert len(seen) == 2000
     assert set(seen) <= {401, 400, 403, 413, 404, 503}, set(seen)
     assert bridge.post(snapshot(util=33.0)).status == 200
-    assert cached_rows()[0]["usage"]["five_hour"]["utilization"] == 33.0
+    assert cli_rows("--json", "--cached")[0]["usage"]["five_hour"]["utilization"] == 33.0
     assert bridge.rss_kib() - rss_before < 32 * 1024, "memory grew with rejected requests"
     assert bridge.threads() <= MAX_CONNECTIONS + 8
     refusal_lines = [line for line in bridge.output().splitlines() if "refused" in line]
@@ -546,7 +533,7 @@ def test_slow_clients_cannot_pin_it(bridge: Bridge) -> None:
     thread.join(timeout=60)
     assert closed.is_set(), "a trickling client outlived the head deadline"
     trickler.close()
-    assert cached_rows()[0]["usage"]["five_hour"]["utilization"] == 44.0
+    assert cli_rows("--json", "--cached")[0]["usage"]["five_hour"]["utilization"] == 44.0
 
 
 # --- the process -----------------------------------------------------------------------
@@ -582,7 +569,7 @@ def test_kill_9_after_an_acknowledged_post_loses_nothing(bridge: Bridge, tmp_pat
     assert bridge.post(snapshot("Edge", util=71.5)).body == {"ok": True, "accepted": 1}
     bridge.proc.kill()
     bridge.proc.wait()
-    rows = cached_rows()
+    rows = cli_rows("--json", "--cached")
     assert (rows[0]["browser"], rows[0]["usage"]["five_hour"]["utilization"]) == ("Edge", 71.5)
     again = start_bridge(tmp_path, name="again")
     try:
@@ -672,7 +659,7 @@ def test_while_it_runs_the_oauth_source_stays_fresh(
     running = start_bridge(tmp_path)
     try:
         rows = wait_for(
-            lambda: [r for r in cached_rows() if r["browser"] == "Claude Code"],
+            lambda: [r for r in cli_rows("--json", "--cached") if r["browser"] == "Claude Code"],
             what="the bridge's poller to fetch the OAuth usage",
         )
         assert rows[0]["usage"]["five_hour"]["utilization"] == 61.0
@@ -693,7 +680,7 @@ def test_a_remote_box_ingests_what_get_snapshots_serves(
     monkeypatch.setenv("CLAUDEMETER_STATE_DIR", str(tmp_path / "remote-state"))
     done = cli("ingest", "-", stdin=json.dumps(served.body))
     assert done.returncode == 0, done.stderr
-    rows = cached_rows()
+    rows = cli_rows("--json", "--cached")
     assert [
         (r["browser"], r["account_email"], r["usage"]["five_hour"]["utilization"]) for r in rows
     ] == [("Chrome, Arc", "ada@example.com", 41.0)]

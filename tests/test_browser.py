@@ -19,8 +19,9 @@ from typing import Any
 import pytest
 
 from tests.chromium import Cdp, Chromium, start_chromium
-from tests.test_bridge import ORG, Bridge, cached_rows, start_bridge, wait_for
-from tests.upstream import FakeUpstream, Reply, fixture, self_signed
+from tests.helpers import cli_rows, fixture
+from tests.test_bridge import ORG, Bridge, start_bridge, wait_for
+from tests.upstream import FakeUpstream, Reply, self_signed
 
 EXTENSION = Path(__file__).resolve().parent.parent / "extension"
 #: The browser's own claude.ai cookie; the fake checks the extension sends it.
@@ -163,12 +164,12 @@ def test_pairing_in_the_popup_puts_this_browsers_row_in_claude_meter(
             ),
             what="the popup to ask for the token",
         )
-        assert cached_rows() == []
+        assert cli_rows("--json", "--cached") == []
 
         _pair_in_popup(popup, bridge.token, bridge.port)
 
         def landed() -> list[dict[str, Any]]:
-            return [r for r in cached_rows() if r["org_uuid"] == ORG]
+            return [r for r in cli_rows("--json", "--cached") if r["org_uuid"] == ORG]
 
         rows = wait_for(landed, what="the extension's row in claude-meter --json")
         assert [(r["browser"], r["account_email"]) for r in rows] == [(name, "ada@example.com")]
@@ -212,7 +213,9 @@ def test_pairing_in_the_popup_puts_this_browsers_row_in_claude_meter(
     finally:
         worker.close()
     wait_for(
-        lambda: [r["browser"] for r in cached_rows()] == [f"{name}, Work Chromium"],
+        lambda: (
+            [r["browser"] for r in cli_rows("--json", "--cached")] == [f"{name}, Work Chromium"]
+        ),
         what="the renamed browser's reading folded into the row",
     )
 
@@ -273,7 +276,7 @@ def test_a_web_page_on_loopback_can_neither_post_to_nor_read_the_bridge(
     page = browser.chromium.open_tab(page_server.url + "/")
     try:
         wait_for(lambda: page.evaluate("location.origin") == page_server.url, what="the page")
-        before = cached_rows()
+        before = cli_rows("--json", "--cached")
         outcome = page.evaluate(
             f"{ATTACKS}({json.dumps(f'http://127.0.0.1:{bridge.port}')},"
             f" {json.dumps(bridge.token)})"
@@ -294,5 +297,5 @@ def test_a_web_page_on_loopback_can_neither_post_to_nor_read_the_bridge(
         bridge.output()
     )
     assert "stored" not in bridge.output()
-    assert cached_rows() == before
-    assert all(r["org_uuid"] != "evil-org" for r in cached_rows())
+    assert cli_rows("--json", "--cached") == before
+    assert all(r["org_uuid"] != "evil-org" for r in cli_rows("--json", "--cached"))

@@ -16,8 +16,8 @@ import pytest
 from claudemeter.sources import claude_config, oauth
 from claudemeter.sources.claude_account import read_account
 from claudemeter.sources.claude_config import ClaudeConfig
-from tests.test_oauth import cli
-from tests.upstream import FIXTURES, FakeUpstream
+from tests.helpers import cli, fixture_body
+from tests.upstream import FakeUpstream
 
 HOME = Path("/Users/you")
 ADA_ORG = "0f6c3b2a-0000-4000-8000-00000000b001"
@@ -237,7 +237,7 @@ def test_an_api_key_user_is_still_told_apart(claude_dir: Path) -> None:
 
 
 def statusline_input(five: float, now: float) -> str:
-    body = json.loads((FIXTURES / "claude_code_statusline_input.json").read_text())
+    body = fixture_body("claude_code_statusline_input.json")
     body["rate_limits"] = {
         "five_hour": {"used_percentage": five, "resets_at": int(now + 3600)},
         "seven_day": {"used_percentage": 41.0, "resets_at": int(now + 4 * 86400)},
@@ -248,7 +248,7 @@ def statusline_input(five: float, now: float) -> str:
 def test_a_leftover_claude_json_in_the_default_dir_captures_nothing(
     claude_dir: Path, isolated: Path, state_dir: Path, upstream: FakeUpstream
 ) -> None:
-    leftover = json.loads((FIXTURES / "claude_json_oauth_account.json").read_text())
+    leftover = fixture_body("claude_json_oauth_account.json")
     leftover["oauthAccount"].update(
         organizationUuid="org-stale", emailAddress="old@example.com", accountUuid="acct-old"
     )
@@ -272,7 +272,7 @@ def test_the_leftover_file_is_what_claude_config_dir_set_to_the_default_reads(
     claude_dir: Path, isolated: Path, state_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The other side of the same rule: CLAUDE_CONFIG_DIR=~/.claude moves .claude.json."""
-    inside = json.loads((FIXTURES / "claude_json_oauth_account.json").read_text())
+    inside = fixture_body("claude_json_oauth_account.json")
     inside["oauthAccount"].update(organizationUuid="org-inside", emailAddress="in@example.com")
     (claude_dir / ".claude.json").write_text(json.dumps(inside))
     monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(claude_dir))

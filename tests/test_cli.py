@@ -16,31 +16,15 @@ import pytest
 from claudemeter import render
 from claudemeter.cli import COMMANDS, build_parser
 from claudemeter.dedupe import dedupe_by_account
-from claudemeter.model import parse_many, utcnow
+from claudemeter.model import JSON, parse_many, utcnow
 from claudemeter.options import DEFAULTS, Settings
 from claudemeter.status import TOKEN_HELP, tokens
 from claudemeter.store import Store
-from tests.upstream import FIXTURES, FakeUpstream, fixture
+from tests.helpers import FIXTURES, cli, fixture, fixture_bodies, guard_check
+from tests.upstream import FakeUpstream
 
 GOLDEN = Path(__file__).parent / "golden"
 BRIDGE_FIXTURE = FIXTURES / "snapshots_two_browsers_two_accounts.json"
-
-
-def cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "claudemeter", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
-def guard_check(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["cm-guard", "--check", *args], capture_output=True, text=True, timeout=60, check=False
-    )
 
 
 @pytest.fixture
@@ -132,7 +116,7 @@ def test_summary_shows_stored_rows(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_ingest_from_stdin() -> None:
-    body = json.dumps(fixture("snapshots_two_browsers_two_accounts.json")[0])  # type: ignore[index]
+    body = json.dumps(fixture_bodies("snapshots_two_browsers_two_accounts.json")[0])
     done = cli("ingest", "-", stdin=body)
     assert done.returncode == 0 and "stored 1 snapshot" in done.stderr
     assert len(Store().read().rows) == 1
@@ -357,7 +341,7 @@ def test_a_strict_claudemeter_script_runs_on_every_row(monkeypatch: pytest.Monke
     on a row whose usage is null); SPEC 3's fixed key set is always there."""
     monkeypatch.setenv("CLAUDEMETER_NOW", "2026-11-25T12:02:00.000Z")
     base = {"browser": "Chrome", "fetched_at": "2026-11-25T12:00:00.000Z"}
-    rows = [
+    rows: list[JSON] = [
         {**base, "org_uuid": "limits", "account_email": "a@x"},
         {**base, "org_uuid": "idle", "account_email": "b@x"},
         {**base, "org_uuid": "failed", "account_email": "c@x", "errors": ["usage: HTTP 500"]},

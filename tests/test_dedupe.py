@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from claudemeter.dedupe import dedupe_by_account
 from claudemeter.model import Snapshot, format_time, parse_many
-from tests.upstream import fixture
+from tests.helpers import fixture
 
 NOW = datetime(2026, 11, 25, 12, 1, tzinfo=timezone.utc)
 
@@ -343,9 +343,10 @@ def fresh_values(rows: list[Snapshot]) -> dict[str, float]:
     found: dict[str, float] = {}
     for row in folded:
         for name, window in row.windows().items():
-            usable = window.utilization is not None and not window.has_reset(NOW)
-            if usable and not row.origin(name).is_stale(NOW):
-                found[name] = window.utilization  # type: ignore[assignment]
+            if window.utilization is None or window.has_reset(NOW):
+                continue
+            if not row.origin(name).is_stale(NOW):
+                found[name] = window.utilization
     return found
 
 

@@ -15,12 +15,12 @@ from claudemeter.gate import (
     UNKNOWN,
     ambiguity,
     decide,
-    login_problem,
     mismatch,
     select_row,
 )
 from claudemeter.model import Snapshot, format_time
 from claudemeter.sources.claude_account import Account
+from claudemeter.store import login_problem
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
 

@@ -24,7 +24,8 @@ from libtmux import Server
 from claudemeter import registry
 from claudemeter.model import Snapshot, format_time, parse_time, utcnow
 from claudemeter.store import Store
-from tests.upstream import FIXTURES, FakeUpstream
+from tests.helpers import FIXTURES, fixture_body
+from tests.upstream import FakeUpstream
 
 FAST = ["--poll", "0.2", "--grace", "0.3"]
 TICKER = (
@@ -560,7 +561,7 @@ def guard_module(*args: str) -> subprocess.CompletedProcess[str]:
 def ingest_fixture_usage(email: str = "ada@example.com", org: str = "org-a") -> None:
     """The OAuth fixture's body (with a null ``seven_day_opus``, a null future window
     ``iguana_necktie`` and ``extra_usage``), stored through ``claude-meter ingest``."""
-    usage = json.loads((FIXTURES / "oauth_usage_basic.json").read_text())
+    usage = fixture_body("oauth_usage_basic.json")
     for window in usage.values():  # reset times in the future, whatever today is
         if isinstance(window, dict) and window.get("utilization") is not None:
             window["resets_at"] = format_time(utcnow() + timedelta(hours=2))

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import subprocess
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from claudemeter import history
 from claudemeter.history import HIT_OAUTH_429, HIT_READING, HIT_STOP_FAILURE
 from claudemeter.model import Snapshot, format_time
 from claudemeter.store import Store
+from tests.helpers import cli, cli_rows
 from tests.upstream import FakeUpstream, Reply
 
 ORG = "0f6c3b2a-0000-4000-8000-00000000b001"
@@ -125,13 +125,6 @@ class Generated:
         monkeypatch.setenv("CLAUDEMETER_NOW", at(END))
 
 
-def run_json(*args: str) -> object:
-    done = subprocess.run(
-        ["claude-meter", *args], capture_output=True, text=True, check=True, timeout=60
-    )
-    return json.loads(done.stdout)
-
-
 @pytest.fixture(scope="module")
 def eight_days(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One generated 8-day state dir, shared by the tests that only read it."""
@@ -154,8 +147,7 @@ def test_eight_days_stay_under_the_bound_and_show_every_limit_hit(
     assert archive <= history.MAX_ARCHIVE_BYTES
     assert recent <= history.MAX_RECENT_BYTES
     assert (eight_days / "state.json").stat().st_size < 4096  # no history in the hot file
-    [account] = run_json("history", "--json")
-    assert isinstance(account, dict)
+    [account] = cli_rows("history", "--json")
     assert account["org_uuid"] == ORG
     hits = {(round(h["at"]), h["bucket"], h["source"]) for h in account["limit_hits"]}
     expected = {(round(t), bucket, source) for t, bucket, source in generated.hits}
@@ -172,8 +164,7 @@ def test_eight_days_stay_under_the_bound_and_show_every_limit_hit(
     assert len(five) < len(generated.readings) / 2
     assert max(value for _t, value in five) == 100.0
     # --days narrows it
-    [recent_days] = run_json("history", "--json", "--days", "1")
-    assert isinstance(recent_days, dict)
+    [recent_days] = cli_rows("history", "--json", "--days", "1")
     assert all(t >= END - DAY for t, _ in recent_days["buckets"]["five_hour"])
     assert {h["at"] for h in recent_days["limit_hits"]} == {
         t for t, _b, _s in generated.hits if t >= END - DAY
@@ -183,9 +174,8 @@ def test_eight_days_stay_under_the_bound_and_show_every_limit_hit(
 def test_the_chart_marks_hits_per_day(eight_days: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CLAUDEMETER_STATE_DIR", str(eight_days))
     monkeypatch.setenv("CLAUDEMETER_NOW", at(END))
-    done = subprocess.run(
-        ["claude-meter", "history", "--days", "3"], capture_output=True, text=True, check=True
-    )
+    done = cli("history", "--days", "3")
+    assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[0] == "ada@example.com"
     assert " 5-hour" in lines and " 7-day" in lines
@@ -209,12 +199,9 @@ def test_the_redraw_path_does_not_read_the_history(
     fmt = "{5h} {pace} {top}"
 
     def status() -> str:
-        return subprocess.run(
-            ["claude-meter", "status", "--format", fmt],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
+        done = cli("status", "--format", fmt)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
 
     before = status()
     assert "%2 p2 50%" in before  # the costliest of three (1:2:3 of the spend)
@@ -242,8 +229,7 @@ def test_a_state_file_with_the_old_history_migrates_on_the_first_write(
     assert "history" not in body
     kept = history.recent(state_dir)[ORG].points
     assert [p.t for p in kept] == [p["t"] for p in points] + [now]
-    [row_json] = run_json("--json", "--cached")
-    assert isinstance(row_json, dict)
+    [row_json] = cli_rows("--json", "--cached")
     assert row_json["pace"]["five_hour"]["rate_per_hour"] == pytest.approx(60.0, rel=0.05)
 
 
@@ -266,9 +252,8 @@ def test_a_429_from_our_own_poll_is_a_limit_hit(
     upstream.routes["/api/oauth/usage"] = Reply(
         429, {"type": "error", "error": {"type": "rate_limit_error"}}, {"retry-after": "60"}
     )
-    subprocess.run(["claude-meter", "refresh"], capture_output=True, check=False, timeout=60)
-    [account] = run_json("history", "--json")
-    assert isinstance(account, dict)
+    cli("refresh")
+    [account] = cli_rows("history", "--json")
     assert [(h["bucket"], h["source"]) for h in account["limit_hits"]] == [(None, HIT_OAUTH_429)]
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.upstream import FIXTURES
+from tests.helpers import FIXTURES, fixture_body
 
 # Runs the console script's entry point as `claude-meter ARGS...` and writes the names
 # of every module loaded by the end to the file named last.
@@ -128,7 +128,7 @@ def loaded(args: list[str], tmp_path: Path, stdin: bytes = b"") -> set[str]:
 
 
 def statusline_input() -> bytes:
-    body = json.loads((FIXTURES / "claude_code_statusline_input.json").read_text())
+    body = fixture_body("claude_code_statusline_input.json")
     now = int(time.time())
     body["rate_limits"]["five_hour"]["resets_at"] = now + 7200
     body["rate_limits"]["seven_day"]["resets_at"] = now + 3 * 86400

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.upstream import FIXTURES
+from tests.helpers import FIXTURES
 
 # Claude Code's own formatting is not ours to normalise: odd spacing on purpose.
 ORIGINAL = (

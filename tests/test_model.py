@@ -18,7 +18,7 @@ from claudemeter.model import (
     redact,
     windows,
 )
-from tests.upstream import FIXTURES, fixture
+from tests.helpers import FIXTURES, fixture, fixture_bodies, fixture_body
 
 USAGE_FIXTURES = ("oauth_usage_basic.json", "oauth_usage_idle.json", "oauth_usage_2026_shape.json")
 
@@ -56,7 +56,7 @@ def test_usage_fixtures_parse_into_windows(name: str) -> None:
 
 
 def test_basic_usage_windows() -> None:
-    wins = windows(fixture("oauth_usage_basic.json"))  # type: ignore[arg-type]
+    wins = windows(fixture_body("oauth_usage_basic.json"))
     assert list(wins) == ["five_hour", "seven_day", "seven_day_oauth_apps", "seven_day_sonnet"]
     assert wins["five_hour"].utilization == 61.0
     assert wins["five_hour"].resets_at == datetime(
@@ -65,7 +65,7 @@ def test_basic_usage_windows() -> None:
 
 
 def test_idle_window_has_no_reset_but_a_value() -> None:
-    wins = windows(fixture("oauth_usage_idle.json"))  # type: ignore[arg-type]
+    wins = windows(fixture_body("oauth_usage_idle.json"))
     assert wins["five_hour"].utilization == 0.0
     assert wins["five_hour"].resets_at is None
     assert wins["seven_day"].utilization == 100.0
@@ -136,10 +136,10 @@ def test_format_time_is_milliseconds_and_z() -> None:
 
 
 def test_round_trip_of_the_bridge_fixture() -> None:
-    raw = fixture("snapshots_two_browsers_two_accounts.json")
+    raw = fixture_bodies("snapshots_two_browsers_two_accounts.json")
     parsed = parse_many(raw)
     assert len(parsed) == 4
-    for original, snap in zip(raw, parsed, strict=True):  # type: ignore[call-overload]
+    for original, snap in zip(raw, parsed, strict=True):
         out = snap.to_json()
         for key in (
             "org_uuid",
@@ -257,14 +257,14 @@ def test_limits_only_body_gives_its_numbers_by_kind() -> None:
         "utilization": 71,
         "resets_at": "2026-11-29T07:00:00.000Z",
     }
-    assert verdict.usage["limits"] == fixture("oauth_usage_limits_only.json")["limits"]  # type: ignore[index]
+    assert verdict.usage["limits"] == fixture_body("oauth_usage_limits_only.json")["limits"]
 
 
 def test_flat_windows_win_over_limits_and_limits_fill_the_rest() -> None:
-    body = fixture("oauth_usage_2026_shape.json")
+    body = fixture_body("oauth_usage_2026_shape.json")
     usage = classify_usage(body).usage
     assert usage is not None
-    assert usage["five_hour"] == body["five_hour"]  # type: ignore[index]  # flat: as received
+    assert usage["five_hour"] == body["five_hour"]  # flat: as received
     assert usage["seven_day_opus"]["utilization"] == 32
 
 
@@ -281,7 +281,7 @@ def test_flat_windows_win_over_limits_and_limits_fill_the_rest() -> None:
 def test_a_null_missing_or_hollow_window_is_filled_from_limits(
     hollow: object, kept: dict[str, object]
 ) -> None:
-    body = dict(fixture("oauth_usage_limits_only.json"))  # type: ignore[call-overload]
+    body = fixture_body("oauth_usage_limits_only.json")
     if hollow == "missing":
         del body["five_hour"]
     else:

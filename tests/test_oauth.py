@@ -14,7 +14,8 @@ import pytest
 from claudemeter.refresh import MIN_SPACING, refresh
 from claudemeter.sources import oauth
 from claudemeter.store import Store
-from tests.upstream import FakeUpstream, Reply, fixture
+from tests.helpers import cli, fixture, fixture_body, utilization
+from tests.upstream import FakeUpstream, Reply
 
 TOKEN = "sk-ant-oat01-FAKE-TOKEN-FOR-TESTS-ONLY"
 REFRESH_TOKEN = "sk-ant-ort01-FAKE-REFRESH-FOR-TESTS-ONLY"
@@ -23,17 +24,6 @@ PERMISSION_ERROR = {
     "type": "error",
     "error": {"type": "permission_error", "message": "OAuth token lacks the scope"},
 }
-
-
-def cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "claudemeter", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def everything_written(state_dir: Path) -> str:
@@ -453,8 +443,8 @@ def test_an_in_band_error_after_a_good_reading_keeps_it(
     """Issue 10: a 200 whose body is an error was stored as the reading (95 % lost,
     `claude: ?`, a holding guard let its command go)."""
     monkeypatch.setenv("CLAUDEMETER_NOW", "2026-11-25T12:00:00.000Z")
-    good = fixture("oauth_usage_basic.json")
-    good["five_hour"]["utilization"] = 95.0  # type: ignore[index]
+    good = fixture_body("oauth_usage_basic.json")
+    good["five_hour"]["utilization"] = 95.0
     upstream.routes[USAGE] = Reply(200, good)
     refresh(Store())
     upstream.routes[USAGE] = Reply(200, fixture("oauth_usage_in_band_error.json"))
@@ -464,7 +454,7 @@ def test_an_in_band_error_after_a_good_reading_keeps_it(
     assert book["status"] == oauth.STATUS_BACKOFF  # a rate limit: back off, do not hammer
     assert book["next_allowed"] > book["last_attempt"]
     row = Store().accounts()[0]
-    assert row.usage == good and row.window("five_hour").utilization == 95.0  # type: ignore[union-attr]
+    assert row.usage == good and utilization(row, "five_hour") == 95.0
     assert any("rate_limit_error" in e for e in row.errors)
     printed = json.loads(cli("--json").stdout)
     assert printed[0]["usage"]["five_hour"]["utilization"] == 95.0

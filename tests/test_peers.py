@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 
 from claudemeter import peers
-from tests.test_bridge import ORG, Bridge, cached_rows, cli, snapshot, start_bridge, wait_for
+from tests.helpers import cli, cli_rows
+from tests.test_bridge import ORG, Bridge, snapshot, start_bridge, wait_for
 from tests.test_guard import child_of, guard_bin, is_running, is_stopped, proc_state
 from tests.upstream import FakeUpstream
 
@@ -67,7 +68,11 @@ def test_the_box_shows_the_laptops_rows_pauses_on_them_and_polls_alone_when_it_g
         box = start_bridge(tmp_path, "--peer-every", "0.3", name="box")
 
         def laptop_row() -> list[dict[str, Any]]:
-            return [r for r in cached_rows() if r["org_uuid"] == ORG and source in r["browser"]]
+            return [
+                r
+                for r in cli_rows("--json", "--cached")
+                if r["org_uuid"] == ORG and source in r["browser"]
+            ]
 
         rows = wait_for(laptop_row, what="the laptop's row on the box")
         assert rows[0]["usage"]["five_hour"]["utilization"] == 50
@@ -100,7 +105,7 @@ def test_the_box_shows_the_laptops_rows_pauses_on_them_and_polls_alone_when_it_g
         shown = cli("show").stdout  # the person looking sees which peer is away
         assert f"{source}: unreachable" in shown, shown
         wait_for(
-            lambda: any("Claude Code" in r["browser"] for r in cached_rows()),
+            lambda: any("Claude Code" in r["browser"] for r in cli_rows("--json", "--cached")),
             what="the box's own reading",
         )
         assert len(upstream.hits(USAGE)) == 1

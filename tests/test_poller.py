@@ -16,11 +16,12 @@ from pathlib import Path
 import pytest
 
 import claudemeter
-from claudemeter.model import SOURCE_CLAUDE_CODE_CACHE, SOURCE_OAUTH, format_time
+from claudemeter.model import JSON, SOURCE_CLAUDE_CODE_CACHE, SOURCE_OAUTH, format_time
 from claudemeter.refresh import OAUTH_INTERVAL, refresh
 from claudemeter.sources import oauth
 from claudemeter.store import Store
-from tests.upstream import FIXTURES, FakeUpstream, Reply, fixture
+from tests.helpers import fixture, fixture_body, utilization
+from tests.upstream import FakeUpstream, Reply
 
 USAGE = "/api/oauth/usage"
 #: The fixture cache's fetchedAtMs (2026-11-29T06:00:00Z): the clock starts here.
@@ -47,6 +48,14 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
 
 def book() -> dict[str, object]:
     return next(iter(Store().read().sources.values()))
+
+
+def booked_wait() -> float:
+    """Seconds from the source's last attempt to its next allowed one, as booked."""
+    booked = book()
+    last, next_allowed = booked["last_attempt"], booked["next_allowed"]
+    assert isinstance(last, (int, float)) and isinstance(next_allowed, (int, float)), booked
+    return next_allowed - last
 
 
 def test_user_agent_is_ours_and_honest(claude_dir: Path, upstream: FakeUpstream) -> None:
@@ -103,8 +112,7 @@ def test_retry_after_zero_repeated_climbs_the_ladder_and_a_good_answer_resets_it
     for _ in range(7):
         results = refresh(Store())
         assert results[0].fetched
-        booked = book()
-        waits.append(float(booked["next_allowed"]) - float(booked["last_attempt"]))  # type: ignore[arg-type]
+        waits.append(booked_wait())
         # Just before the wait is over nothing is sent; just after, the next try is.
         clock(at + waits[-1] - 1)
         assert "backing off" in refresh(Store())[0].message
@@ -117,7 +125,7 @@ def test_retry_after_zero_repeated_climbs_the_ladder_and_a_good_answer_resets_it
     upstream.routes[USAGE] = RATE_LIMITED
     clock(at + OAUTH_INTERVAL + 1)
     refresh(Store())
-    assert float(book()["next_allowed"]) - float(book()["last_attempt"]) == 300  # type: ignore[arg-type]
+    assert booked_wait() == 300
 
 
 def test_an_in_band_rate_limit_climbs_the_same_ladder(
@@ -128,7 +136,7 @@ def test_an_in_band_rate_limit_climbs_the_same_ladder(
     clock(301)
     refresh(Store())
     assert book()["rate_limited"] == 2 and book()["status"] == oauth.STATUS_BACKOFF
-    assert float(book()["next_allowed"]) - float(book()["last_attempt"]) == 600  # type: ignore[arg-type]
+    assert booked_wait() == 600
     assert [r.usage for r in Store().read().rows] == [None]  # an error is not a reading
 
 
@@ -140,16 +148,16 @@ def test_a_positive_retry_after_is_honoured_up_to_an_hour(
         429, fixture("error_429_rate_limited.json"), {"retry-after": header}
     )
     refresh(Store(), min_age=0)
-    assert float(book()["next_allowed"]) - float(book()["last_attempt"]) == wait  # type: ignore[arg-type]
+    assert booked_wait() == wait
 
 
 # --- Claude Code's own cache ----------------------------------------------------------
 
 
-def cached_claude_json(isolated: Path, *, age: float = 0.0, **changes: object) -> dict[str, object]:
+def cached_claude_json(isolated: Path, *, age: float = 0.0, **changes: object) -> JSON:
     """Write the fixture ``.claude.json`` with its cache ``age`` seconds before the
     pinned clock's start; ``changes`` replace keys of ``cachedUsageUtilization``."""
-    body = json.loads((FIXTURES / "claude_json_cached_usage.json").read_text())
+    body = fixture_body("claude_json_cached_usage.json")
     cache = body["cachedUsageUtilization"]
     cache["fetchedAtMs"] = int((CACHED_AT.timestamp() - age) * 1000)
     cache.update(changes)
@@ -167,9 +175,9 @@ def test_a_fresh_claude_code_cache_means_no_request(
     assert upstream.requests == []
     [row] = Store().read().rows
     assert row.browser == SOURCE_CLAUDE_CODE_CACHE
-    assert row.usage == body["cachedUsageUtilization"]["utilization"]  # type: ignore[index]
+    assert row.usage == body["cachedUsageUtilization"]["utilization"]
     assert row.fetched_at == CACHED_AT  # aged by Claude Code's fetchedAtMs, not by us
-    assert (row.account_email, row.window("five_hour").utilization) == ("ada@example.com", 48.0)  # type: ignore[union-attr]
+    assert (row.account_email, utilization(row, "five_hour")) == ("ada@example.com", 48.0)
     shown = subprocess.run(
         [sys.executable, "-m", "claudemeter", "--json"], capture_output=True, text=True, timeout=60
     )
@@ -193,7 +201,7 @@ def test_a_cache_of_another_account_is_not_used(
     clock: Clock,
     changes: dict[str, object],
 ) -> None:
-    cached_claude_json(isolated, **changes)
+    cached_claude_json(isolated, age=0.0, **changes)  # age named: **changes sets no age
     clock(60)
     assert refresh(Store())[0].fetched
     assert [r.browser for r in Store().read().rows] == [SOURCE_OAUTH]
@@ -218,7 +226,7 @@ def test_a_cached_in_band_error_keeps_the_last_good_reading(
     clock(40)
     refresh(Store())
     [row] = Store().read().rows
-    assert row.window("five_hour").utilization == 48.0  # type: ignore[union-attr]
+    assert utilization(row, "five_hour") == 48.0
     assert any("in-band" in e or "rate_limit_error" in e for e in row.errors)
 
 

@@ -10,6 +10,7 @@ import subprocess
 import time
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from claudemeter import stopped
 from claudemeter.model import Snapshot, format_time, utcnow
@@ -41,10 +42,11 @@ def put(**buckets: tuple[float, float]) -> None:
     )
 
 
-def record(session: str = "s1", **kw: object) -> stopped.StoppedSession:
+def record(session: str = "s1", **kw: Any) -> stopped.StoppedSession:
+    """A saved stopped session; ``kw`` sets more of its fields (str, int and float ones)."""
     entry = stopped.StoppedSession(
         session_id=session, cwd="/home/ada/src/app", at=time.time(), org_uuid=ORG, **kw
-    )  # type: ignore[arg-type]
+    )
     stopped.save(entry)
     return entry
 

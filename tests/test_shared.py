@@ -16,9 +16,10 @@ from typing import Any
 
 import pytest
 
+from tests.helpers import fixture
 from tests.redislab import PASSWORD, RedisServer, start_redis
 from tests.test_bridge import snapshot, start_bridge, wait_for
-from tests.upstream import FakeUpstream, fixture
+from tests.upstream import FakeUpstream
 
 USAGE = "/api/oauth/usage"
 
@@ -81,10 +82,12 @@ def test_one_request_for_the_whole_fleet_and_every_host_reads_it(
 
     # What Redis holds: readings under the prefix, each key with a TTL, and no secret.
     client = fleet_redis.client()
-    keys = client.keys("*")
-    assert keys and all(key.startswith("claudemeter:v1:") for key in keys)
+    keys = client.keys("*")  # str: the client decodes replies
+    assert keys and all(isinstance(key, str) and key.startswith("claudemeter:v1:") for key in keys)
     assert all(client.pttl(key) > 0 for key in keys)
-    dump = json.dumps({key: client.dump(key).hex() for key in keys}) + json.dumps(
+    blobs = {key: blob for key in keys if isinstance(blob := client.dump(key), bytes)}
+    assert len(blobs) == len(keys)  # DUMP answers for every key
+    dump = json.dumps({key: blob.hex() for key, blob in blobs.items()}) + json.dumps(
         {key: client.hgetall(key) for key in keys if client.type(key) == "hash"}
     )
     credentials = (claude_dir / ".credentials.json").read_text()

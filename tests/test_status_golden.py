@@ -19,7 +19,7 @@ import pytest
 
 from claudemeter import registry
 from claudemeter.procs import read_proc
-from tests.upstream import FIXTURES, fixture
+from tests.helpers import fixture, fixture_bodies, fixture_body, fixture_text
 
 GOLDEN = Path(__file__).parent / "golden"
 NOW = "2026-11-25T12:02:00.000Z"
@@ -61,10 +61,10 @@ def expire_login(home: Path) -> None:
     """Claude Code's login, expired: `refresh` books it as `login` without a request."""
     claude = home / ".claude"
     claude.mkdir(exist_ok=True)
-    creds = json.loads((FIXTURES / "claude_code_credentials.json").read_text())
+    creds = fixture_body("claude_code_credentials.json")
     creds["claudeAiOauth"]["expiresAt"] = 1_700_000_000_000  # 2023-11-14
     (claude / ".credentials.json").write_text(json.dumps(creds))
-    (home / ".claude.json").write_text((FIXTURES / "claude_json_oauth_account.json").read_text())
+    (home / ".claude.json").write_text(fixture_text("claude_json_oauth_account.json"))
     subprocess.run(["claude-meter", "refresh"], capture_output=True, check=False)
 
 
@@ -90,7 +90,7 @@ def no_data_login_expired(home: Path, state: Path) -> None:
 
 
 def several_accounts(home: Path, state: Path) -> None:
-    ingest(json.loads((FIXTURES / "snapshots_two_browsers_two_accounts.json").read_text()))
+    ingest(fixture_bodies("snapshots_two_browsers_two_accounts.json"))
 
 
 def paused(home: Path, state: Path) -> None:
@@ -98,7 +98,7 @@ def paused(home: Path, state: Path) -> None:
         snapshot(
             "2026-11-25T12:01:30.000Z",
             usage={
-                **fixture("oauth_usage_basic.json"),  # type: ignore[dict-item]
+                **fixture_body("oauth_usage_basic.json"),
                 "five_hour": {"utilization": 93.0, "resets_at": "2026-11-25T16:59:59.571404+00:00"},
             },
         )
@@ -154,7 +154,7 @@ def on_pace_for_the_wall(home: Path, state: Path) -> None:
             snapshot(
                 at,
                 usage={
-                    **fixture("oauth_usage_basic.json"),  # type: ignore[dict-item]
+                    **fixture_body("oauth_usage_basic.json"),
                     "five_hour": {
                         "utilization": used,
                         "resets_at": "2026-11-25T16:59:59.571404+00:00",

@@ -88,7 +88,9 @@ def test_old_data_always_says_so_even_with_a_format_that_forgets() -> None:
 
 
 def test_expired_login_and_no_data() -> None:
-    login = {"oauth:org-a": {"status": "login", "error": "login expired"}}
+    login: dict[str, dict[str, object]] = {
+        "oauth:org-a": {"status": "login", "error": "login expired"}
+    }
     assert segment(row(age=3600), sources=login).endswith("login 1h00m#[default]")
     assert segment(row(), sources=login) == "5h 42%% ↻1h23m · 7d 61%%"  # fresh data: fine
     assert segment(sources=login) == "claude: login"

@@ -18,7 +18,7 @@ from libtmux.test.retry import retry_until
 from claudemeter import history
 from claudemeter.model import Snapshot
 from claudemeter.store import Store
-from tests.upstream import FIXTURES, fixture
+from tests.helpers import FIXTURES, cli_rows, fixture_body, guard_check
 
 FIXTURE_ORG = "0f6c3b2a-0000-4000-8000-00000000b001"
 FIXTURE_EMAIL = "ada@example.com"
@@ -42,7 +42,7 @@ def statusline_input(
     five: Any = 57.0, seven: Any = 33.0, five_resets: Any = None, seven_resets: Any = None
 ) -> dict[str, Any]:
     """The fixture, with reset times in the future (the fixture's are long past)."""
-    body: dict[str, Any] = fixture("claude_code_statusline_input.json")  # type: ignore[assignment]
+    body = fixture_body("claude_code_statusline_input.json")
     now = int(time.time())
     body["rate_limits"] = {
         "five_hour": {
@@ -91,10 +91,7 @@ def test_readings_are_stored_as_the_logged_in_account(claude_dir: Path, state_di
     fetched = datetime.fromisoformat(row["fetched_at"].replace("Z", "+00:00"))
     assert abs((datetime.now(timezone.utc) - fetched).total_seconds()) < 60
     # The usual readers see it as that account's row.
-    shown = subprocess.run(
-        ["claude-meter", "--json", "--cached"], capture_output=True, check=True, text=True
-    )
-    assert json.loads(shown.stdout)[0]["usage"]["five_hour"]["utilization"] == 57.0
+    assert cli_rows("--json", "--cached")[0]["usage"]["five_hour"]["utilization"] == 57.0
 
 
 def test_account_follows_the_claude_config_dir_in_effect(
@@ -105,7 +102,7 @@ def test_account_follows_the_claude_config_dir_in_effect(
 ) -> None:
     work = tmp_path / "claude-work"
     work.mkdir()
-    claude_json = json.loads((FIXTURES / "claude_json_oauth_account.json").read_text())
+    claude_json = fixture_body("claude_json_oauth_account.json")
     claude_json["oauthAccount"].update(organizationUuid="org-work", emailAddress="w@example.com")
     (work / ".claude.json").write_text(json.dumps(claude_json))
     monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(work))
@@ -128,7 +125,7 @@ def test_a_new_login_is_noticed_and_an_unchanged_one_is_not_reparsed(
     assert run(encode(statusline_input(five=58))).returncode == 0
     assert [r["usage"]["five_hour"]["utilization"] for r in stored_rows(state_dir)] == [58.0]
     # Logged in as someone else: a new file, a new row.
-    body = json.loads((FIXTURES / "claude_json_oauth_account.json").read_text())
+    body = fixture_body("claude_json_oauth_account.json")
     body["oauthAccount"].update(organizationUuid="org-new", emailAddress="new@example.com")
     claude_json.write_text(json.dumps(body))
     assert run(encode(statusline_input(five=9))).returncode == 0
@@ -271,8 +268,7 @@ def test_buckets_only_oauth_sees_are_carried_into_the_row(
     claude_dir: Path,
     state_dir: Path,
 ) -> None:
-    usage = fixture("oauth_usage_basic.json")
-    assert isinstance(usage, dict)
+    usage = fixture_body("oauth_usage_basic.json")
     Store().put(
         [
             Snapshot(
@@ -285,10 +281,7 @@ def test_buckets_only_oauth_sees_are_carried_into_the_row(
         ]
     )
     assert run(encode(statusline_input(five=71))).returncode == 0
-    shown = subprocess.run(
-        ["claude-meter", "--json", "--cached"], capture_output=True, check=True, text=True
-    )
-    [row] = json.loads(shown.stdout)
+    [row] = cli_rows("--json", "--cached")
     assert row["usage"]["five_hour"]["utilization"] == 71.0
     carried = {k for k in usage if k not in ("five_hour", "seven_day")}
     assert carried and carried <= set(row["usage"])
@@ -419,11 +412,11 @@ def test_carried_over_buckets_do_not_enter_the_history(claude_dir: Path) -> None
                 browser="Claude Code",
                 account_email="ada@example.com",
                 fetched_at=start,
-                usage=fixture("oauth_usage_basic.json"),
+                usage=fixture_body("oauth_usage_basic.json"),
             )
         ]
     )
-    body = json.loads((FIXTURES / "claude_code_statusline_input.json").read_text())
+    body = fixture_body("claude_code_statusline_input.json")
     body["rate_limits"]["five_hour"]["resets_at"] = int(time.time()) + 3600
     body["rate_limits"]["seven_day"]["resets_at"] = int(time.time()) + 86400
     for later in (30, 60, 90):  # further apart than readings that merge into one point
@@ -444,12 +437,6 @@ def test_carried_over_buckets_do_not_enter_the_history(claude_dir: Path) -> None
     points = next(iter(history.recent(Store().directory).values())).points
     assert len(points) == 4
     assert sum("seven_day_oauth_apps" in p.used for p in points) == 1  # the OAuth reading only
-
-
-def guard_check(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["cm-guard", "--check", *args], capture_output=True, text=True, timeout=60, check=False
-    )
 
 
 def test_an_idle_session_resending_an_expired_100_keeps_the_live_95(claude_dir: Path) -> None:
@@ -475,11 +462,7 @@ def test_an_input_with_only_five_hour_keeps_seven_day(claude_dir: Path) -> None:
     only_five = statusline_input(five=41)
     del only_five["rate_limits"]["seven_day"]
     assert run(encode(only_five)).returncode == 0
-    [row] = json.loads(
-        subprocess.run(
-            ["claude-meter", "--json", "--cached"], capture_output=True, text=True, check=True
-        ).stdout
-    )
+    [row] = cli_rows("--json", "--cached")
     assert row["usage"]["five_hour"]["utilization"] == 41.0
     assert row["usage"]["seven_day"]["utilization"] == 93.0
     assert row["provenance"]["seven_day"]["source"] == "statusline"
@@ -493,11 +476,7 @@ def test_a_gateway_spend_limit_is_kept_and_shown_as_money(claude_dir: Path) -> N
     body["rate_limits"]["spend_limit"] = {"used_usd": 12.345, "limit_usd": 50, "period": "month"}
     done = run(encode(body))
     assert "$12.35 of $50.00 (month)" in done.stdout.decode()
-    [row] = json.loads(
-        subprocess.run(
-            ["claude-meter", "--json", "--cached"], capture_output=True, text=True, check=True
-        ).stdout
-    )
+    [row] = cli_rows("--json", "--cached")
     assert row["usage"]["spend_limit"] == {"used_usd": 12.345, "limit_usd": 50.0, "period": "month"}
     summary = subprocess.run(
         ["claude-meter", "--cached"], capture_output=True, text=True, check=True
@@ -509,9 +488,5 @@ def test_a_gateway_input_with_only_a_spend_limit_is_a_reading(claude_dir: Path) 
     body = statusline_input()
     body["rate_limits"] = {"spend_limit": {"used_usd": 3, "limit_usd": None, "period": None}}
     assert "$3.00" in run(encode(body)).stdout.decode()
-    [row] = json.loads(
-        subprocess.run(
-            ["claude-meter", "--json", "--cached"], capture_output=True, text=True, check=True
-        ).stdout
-    )
+    [row] = cli_rows("--json", "--cached")
     assert row["usage"]["spend_limit"]["used_usd"] == 3.0 and row["errors"] == []

@@ -16,7 +16,7 @@ import pytest
 
 from claudemeter.model import Snapshot, parse_many, utcnow
 from claudemeter.store import Store, StoreError
-from tests.upstream import FIXTURES, fixture
+from tests.helpers import FIXTURES, fixture, utilization
 
 
 def snap(
@@ -82,7 +82,7 @@ def test_out_of_order_delivery_is_ignored(state_dir: Path) -> None:
     t0 = utcnow()
     store.put([snap("o1", 20, t0)])
     store.put([snap("o1", 10, t0 - timedelta(seconds=30))])
-    assert store.read().rows[0].window("five_hour").utilization == 20  # type: ignore[union-attr]
+    assert utilization(store.read().rows[0], "five_hour") == 20
 
 
 def test_a_failed_fetch_keeps_the_last_good_numbers(state_dir: Path) -> None:
@@ -91,7 +91,7 @@ def test_a_failed_fetch_keeps_the_last_good_numbers(state_dir: Path) -> None:
     store.put([snap("o1", 55, good_at, browser="Claude Code")])
     store.put([snap("o1", None, browser="Claude Code", errors=["usage: HTTP 500"])])
     row = store.accounts()[0]
-    assert row.window("five_hour").utilization == 55  # type: ignore[union-attr]
+    assert utilization(row, "five_hour") == 55
     assert row.errors == ["usage: HTTP 500"]
     assert row.stale  # 20 minutes old: past the OAuth freshness limit
     assert abs((row.fetched_at - good_at).total_seconds()) < 0.01
@@ -249,7 +249,7 @@ def test_a_reading_from_the_future_is_clamped(state_dir: Path) -> None:
     assert all(r.fetched_at <= utcnow() + timedelta(seconds=1) for r in rows)
     # The honest, current reading wins the fold; the future one does not stay on top.
     folded = store.accounts()[0]
-    assert folded.window("five_hour").utilization == 30  # type: ignore[union-attr]
+    assert utilization(folded, "five_hour") == 30
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root can hand a file to another user")

@@ -10,8 +10,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from tests.helpers import fixture_body
 from tests.tmuxlab import Lab, TmuxServer, attach, lab_fixture, plugin_dir, status_line, until
-from tests.upstream import FIXTURES
 
 __all__ = ["lab_fixture"]
 
@@ -31,7 +31,7 @@ def clients_seen(server: TmuxServer) -> set[str]:
 
 def store_reading(percent: float) -> None:
     """A reading stored the way Claude Code's statusLine stores it."""
-    body = json.loads((FIXTURES / "claude_code_statusline_input.json").read_text())
+    body = fixture_body("claude_code_statusline_input.json")
     now = int(time.time())
     body["rate_limits"]["five_hour"].update(used_percentage=percent, resets_at=now + 7200)
     body["rate_limits"]["seven_day"]["resets_at"] = now + 3 * 86400

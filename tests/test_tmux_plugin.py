@@ -23,7 +23,7 @@ from claudemeter.placeholders import interpolate
 from tests.tmuxlab import REPO, Lab, TmuxServer, lab_fixture, plugin_dir, until
 
 __all__ = ["lab_fixture"]  # the `lab` fixture, imported so pytest finds it
-from tests.upstream import fixture
+from tests.helpers import fixture
 
 NOW = "2026-11-25T12:05:00.000Z"
 ORG = "0f6c3b2a-0000-4000-8000-00000000b001"
@@ -298,8 +298,8 @@ def test_first_load_without_a_backend_installs_in_the_background(
     first_loop = int(server.option("@claude_meter_loop_pid"))
 
     gate.unlink()  # the rebuild waits here, so its "installing" can be seen
-    with (clone / "python" / "claudemeter" / "__init__.py").open("a") as source:
-        source.write("# a newer version\n")  # what a TPM update (git pull) does
+    with (clone / "python" / "claudemeter" / "__init__.py").open("a") as init:
+        init.write("# a newer version\n")  # what a TPM update (git pull) does
     server.cmd("run-shell", str(clone / "claudemeter.tmux"))
     assert server.option("@claude_meter") == "claude: installing"
     assert until(lambda: not process_alive(first_loop), 10)  # old code stops at once

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from claudemeter.model import format_time
-from tests.upstream import FIXTURES
+from tests.helpers import fixture_body
 
 E = 1_796_040_000.0  # the pinned clock the agents start at
 FIVE_RESETS = E + 4 * 3600  # the 5-hour window began an hour before E
@@ -58,7 +58,7 @@ def turn_input(
     session: str, project: str, cost: float, started: float, now: float, five: float, seven: float
 ) -> dict[str, Any]:
     """A 2.1.332 statusLine input (the fixture's keys) for one session after a turn."""
-    body = json.loads((FIXTURES / "claude_code_2_1_332_statusline_input.json").read_text())
+    body = fixture_body("claude_code_2_1_332_statusline_input.json")
     body.update(session_id=session, cwd=project)
     body["workspace"] = {"current_dir": project, "project_dir": project}
     body["cost"]["total_cost_usd"] = cost

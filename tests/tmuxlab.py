@@ -11,6 +11,7 @@ import signal
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -74,8 +75,12 @@ class Lab:
         for lock in self.state_dir.glob("tmux-loop-*.lock"):
             with contextlib.suppress(OSError, ValueError, IndexError):
                 pid = int(lock.read_text().split()[0])
-                if not retry_until(lambda pid=pid: not _alive(pid), 10, raises=False):
+                if not until(partial(_gone, pid), 10):
                     os.kill(pid, signal.SIGKILL)
+
+
+def _gone(pid: int) -> bool:
+    return not _alive(pid)
 
 
 def _alive(pid: int) -> bool:

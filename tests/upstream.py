@@ -12,8 +12,6 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-FIXTURES = Path(__file__).parent / "fixtures"
-
 
 def self_signed(directory: Path, name: str) -> tuple[Path, Path]:
     """A certificate and key for ``name`` (``DNS:claude.ai``, ``IP:127.0.0.1``), made
@@ -28,14 +26,6 @@ def self_signed(directory: Path, name: str) -> tuple[Path, Path]:
         capture_output=True,
     )
     return cert, key
-
-
-def fixture_text(name: str) -> str:
-    return (FIXTURES / name).read_text()
-
-
-def fixture(name: str) -> object:
-    return json.loads(fixture_text(name))
 
 
 @dataclass
@@ -113,8 +103,7 @@ class FakeUpstream:
 
     @property
     def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://127.0.0.1:{self.server.server_port}"
 
     def hits(self, path: str) -> list[Seen]:
         with self._lock:

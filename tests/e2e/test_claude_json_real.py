@@ -35,7 +35,7 @@ def test_a_leftover_claude_json_of_another_account_captures_nothing(
 
     def rows() -> list[tuple[str, float | None]]:
         return [
-            (r.org_uuid, r.window("five_hour").utilization if r.window("five_hour") else None)
+            (r.org_uuid, five_hour.utilization if (five_hour := r.window("five_hour")) else None)
             for r in Store().accounts(utcnow())
         ]
 

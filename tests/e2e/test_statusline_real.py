@@ -36,7 +36,9 @@ def test_one_prompt_stores_the_servers_numbers(
     assert stored()["seven_day"] == 17.0
     row = next(r for r in Store().accounts(utcnow()) if r.org_uuid == ORG)
     assert row.account_email == "agents@example.com"
-    assert row.window("five_hour").resets_at.timestamp() == int(fake.account.five_hour.resets_at)
+    five_hour = row.window("five_hour")
+    assert five_hour is not None and five_hour.resets_at is not None
+    assert five_hour.resets_at.timestamp() == int(fake.account.five_hour.resets_at)
     assert len(fake.turns_with("hello from the test")) == 1
     assert [r.path for r in fake.other_requests()] == []  # no usage request, by anyone
     # our line, in Claude Code's own bar (redrawn a moment after the store was written)

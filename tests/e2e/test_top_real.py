@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from functools import partial
 
 from claudemeter import history
 from claudemeter.store import Store
@@ -26,6 +27,11 @@ def recorded_cost(agent: Agent) -> float:
     return max((s.points[-1].cost_usd for s in sessions if s.points), default=0.0)
 
 
+def spent_more(agent: Agent, before: float) -> bool:
+    """The statusline has recorded more of this pane's spend than ``before`` (USD)."""
+    return recorded_cost(agent) > before
+
+
 def test_top_ranks_three_panes_by_their_cost(
     fake: FakeMessages, login: Login, agents: Agents
 ) -> None:
@@ -41,9 +47,9 @@ def test_top_ranks_three_panes_by_their_cost(
             before = recorded_cost(agent)
             prompt = f"round {round_} for {agent.name}"
             agent.type(prompt)
-            wait_for(lambda p=prompt: fake.turns_with(p), f"{prompt} sent", 60, agent.screen)
+            wait_for(partial(fake.turns_with, prompt), f"{prompt} sent", 60, agent.screen)
             wait_for(
-                lambda a=agent, b=before: recorded_cost(a) > b,
+                partial(spent_more, agent, before),
                 f"{prompt}: the statusline's record",
                 60,
                 agent.screen,

@@ -10,7 +10,8 @@ import json
 import subprocess
 from typing import Any
 
-from tests.test_bridge import Bridge, cli, stamp
+from tests.helpers import cli
+from tests.test_bridge import Bridge, stamp
 
 __all__ = ["cli"]
 
@@ -38,14 +39,15 @@ def ingest(body: Any) -> subprocess.CompletedProcess[str]:
     return cli("ingest", "-", stdin=text)
 
 
-def assert_refused(done: subprocess.CompletedProcess[str], naming: str) -> None:
-    """Exit 1, one line on stderr naming the field, no traceback, nothing on stdout."""
-    assert done.returncode == 1, (done.returncode, done.stderr)
+def assert_refused(done: subprocess.CompletedProcess[str], naming: str, why: str = "") -> None:
+    """Exit 1, one line on stderr naming the field, no traceback, nothing on stdout;
+    a failure says ``why`` (which hostile input it was)."""
+    assert done.returncode == 1, (why, done.returncode, done.stderr)
     lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1, done.stderr
-    assert naming in lines[0], lines[0]
-    assert "Traceback" not in done.stderr
-    assert done.stdout == ""
+    assert len(lines) == 1, (why, done.stderr)
+    assert naming in lines[0], (why, lines[0])
+    assert "Traceback" not in done.stderr, why
+    assert done.stdout == "", why
 
 
 def assert_clean(text: str, reader: str) -> None:

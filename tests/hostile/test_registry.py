@@ -53,7 +53,7 @@ def test_planted_entries_never_count_nor_break_a_reader(tmp_path: Path) -> None:
         planted = {
             f"{unrelated.pid}.json": entry(unrelated.pid),  # live, but no start time
             f"{unrelated.pid + 0}.json.bak": entry(unrelated.pid),  # not a .json name
-            "1.json": entry(1, start=read_proc(1).start if read_proc(1) else 0),
+            "1.json": entry(1, start=init.start if (init := read_proc(1)) else 0),
             "0.json": entry(0),
             "-1.json": entry(-1),
             "99999999999.json": entry(99999999999),

@@ -14,8 +14,8 @@ import pytest
 from claudemeter.tmux import Tmux
 from claudemeter.tmux_loop import Loop
 from tests.hostile.readers import assert_readers_work, cli, good_snapshot, ingest
-from tests.test_tmux_plugin import NOW, REPO
-from tests.tmuxlab import Lab, attach, lab_fixture, until
+from tests.test_tmux_plugin import NOW
+from tests.tmuxlab import REPO, Lab, attach, lab_fixture, until
 
 __all__ = ["lab_fixture"]
 

@@ -94,11 +94,11 @@ def test_ingest_refuses_each_with_one_line_and_every_reader_still_works() -> Non
     assert ingest(good_snapshot(util=41.0)).returncode == 0
     before = Store().path.read_bytes()
     for why, fields, naming in HOSTILE:
-        assert_refused(ingest(raw_json(hostile_body(fields))), naming), why
+        assert_refused(ingest(raw_json(hostile_body(fields))), naming, why)
         assert Store().path.read_bytes() == before, why
     for why, text, naming in HOSTILE_TEXT:
         good = json.dumps(good_snapshot(util=77.0))
-        assert_refused(ingest(good[:-1] + ", " + text + "}"), naming), why
+        assert_refused(ingest(good[:-1] + ", " + text + "}"), naming, why)
     assert Store().path.read_bytes() == before
     assert_readers_work(util=41.0)
 
