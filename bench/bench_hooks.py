@@ -93,8 +93,9 @@ def gate_cost(runs: int) -> list[Figure]:
 
 def agents_hold(count: int) -> tuple[list[Figure], list[str]]:
     """N real agents held together at their hooks; see the module doc."""
-    from tests.claude_code import ORG, Agents, Login, claude_binary, version, wait_for
+    from tests.claude_code import ORG, Agents, Login, claude_binary, version
     from tests.fake_messages import WORK, Account, FakeMessages
+    from tests.helpers import wait_for
     from tests.tmuxlab import Lab
 
     from claudemeter import registry

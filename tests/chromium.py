@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 import websocket
 
-from tests.test_bridge import wait_for
+from tests.helpers import wait_for
 
 #: Without these, Chromium's own traffic (updates, sync, QUIC probes) misbehaves offline.
 QUIET_FLAGS = (
@@ -158,7 +158,7 @@ def start_chromium(profile: Path, *flags: str) -> Chromium:
 
     chromium = Chromium(proc, 0, log)
     try:
-        chromium.port = wait_for(port, 60.0, "chromium's DevTools port")
+        chromium.port = wait_for(port, "chromium's DevTools port", 60.0)
     except BaseException:  # a browser that came up too late must not outlive the test
         chromium.stop()
         raise

@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 
 from tests.fake_messages import READ_ME, FakeMessages
+from tests.helpers import wait_for
 from tests.tmuxlab import Lab, TmuxServer
 
 NPM_DIR = Path(__file__).resolve().parent / "npm"
@@ -230,14 +231,3 @@ class Agents:
 
     def __iter__(self) -> Iterator[Agent]:
         return iter(self.started)
-
-
-def wait_for(
-    check: Callable[[], object], what: str, seconds: float = 30, show: Callable[[], str] = str
-) -> None:
-    """Poll ``check`` until it holds; on time-out fail saying what and showing ``show()``."""
-    deadline = time.monotonic() + seconds
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}\n{show()}")
-        time.sleep(0.05)

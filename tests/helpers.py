@@ -11,10 +11,12 @@ import subprocess
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TypeVar
 
 from claudemeter.model import JSON, Snapshot
 
 FIXTURES = Path(__file__).parent / "fixtures"
+T = TypeVar("T")
 
 
 def fixture_text(name: str) -> str:
@@ -79,12 +81,15 @@ def guard_check(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def wait_for(
-    check: Callable[[], object], what: str, seconds: float = 15, show: Callable[[], str] = str
-) -> None:
-    """Poll ``check`` until it holds; on time-out fail saying ``what`` never happened,
-    with ``show()`` (a screen, a log) for the reader."""
+    check: Callable[[], T | None], what: str, seconds: float = 20, show: Callable[[], str] = str
+) -> T:
+    """Poll ``check`` every 20 ms until it returns something truthy, and return that; on
+    time-out fail saying ``what`` never happened, with ``show()`` (a screen, a log)."""
     deadline = time.monotonic() + seconds
-    while not check():
+    while True:
+        value = check()
+        if value:
+            return value
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}\n{show()}")
         time.sleep(0.02)
@@ -98,6 +103,12 @@ def proc_state(pid: int) -> str | None:
     except OSError:
         return None
     return stat.rpartition(")")[2].split()[0]
+
+
+def alive(pid: int) -> bool:
+    """``pid`` runs: it exists and is no zombie (one waiting for a parent that reaps
+    slowly counts as gone)."""
+    return proc_state(pid) not in (None, "Z")
 
 
 def utilization(row: Snapshot, bucket: str) -> float | None:

@@ -16,32 +16,19 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
 from claudemeter.bridge import MAX_BODY, MAX_CONNECTIONS
-from tests.helpers import cli, cli_rows, fixture
+from tests.helpers import cli, cli_rows, fixture, wait_for
 from tests.upstream import FakeUpstream
 
 ORG = "0f6c3b2a-0000-4000-8000-00000000b001"
-T = TypeVar("T")
-
-
-def wait_for(check: Callable[[], T | None], seconds: float = 20.0, what: str = "it") -> T:
-    """Poll until ``check`` returns something truthy; fail saying what never happened."""
-    end = time.monotonic() + seconds
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > end:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 def stamp(offset: float = 0.0) -> str:

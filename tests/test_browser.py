@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 
 from tests.chromium import Cdp, Chromium, start_chromium
-from tests.helpers import cli_rows, fixture
-from tests.test_bridge import ORG, Bridge, start_bridge, wait_for
+from tests.helpers import cli_rows, fixture, wait_for
+from tests.test_bridge import ORG, Bridge, start_bridge
 from tests.upstream import FakeUpstream, Reply, self_signed
 
 EXTENSION = Path(__file__).resolve().parent.parent / "extension"

@@ -24,7 +24,7 @@ from libtmux import Server
 from claudemeter import registry
 from claudemeter.model import Snapshot, format_time, parse_time, utcnow
 from claudemeter.store import Store
-from tests.helpers import FIXTURES, fixture_body
+from tests.helpers import FIXTURES, fixture_body, proc_state, wait_for
 from tests.upstream import FakeUpstream
 
 FAST = ["--poll", "0.2", "--grace", "0.3"]
@@ -71,25 +71,6 @@ def put(
     return parse_time(format_time(resets)) if resets else None
 
 
-def until(
-    check: Callable[[], object], what: str, seconds: float = 15.0, show: Callable[[], str] = str
-) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}\n{show()}")
-        time.sleep(0.02)
-
-
-def proc_state(pid: int) -> str | None:
-    """The kernel's state letter (R, S, T, Z…), None once the process is gone."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return stat.rpartition(")")[2].split()[0]
-
-
 def is_stopped(pid: int) -> bool:
     return proc_state(pid) == "T"
 
@@ -103,7 +84,7 @@ def entry_of(pid: int) -> registry.GuardEntry | None:
 
 
 def child_of(guard: subprocess.Popen[str]) -> int:
-    until(lambda: (e := entry_of(guard.pid)) is not None and e.child_pid, "the guard's child")
+    wait_for(lambda: (e := entry_of(guard.pid)) is not None and e.child_pid, "the guard's child")
     entry = entry_of(guard.pid)
     assert entry is not None and entry.child_pid
     return entry.child_pid
@@ -186,15 +167,15 @@ def test_pauses_when_the_store_crosses_and_resumes_after_reset_plus_grace(
     put(40)
     out = tmp_path / "ticks"
     guard, child = start_ticker(out, guards)
-    until(grows(out), "the child to tick")
+    wait_for(grows(out), "the child to tick")
     entry = entry_of(guard.pid)
     assert entry is not None
     assert (entry.state, entry.pane, entry.account) == ("running", "%7", "ada@example.com")
 
     resets_at = put(96, resets_in=2.0)
     assert resets_at is not None
-    until(lambda: is_stopped(child), "the child to be stopped")
-    until(
+    wait_for(lambda: is_stopped(child), "the child to be stopped")
+    wait_for(
         lambda: (e := entry_of(guard.pid)) is not None and e.state == "paused",
         "the registry to say paused",
     )
@@ -203,10 +184,10 @@ def test_pauses_when_the_store_crosses_and_resumes_after_reset_plus_grace(
     # The resume time is the row's, not the guard's: resets_at + grace, exactly.
     assert entry.resume_at == pytest.approx((resets_at + timedelta(seconds=0.3)).timestamp())
 
-    until(lambda: is_running(child), "the child to run again after the reset")
-    until(grows(out), "the child to tick again")
+    wait_for(lambda: is_running(child), "the child to run again after the reset")
+    wait_for(grows(out), "the child to tick again")
     assert utcnow() >= resets_at + timedelta(seconds=0.3)
-    until(
+    wait_for(
         lambda: (e := entry_of(guard.pid)) is not None and e.state == "running",
         "the registry to say running",
     )
@@ -227,11 +208,11 @@ def test_ten_guards_on_one_account_stop_and_resume_together(
     for index in range(10):
         guards.append(start(*FAST, sys.executable, "-c", TICKER, str(tmp_path / f"t{index}")))
     children = [child_of(g) for g in guards]
-    until(lambda: all(is_running(c) for c in children), "ten children running")
+    wait_for(lambda: all(is_running(c) for c in children), "ten children running")
 
     put(99, resets_in=2.5)
-    until(lambda: all(is_stopped(c) for c in children), "all ten stopped")
-    until(
+    wait_for(lambda: all(is_stopped(c) for c in children), "all ten stopped")
+    wait_for(
         lambda: all((e := entry_of(g.pid)) is not None and e.state == "paused" for g in guards),
         "all ten registered as paused",
     )
@@ -239,8 +220,8 @@ def test_ten_guards_on_one_account_stop_and_resume_together(
     # One row, one resume time: every guard computed the same moment.
     assert len({e.resume_at for e in entries if e is not None}) == 1
 
-    until(lambda: all(is_running(c) for c in children), "all ten resumed")
-    until(
+    wait_for(lambda: all(is_running(c) for c in children), "all ten resumed")
+    wait_for(
         lambda: all((e := entry_of(g.pid)) is not None and e.state == "running" for g in guards),
         "all ten registered as running",
     )
@@ -258,7 +239,7 @@ def test_holds_before_starting_until_reset_plus_grace(tmp_path: Path) -> None:
     stamp = tmp_path / "started"
     code = f"import time; open({str(stamp)!r}, 'w').write(repr(time.time()))"
     guard = start(*FAST, sys.executable, "-c", code)
-    until(lambda: (e := entry_of(guard.pid)) is not None and e.state == "held", "held")
+    wait_for(lambda: (e := entry_of(guard.pid)) is not None and e.state == "held", "held")
     assert not stamp.exists()
     out, err = guard.communicate(timeout=20)
     assert guard.returncode == 0 and out == ""
@@ -311,7 +292,7 @@ def test_stdout_is_the_commands_alone_and_missing_data_warns_on_stderr() -> None
 
 def test_fail_closed_holds_on_missing_data_until_there_is_some(tmp_path: Path) -> None:
     guard = start("--fail-closed", *FAST, "sh", "-c", "echo ran")
-    until(lambda: (e := entry_of(guard.pid)) is not None and e.state == "held", "held")
+    wait_for(lambda: (e := entry_of(guard.pid)) is not None and e.state == "held", "held")
     put(20)
     out, _ = guard.communicate(timeout=20)
     assert (guard.returncode, out) == (0, "ran\n")
@@ -329,7 +310,7 @@ def test_sigterm_reaches_the_command(tmp_path: Path, guards: list[subprocess.Pop
     )
     guard = start(*FAST, sys.executable, "-c", code)
     guards.append(guard)
-    until(lambda: got.exists() and got.read_text() == "ready", "the command to be ready")
+    wait_for(lambda: got.exists() and got.read_text() == "ready", "the command to be ready")
     guard.send_signal(signal.SIGTERM)
     guard.communicate(timeout=10)
     assert got.read_text() == str(int(signal.SIGTERM))
@@ -353,7 +334,7 @@ def test_guard_killed_while_paused_continues_and_ends_the_command(
     guards.append(guard)
     child = child_of(guard)
     put(97, resets_in=600)
-    until(lambda: is_stopped(child), "the command to be paused")
+    wait_for(lambda: is_stopped(child), "the command to be paused")
     guard.send_signal(sig)
     guard.communicate(timeout=10)
     assert got.read_text() == str(int(sig))
@@ -491,7 +472,7 @@ def test_expired_login_is_said_plainly(claude_dir: Path, upstream: FakeUpstream)
 def test_wait_blocks_until_under_and_is_registered_as_held() -> None:
     put(95, resets_in=1.5)
     waiter = start("--wait", *FAST)
-    until(lambda: (e := entry_of(waiter.pid)) is not None and e.state == "held", "held")
+    wait_for(lambda: (e := entry_of(waiter.pid)) is not None and e.state == "held", "held")
     out, err = waiter.communicate(timeout=20)
     assert (waiter.returncode, out) == (0, "")
     assert "waiting" in err
@@ -501,7 +482,7 @@ def test_wait_blocks_until_under_and_is_registered_as_held() -> None:
 def test_wait_ends_on_sigterm() -> None:
     put(95, resets_in=600)
     waiter = start("--wait")
-    until(lambda: entry_of(waiter.pid) is not None, "registered")
+    wait_for(lambda: entry_of(waiter.pid) is not None, "registered")
     waiter.send_signal(signal.SIGTERM)
     waiter.communicate(timeout=10)
     assert waiter.returncode == 143 and entry_of(waiter.pid) is None
@@ -667,7 +648,7 @@ def test_an_account_with_no_data_yet_waits_for_it_by_name() -> None:
 
 def test_a_held_guard_refuses_once_the_store_shows_other_accounts_only() -> None:
     guard = start("--account", "nobody@x", "--fail-closed", *FAST, "sh", "-c", "echo ran")
-    until(lambda: (e := entry_of(guard.pid)) is not None and e.state == "held", "held")
+    wait_for(lambda: (e := entry_of(guard.pid)) is not None and e.state == "held", "held")
     put(10, email="ada@example.com")
     out, err = guard.communicate(timeout=20)
     assert (guard.returncode, out) == (125, "")
@@ -677,7 +658,7 @@ def test_a_held_guard_refuses_once_the_store_shows_other_accounts_only() -> None
 
 def test_a_held_guard_starts_once_its_account_shows_up() -> None:
     waiter = start("--account", "Nobody@X", "--fail-closed", "--wait", *FAST)
-    until(lambda: (e := entry_of(waiter.pid)) is not None and e.state == "held", "held")
+    wait_for(lambda: (e := entry_of(waiter.pid)) is not None and e.state == "held", "held")
     put(10, email="nobody@x")
     _, err = waiter.communicate(timeout=20)
     assert waiter.returncode == 0, err
@@ -722,38 +703,38 @@ def test_curses_program_in_a_tmux_pane_survives_pause_resume_ctrl_z_and_ctrl_c(
     def screen() -> str:
         return "\n".join(pane.capture_pane() or [])
 
-    until(lambda: "$" in screen() or "#" in screen(), "the shell prompt")
+    wait_for(lambda: "$" in screen() or "#" in screen(), "the shell prompt")
     pane.send_keys(f"{guard_bin()} {' '.join(FAST)} {sys.executable} {program} {log}")
-    until(lambda: "TUI READY" in screen(), "the program's screen")
+    wait_for(lambda: "TUI READY" in screen(), "the program's screen")
     pane.send_keys("ab", enter=False)
-    until(lambda: "keys: ab" in screen(), "keys typed before the pause")
+    wait_for(lambda: "keys: ab" in screen(), "keys typed before the pause")
     pid = int(log.read_text().split()[1])
 
     put(98, resets_in=2.5)
-    until(lambda: is_stopped(pid), "the program to be stopped")
+    wait_for(lambda: is_stopped(pid), "the program to be stopped")
     # SIGTSTP let curses leave its screen: the pane shows the shell and the guard's note.
-    until(lambda: "paused" in screen() and "TUI READY" not in screen(), "the restored terminal")
+    wait_for(lambda: "paused" in screen() and "TUI READY" not in screen(), "the restored terminal")
 
-    until(lambda: is_running(pid), "the program to resume")
-    until(lambda: "TUI READY" in screen() and "keys: ab" in screen(), "the redrawn screen")
+    wait_for(lambda: is_running(pid), "the program to resume")
+    wait_for(lambda: "TUI READY" in screen() and "keys: ab" in screen(), "the redrawn screen")
     pane.send_keys("c", enter=False)
-    until(lambda: "keys: abc" in screen(), "keys after the resume")
+    wait_for(lambda: "keys: abc" in screen(), "keys after the resume")
 
     pane.send_keys("C-z", enter=False)  # the user's own Ctrl-Z: the shell sees the job stop
-    until(lambda: "Stopped" in screen() and is_stopped(pid), "the job stopped in the shell")
+    wait_for(lambda: "Stopped" in screen() and is_stopped(pid), "the job stopped in the shell")
     pane.send_keys("fg")
-    until(lambda: is_running(pid) and "TUI READY" in screen(), "fg brings it back")
+    wait_for(lambda: is_running(pid) and "TUI READY" in screen(), "fg brings it back")
     pane.send_keys("d", enter=False)
-    until(lambda: "keys: abcd" in screen(), "keys after fg")
+    wait_for(lambda: "keys: abcd" in screen(), "keys after fg")
 
     put(99, resets_in=600)
-    until(lambda: is_stopped(pid) and screen().count("paused") == 2, "paused again")
+    wait_for(lambda: is_stopped(pid) and screen().count("paused") == 2, "paused again")
     pane.send_keys("C-c", enter=False)  # the guard holds the terminal while paused
-    until(
+    wait_for(
         lambda: proc_state(pid) is None, "the program to end on the Ctrl-C passed on", show=screen
     )
     pane.send_keys("echo status=$?")
-    until(lambda: "status=5" in screen(), "the program's own exit status")
+    wait_for(lambda: "status=5" in screen(), "the program's own exit status")
     assert log.read_text().split()[2:] == ["key", "a", "key", "b", "key", "c", "key", "d"]
     assert registry.active() == []
 
@@ -764,12 +745,12 @@ def test_guard_killed_with_sigkill_leaves_no_stopped_command(
     put(10)
     guard, child = start_ticker(tmp_path / "ticks", guards)
     put(97, resets_in=600)
-    until(lambda: is_stopped(child), "the command to be paused")
+    wait_for(lambda: is_stopped(child), "the command to be paused")
     guard.kill()  # no chance to clean up: the kernel's orphaned-group rule must
     guard.communicate(timeout=10)
     # SIGHUP + SIGCONT to the orphaned, stopped group: the ticker ends (reaped by
     # whoever adopted it; a container's init may leave a zombie, which is not stopped).
-    until(lambda: proc_state(child) in (None, "Z"), "the orphaned command to end")
+    wait_for(lambda: proc_state(child) in (None, "Z"), "the orphaned command to end")
     assert entry_of(guard.pid) is None  # the dead guard's entry is dropped by readers
 
 
@@ -783,20 +764,20 @@ def test_closing_the_pane_while_paused_ends_the_command(server: Server, tmp_path
     session.new_window(window_name="keeps-the-server", attach=False, window_shell="sleep 600")
     pane = session.windows[0].active_pane
     assert pane is not None
-    until(
+    wait_for(
         lambda: (
             "#" in "".join(pane.capture_pane() or []) or "$" in "".join(pane.capture_pane() or [])
         ),
         "the shell prompt",
     )
     pane.send_keys(f"{guard_bin()} {' '.join(FAST)} {sys.executable} {program} {log}")
-    until(lambda: log.exists() and log.read_text().startswith("pid"), "the program")
+    wait_for(lambda: log.exists() and log.read_text().startswith("pid"), "the program")
     pid = int(log.read_text().split()[1])
     put(98, resets_in=600)
-    until(lambda: is_stopped(pid), "the program to be paused")
+    wait_for(lambda: is_stopped(pid), "the program to be paused")
     pane.kill()  # SIGHUP all round, as when a user closes the pane
-    until(lambda: proc_state(pid) is None, "the paused program to be continued and ended")
-    until(lambda: registry.active() == [], "the guard to unregister")
+    wait_for(lambda: proc_state(pid) is None, "the paused program to be continued and ended")
+    wait_for(lambda: registry.active() == [], "the guard to unregister")
 
 
 RAW = """\
@@ -819,19 +800,19 @@ def test_sigstop_fallback_and_the_terminal_modes_in_a_tmux_pane(
     session = server.new_session(session_name="raw", x=80, y=24, window_command=command)
     pane = session.active_window.active_pane
     assert pane is not None and pane.pane_tty
-    until(pid_file.exists, "the program to start")
+    wait_for(pid_file.exists, "the program to start")
     pid = int(pid_file.read_text())
 
     def canonical() -> bool:
         with open(pane.pane_tty or "", "rb") as tty:
             return bool(termios.tcgetattr(tty.fileno())[3] & termios.ICANON)
 
-    until(lambda: not canonical(), "the program's raw mode")
+    wait_for(lambda: not canonical(), "the program's raw mode")
     put(97, resets_in=3)
-    until(lambda: is_stopped(pid), "SIGSTOP after SIGTSTP was ignored")
-    until(canonical, "the pane's own modes back while paused")
-    until(lambda: is_running(pid), "the resume")
-    until(lambda: not canonical(), "the program's raw mode restored for it")
+    wait_for(lambda: is_stopped(pid), "SIGSTOP after SIGTSTP was ignored")
+    wait_for(canonical, "the pane's own modes back while paused")
+    wait_for(lambda: is_running(pid), "the resume")
+    wait_for(lambda: not canonical(), "the program's raw mode restored for it")
 
 
 def test_a_stop_with_no_job_control_shell_above_is_undone(
@@ -840,9 +821,9 @@ def test_a_stop_with_no_job_control_shell_above_is_undone(
     put(10)
     out = tmp_path / "ticks"
     guard, child = start_ticker(out, guards)
-    until(grows(out), "ticking")
+    wait_for(grows(out), "ticking")
     os.kill(child, signal.SIGTSTP)  # as Ctrl-Z would, but nobody above could say `fg`
-    until(grows(out), "ticking again")
+    wait_for(grows(out), "ticking again")
     entry = entry_of(guard.pid)
     assert entry is not None and entry.state == "running"
     guard.send_signal(signal.SIGTERM)
@@ -890,16 +871,16 @@ def test_a_paused_guard_keeps_its_hold_when_the_numbers_turn_unknown(
     guard = start("--account", "ada@example.com", *FAST, sys.executable, "-c", TICKER, str(out))
     guards.append(guard)
     child = child_of(guard)
-    until(grows(out), "the child to tick")
+    wait_for(grows(out), "the child to tick")
     resets_at = put(96, resets_in=8.0)
     assert resets_at is not None
-    until(lambda: is_stopped(child), "the child to be stopped")
+    wait_for(lambda: is_stopped(child), "the child to be stopped")
     lose_the_numbers(how, state_dir)
     # It re-reads the store every 0.2 s: for as long as the reset is ahead, it holds.
     left = (resets_at - utcnow()).total_seconds() - 1.0
     assert left > 1.0, "the machine is too slow for this test's 8 s window"
     stays(lambda: is_stopped(child), min(left, 3.0), "the child stays stopped")
-    until(lambda: is_running(child), "the child to run after the reset + grace", seconds=20)
+    wait_for(lambda: is_running(child), "the child to run after the reset + grace", seconds=20)
     assert utcnow() >= resets_at + timedelta(seconds=0.3)
     guard.send_signal(signal.SIGTERM)
     _, err = guard.communicate(timeout=10)
@@ -916,12 +897,12 @@ def test_fail_open_lets_a_paused_command_go_when_the_numbers_turn_unknown(
     guard = start("--fail-open", *FAST, sys.executable, "-c", TICKER, str(out))
     guards.append(guard)
     child = child_of(guard)
-    until(grows(out), "the child to tick")
+    wait_for(grows(out), "the child to tick")
     resets_at = put(96, resets_in=30.0)
     assert resets_at is not None
-    until(lambda: is_stopped(child), "the child to be stopped")
+    wait_for(lambda: is_stopped(child), "the child to be stopped")
     lose_the_numbers("rows-gone", state_dir)
-    until(lambda: is_running(child), "the child to run again at once")
+    wait_for(lambda: is_running(child), "the child to run again at once")
     assert utcnow() < resets_at  # the old behaviour: unknown lets it go
 
 
@@ -933,12 +914,14 @@ def test_a_holding_guard_keeps_holding_when_the_numbers_turn_unknown(
     out = tmp_path / "ticks"
     guard = start(*FAST, sys.executable, "-c", TICKER, str(out))
     guards.append(guard)
-    until(lambda: (e := entry_of(guard.pid)) is not None and e.state == "held", "the guard to hold")
+    wait_for(
+        lambda: (e := entry_of(guard.pid)) is not None and e.state == "held", "the guard to hold"
+    )
     lose_the_numbers("rows-gone", state_dir)
     left = (resets_at - utcnow()).total_seconds() - 1.0
     assert left > 1.0, "the machine is too slow for this test's 8 s window"
     stays(lambda: ticks(out) == 0, min(left, 3.0), "the command has not started")
-    until(grows(out), "the command to start after the reset + grace", seconds=20)
+    wait_for(grows(out), "the command to start after the reset + grace", seconds=20)
     assert utcnow() >= resets_at + timedelta(seconds=0.3)
     guard.send_signal(signal.SIGTERM)
     _, err = guard.communicate(timeout=10)
@@ -995,7 +978,9 @@ def test_an_account_in_two_orgs_is_refused_listing_both() -> None:
 def test_hold_lines_name_the_account_of_two_orgs(tmp_path: Path) -> None:
     two_orgs_of_one_email()
     guard = start("--account", TEAM, *FAST, "true")
-    until(lambda: (e := entry_of(guard.pid)) is not None and e.state == "held", "the guard to hold")
+    wait_for(
+        lambda: (e := entry_of(guard.pid)) is not None and e.state == "held", "the guard to hold"
+    )
     entry = entry_of(guard.pid)
     assert entry is not None and entry.account == TEAM  # not the email both rows share
     show = subprocess.run(

@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 
 from claudemeter import peers
-from tests.helpers import cli, cli_rows
-from tests.test_bridge import ORG, Bridge, snapshot, start_bridge, wait_for
-from tests.test_guard import child_of, guard_bin, is_running, is_stopped, proc_state
+from tests.helpers import cli, cli_rows, proc_state, wait_for
+from tests.test_bridge import ORG, Bridge, snapshot, start_bridge
+from tests.test_guard import child_of, guard_bin, is_running, is_stopped
 from tests.upstream import FakeUpstream
 
 USAGE = "/api/oauth/usage"

@@ -16,9 +16,10 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import fixture
+from claudemeter.model import JSON
+from tests.helpers import cli, cli_rows, fixture, wait_for
 from tests.redislab import PASSWORD, RedisServer, start_redis
-from tests.test_bridge import snapshot, start_bridge, wait_for
+from tests.test_bridge import snapshot, start_bridge
 from tests.upstream import FakeUpstream
 
 USAGE = "/api/oauth/usage"
@@ -43,22 +44,13 @@ def host_env(tmp_path: Path, name: str, url: str) -> dict[str, str]:
 def meter(
     env: dict[str, str], *args: str, stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["claude-meter", *args],
-        env=env,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    """``claude-meter *args`` on the host whose environment is ``env``."""
+    return cli(*args, stdin=stdin, env=env)
 
 
-def rows_of(env: dict[str, str]) -> list[dict[str, Any]]:
-    done = meter(env, "--json", "--cached")
-    assert done.returncode == 0, done.stderr
-    rows: list[dict[str, Any]] = json.loads(done.stdout)
-    return rows
+def rows_of(env: dict[str, str]) -> list[JSON]:
+    """The host's rows, as ``claude-meter --json --cached`` prints them there."""
+    return cli_rows("--json", "--cached", env=env)
 
 
 def test_one_request_for_the_whole_fleet_and_every_host_reads_it(

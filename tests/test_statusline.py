@@ -18,7 +18,7 @@ from libtmux.test.retry import retry_until
 from claudemeter import history
 from claudemeter.model import Snapshot
 from claudemeter.store import Store
-from tests.helpers import FIXTURES, cli_rows, fixture_body, guard_check
+from tests.helpers import FIXTURES, alive, cli_rows, fixture_body, guard_check
 
 FIXTURE_ORG = "0f6c3b2a-0000-4000-8000-00000000b001"
 FIXTURE_EMAIL = "ada@example.com"
@@ -339,16 +339,7 @@ def test_hanging_chained_command_is_ended(claude_dir: Path, tmp_path: Path) -> N
     assert done.stdout.decode().startswith("partial")
     assert "5h 46%" in done.stdout.decode()
     pid = int(pidfile.read_text())
-    assert retry_until(lambda: not running(pid), seconds=10, raises=False)
-
-
-def running(pid: int) -> bool:
-    """Alive and not a zombie waiting for an init that reaps slowly."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    assert retry_until(lambda: not alive(pid), seconds=10, raises=False)
 
 
 def test_chain_back_to_ourselves_does_not_loop(claude_dir: Path) -> None:

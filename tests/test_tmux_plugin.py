@@ -23,7 +23,7 @@ from claudemeter.placeholders import interpolate
 from tests.tmuxlab import REPO, Lab, TmuxServer, lab_fixture, plugin_dir, until
 
 __all__ = ["lab_fixture"]  # the `lab` fixture, imported so pytest finds it
-from tests.helpers import fixture
+from tests.helpers import alive, fixture
 
 NOW = "2026-11-25T12:05:00.000Z"
 ORG = "0f6c3b2a-0000-4000-8000-00000000b001"
@@ -302,7 +302,7 @@ def test_first_load_without_a_backend_installs_in_the_background(
         init.write("# a newer version\n")  # what a TPM update (git pull) does
     server.cmd("run-shell", str(clone / "claudemeter.tmux"))
     assert server.option("@claude_meter") == "claude: installing"
-    assert until(lambda: not process_alive(first_loop), 10)  # old code stops at once
+    assert until(lambda: not alive(first_loop), 10)  # old code stops at once
     gate.touch()
     assert until(lambda: server.option("@claude_meter") == "claude: setup", 20), server.option(
         "@claude_meter"
@@ -311,7 +311,7 @@ def test_first_load_without_a_backend_installs_in_the_background(
     assert second_build not in ("", first_build)
     assert server.option("@claude_meter_build") == second_build
     assert until(lambda: server.option("@claude_meter_loop_pid") not in ("", str(first_loop)), 10)
-    assert process_alive(int(server.option("@claude_meter_loop_pid")))
+    assert alive(int(server.option("@claude_meter_loop_pid")))
     assert installs.read_text().count("install") == 2
     assert loops_running() == 1
 
@@ -340,13 +340,6 @@ def stand_in_python(path: Path, gate: Path, installs: Path) -> None:
     path.chmod(0o755)
 
 
-def process_alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-    except OSError:
-        return False
-
-
 def test_a_loop_from_another_build_is_replaced_on_reload(
     lab: Lab, isolated: Path, state_dir: Path
 ) -> None:
@@ -360,9 +353,9 @@ def test_a_loop_from_another_build_is_replaced_on_reload(
 
     server.cmd("set-option", "-g", "@claude_meter_build", "an older checkout")
     server.cmd("run-shell", str(entry))
-    assert until(lambda: not process_alive(first), 10)
+    assert until(lambda: not alive(first), 10)
     assert until(lambda: server.option("@claude_meter_loop_pid") not in ("", str(first)), 15)
-    assert process_alive(int(server.option("@claude_meter_loop_pid")))
+    assert alive(int(server.option("@claude_meter_loop_pid")))
     assert server.option("@claude_meter_build") == build
     assert until(lambda: loops_running() == 1, 10)
 

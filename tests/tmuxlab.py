@@ -11,11 +11,12 @@ import signal
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
-from functools import partial
 from pathlib import Path
 
 import pytest
 from libtmux.test.retry import retry_until
+
+from tests.helpers import alive
 
 REPO = Path(__file__).resolve().parent.parent
 ENTRY = REPO / "claudemeter.tmux"
@@ -74,24 +75,13 @@ class Lab:
                 server.cmd("kill-server", check=False)
         for lock in self.state_dir.glob("tmux-loop-*.lock"):
             with contextlib.suppress(OSError, ValueError, IndexError):
-                pid = int(lock.read_text().split()[0])
-                if not until(partial(_gone, pid), 10):
-                    os.kill(pid, signal.SIGKILL)
+                _stop_loop(int(lock.read_text().split()[0]))
 
 
-def _gone(pid: int) -> bool:
-    return not _alive(pid)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    with contextlib.suppress(OSError):
-        # a zombie child of ours counts as gone
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-    return True
+def _stop_loop(pid: int) -> None:
+    """Give a loop whose server is gone 10 s to notice and quit, then kill it."""
+    if not until(lambda: not alive(pid), 10):
+        os.kill(pid, signal.SIGKILL)
 
 
 @pytest.fixture(name="lab")

@@ -9,8 +9,9 @@ from pathlib import Path
 
 from claudemeter.model import utcnow
 from claudemeter.store import Store
-from tests.claude_code import ORG, Agents, Login, claude_binary, meter_command, wait_for
+from tests.claude_code import ORG, Agents, Login, claude_binary, meter_command
 from tests.fake_messages import FakeMessages
+from tests.helpers import wait_for
 from tests.tmuxlab import Lab
 
 LEFTOVER = {"oauthAccount": {"organizationUuid": "org-left-over", "emailAddress": "old@x.org"}}

@@ -17,8 +17,9 @@ from pathlib import Path
 from claudemeter import registry
 from claudemeter.model import utcnow
 from claudemeter.store import Store
-from tests.claude_code import ORG, Agents, Login, wait_for
+from tests.claude_code import ORG, Agents, Login
 from tests.fake_messages import WORK, FakeMessages
+from tests.helpers import wait_for
 
 POLL = 0.2
 GRACE = 1.0

@@ -5,13 +5,13 @@ store crosses the threshold, its pane still drawn and tmux still answering, resu
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 from claudemeter import registry
 from claudemeter.model import utcnow
 from claudemeter.store import Store
-from tests.claude_code import ORG, Agents, Login, wait_for
+from tests.claude_code import ORG, Agents, Login
 from tests.fake_messages import FakeMessages
+from tests.helpers import proc_state, wait_for
 
 POLL = 0.2
 GRACE = 1.0
@@ -21,13 +21,6 @@ def five_hour() -> float | None:
     rows = [r for r in Store().accounts(utcnow()) if r.org_uuid == ORG]
     window = rows[0].window("five_hour") if rows else None
     return window.utilization if window else None
-
-
-def proc_state(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
-    except OSError:
-        return "gone"
 
 
 def test_cm_guard_pauses_and_resumes_the_real_client(
@@ -44,7 +37,7 @@ def test_cm_guard_pauses_and_resumes_the_real_client(
 
     agent.type("before the limit")
     wait_for(lambda: five_hour() == 42.0, "the first reading", 30, agent.screen)
-    assert proc_state(claude) in "RS"
+    assert proc_state(claude) in ("R", "S")
 
     fake.account.five_hour.fraction = 0.95
     fake.account.five_hour.resets_at = time.time() + 10
@@ -57,7 +50,7 @@ def test_cm_guard_pauses_and_resumes_the_real_client(
     assert "done: this answer crosses" in agent.screen()  # the TUI stays drawn
     assert agents.server.cmd("display-message", "-p", "#{session_name}").strip() == "agents"
 
-    wait_for(lambda: proc_state(claude) in "RS", "claude running again", 30, agent.screen)
+    wait_for(lambda: proc_state(claude) in ("R", "S"), "claude running again", 30, agent.screen)
     assert time.time() >= resets_at + GRACE
     agent.type("after the reset")
     wait_for(lambda: "done: after the reset" in agent.screen(), "the next answer", 30, agent.screen)

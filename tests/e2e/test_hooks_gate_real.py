@@ -9,8 +9,9 @@ import time
 from claudemeter import registry
 from claudemeter.model import utcnow
 from claudemeter.store import Store
-from tests.claude_code import ORG, Agents, Login, wait_for
+from tests.claude_code import ORG, Agents, Login
 from tests.fake_messages import FakeMessages
+from tests.helpers import wait_for
 
 GRACE = 1.0
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from claudemeter.model import utcnow
 from claudemeter.store import Store
-from tests.claude_code import ORG, Agents, Login, meter_command, wait_for
+from tests.claude_code import ORG, Agents, Login, meter_command
 from tests.fake_messages import FakeMessages
+from tests.helpers import wait_for
 
 
 def test_one_prompt_stores_the_servers_numbers(

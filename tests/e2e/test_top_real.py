@@ -12,8 +12,9 @@ from functools import partial
 
 from claudemeter import history
 from claudemeter.store import Store
-from tests.claude_code import ORG, Agent, Agents, Login, meter_command, wait_for
+from tests.claude_code import ORG, Agent, Agents, Login, meter_command
 from tests.fake_messages import FakeMessages
+from tests.helpers import wait_for
 
 #: input tokens per answer, by project: the sessions' costs stand 1 : 2 : 3
 TOKENS = {"alpha": 100_000, "beta": 200_000, "gamma": 300_000}

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import wait_for
 from tests.hostile.readers import assert_readers_work, cli, good_snapshot, ingest
-from tests.test_guard import FAST, TICKER, grows, start, until
+from tests.test_guard import FAST, TICKER, grows, start
 
 OTHER_UID = 54321
 SECRET = "their-token-abcdefghijklmnopqrstuvwxyz0123"
@@ -70,8 +71,8 @@ def test_an_unsafe_state_dir_is_refused_by_every_command(
     # A guard does not take the forged 99% for the truth: its command runs.
     out = tmp_path / "ticks"
     guard = start(*FAST, sys.executable, "-c", TICKER, str(out))
-    until(grows(out), "the guarded command to run")
-    until(grows(out), "the guarded command to keep running (not paused)")
+    wait_for(grows(out), "the guarded command to run")
+    wait_for(grows(out), "the guarded command to keep running (not paused)")
     assert guard.poll() is None
     assert (state_dir / "bridge.token").read_text().strip() == SECRET  # untouched
 

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from claudemeter.procs import process_tree, read_proc
-from tests.test_guard import _STARTED, FAST, child_of, proc_state, put, start, ticks, until
+from tests.helpers import proc_state, wait_for
+from tests.test_guard import _STARTED, FAST, child_of, put, start, ticks
 
 WRITER = "while :; do date >> {out}; sleep .05; done"
 COMMANDS = {
@@ -87,25 +88,25 @@ def test_pause_resume_and_term_reach_every_process_the_command_started(
 
 def paused_resumed_and_ended(guard: subprocess.Popen[str], out: Path) -> None:
     child = child_of(guard)
-    until(lambda: writers(out), "the writer to start")
+    wait_for(lambda: writers(out), "the writer to start")
     assert growing(out)
     loops = writers(out)
     outside = [pid for pid in loops if os.getpgid(pid) != child]
     assert outside, "the test's writer never left the command's group"
 
     put(95.0, resets_in=5.0)  # over: paused until the reset (5 s: room to watch) + grace
-    until(
+    wait_for(
         lambda: all(proc_state(pid) == "T" for pid in writers(out)),
         "every writer to be stopped",
         show=lambda: str({pid: proc_state(pid) for pid in writers(out)}),
     )
     assert still(out), "paused, yet the work went on"
-    until(lambda: growing(out), "the work to resume after the reset", seconds=20)
+    wait_for(lambda: growing(out), "the work to resume after the reset", seconds=20)
     assert all(proc_state(pid) != "T" for pid in writers(out))
 
     guard.send_signal(signal.SIGTERM)
     guard.communicate(timeout=20)
-    until(lambda: not writers(out), "every writer to end with the guard", seconds=10)
+    wait_for(lambda: not writers(out), "every writer to end with the guard", seconds=10)
     assert still(out)
 
 
@@ -115,7 +116,7 @@ def test_the_tree_is_found_by_parent_session_and_group_never_our_own() -> None:
         ["setsid", "-w", "sh", "-c", "( sleep 60 & ) ; sleep 60"], start_new_session=True
     )
     try:
-        until(lambda: len(process_tree(proc.pid)) >= 4, "the tree to form")
+        wait_for(lambda: len(process_tree(proc.pid)) >= 4, "the tree to form")
         tree = process_tree(proc.pid)
         pids = {p.pid for p in tree}
         assert proc.pid in pids and os.getpid() not in pids

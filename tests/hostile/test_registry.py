@@ -14,8 +14,9 @@ from typing import Any
 
 from claudemeter import registry
 from claudemeter.procs import read_proc
+from tests.helpers import wait_for
 from tests.hostile.readers import assert_readers_work, cli, good_snapshot, ingest
-from tests.test_guard import entry_of, put, start, until
+from tests.test_guard import entry_of, put, start
 
 
 def guards_dir() -> Path:
@@ -84,7 +85,7 @@ def test_planted_entries_never_count_nor_break_a_reader(tmp_path: Path) -> None:
 def test_a_real_guard_counts_once_by_pid_and_start_time(tmp_path: Path) -> None:
     put(95.0)
     guard = start("--poll", "0.2", "--", "true")  # held: over the threshold
-    until(lambda: entry_of(guard.pid) is not None, "the guard to register")
+    wait_for(lambda: entry_of(guard.pid) is not None, "the guard to register")
     found = entry_of(guard.pid)
     proc = read_proc(guard.pid)
     assert found is not None and proc is not None and found.start == proc.start
@@ -93,4 +94,4 @@ def test_a_real_guard_counts_once_by_pid_and_start_time(tmp_path: Path) -> None:
     assert "⏸1" in cli("status").stdout
     guard.terminate()
     guard.communicate(timeout=10)
-    until(lambda: registry.paused_count() == 0, "the guard's entry to go")
+    wait_for(lambda: registry.paused_count() == 0, "the guard's entry to go")

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from claudemeter.model import printable
+from tests.helpers import wait_for
 from tests.hostile.readers import (
     CONTROL,
     assert_clean,
@@ -21,7 +22,7 @@ from tests.hostile.readers import (
     ingest,
     raw,
 )
-from tests.test_guard import run, start, until
+from tests.test_guard import run, start
 from tests.test_tmux_plugin import NOW, config
 from tests.tmuxlab import Lab, attach, lab_fixture, plugin_dir
 from tests.tmuxlab import until as tmux_until
@@ -96,7 +97,7 @@ def test_a_guards_messages_and_its_popup_line_are_clean(tmp_path: Path) -> None:
     assert_clean(refused.stderr, "cm-guard")
     assert "nobody" in refused.stderr
     guard = start("--poll", "0.2", "--", "sh", "-c", "sleep 30 # " + ESC)
-    until(lambda: "sleep 30" in cli("show").stdout, "the guard's line in show")
+    wait_for(lambda: "sleep 30" in cli("show").stdout, "the guard's line in show")
     shown = cli("show")
     assert_clean(shown.stdout, "show's guard line")
     guard.terminate()  # the guard passes it on: the command ends with it

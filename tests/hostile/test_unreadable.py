@@ -15,6 +15,7 @@ import pytest
 
 from claudemeter.model import ValidationError, parse_many
 from claudemeter.store import Store
+from tests.helpers import wait_for
 from tests.hostile.readers import (
     ORG,
     assert_readers_work,
@@ -24,7 +25,7 @@ from tests.hostile.readers import (
     ingest,
 )
 from tests.test_bridge import start_bridge
-from tests.test_guard import FAST, TICKER, child_of, grows, is_stopped, put, start, until
+from tests.test_guard import FAST, TICKER, child_of, grows, is_stopped, put, start
 
 DEEP = 985
 #: Stands for a DEEP-level object in a body; :func:`raw_json` writes it out as text
@@ -182,18 +183,18 @@ def test_a_running_guard_neither_exits_nor_lets_go_on_a_bad_row(tmp_path: Path) 
     put(10.0)
     guard = start(*FAST, sys.executable, "-c", TICKER, str(out))
     child = child_of(guard)
-    until(grows(out), "the command to run")
+    wait_for(grows(out), "the command to run")
     good = json.dumps(good_snapshot(util=41.0, org_uuid="org-a"))
     for row in (
         raw_json(good_snapshot(org_uuid="org-a", **usage(x=DEEP_MARK))),
         json.dumps(good_snapshot(org_uuid="org-a", subscription={"s": "\ud83d"})),
     ):
         plant([row, good])
-        until(grows(out), "the command to keep running")
+        wait_for(grows(out), "the command to keep running")
         assert guard.poll() is None, guard.communicate()
     Path(Store().path).write_text("[" * 200_000)
-    until(grows(out), "the command to keep running on a broken file")
+    wait_for(grows(out), "the command to keep running on a broken file")
     assert guard.poll() is None
     put(95.0)  # and it still guards: over the threshold, it pauses the command
-    until(lambda: is_stopped(child), "the command to be paused", show=lambda: str(guard.poll()))
+    wait_for(lambda: is_stopped(child), "the command to be paused", show=lambda: str(guard.poll()))
     assert guard.poll() is None
