@@ -7,8 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from claudemeter.attribution import FIVE_HOUR, SLOT_SECONDS, Totals, attribute, split
+from claudemeter.attribution import SLOT_SECONDS, Totals, attribute, split
 from claudemeter.history import AccountHistory, HistoryPoint, Session, SessionPoint
+from claudemeter.windows import FIVE_HOUR
 
 T0 = 1_796_000_000.0  # a window's start, on a slot boundary for readability
 RESETS = T0 + FIVE_HOUR

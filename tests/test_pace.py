@@ -14,8 +14,8 @@ import pytest
 from claudemeter import history, pace
 from claudemeter.history import AccountHistory, HistoryPoint
 from claudemeter.model import Snapshot, format_time
-from claudemeter.render import local_time
 from claudemeter.store import Store
+from claudemeter.times import local_time
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
 T = NOW.timestamp()
