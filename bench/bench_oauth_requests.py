@@ -34,12 +34,13 @@ sys.path.insert(0, str(common.ROOT / "python"))  # this checkout's claudemeter, 
 from tests.helpers import fixture
 
 from claudemeter.model import SOURCE_STATUSLINE, Snapshot
+from claudemeter.poller import REFRESH_EVERY
 from claudemeter.refresh import refresh
 from claudemeter.store import Store
 
 USAGE = "/api/oauth/usage"
-#: The bridge's poller asks ``refresh`` this often (bridge.REFRESH_EVERY).
-POLL_EVERY = 30
+#: ``serve``'s poller asks ``refresh`` this often.
+POLL_EVERY = int(REFRESH_EVERY)
 START = datetime(2026, 11, 29, 6, 0, tzinfo=timezone.utc)
 
 

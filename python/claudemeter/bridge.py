@@ -1,4 +1,4 @@
-"""The loopback bridge (SPEC section 6): ``claude-meter serve`` and ``claude-meter pair``.
+"""The loopback bridge (SPEC section 6), and ``claude-meter pair`` for its token.
 
 The browser extension cannot write files, so it posts what claude.ai said to this
 small HTTP server, which stores it exactly as ``claude-meter ingest`` would. Anything on
@@ -14,8 +14,8 @@ selector thread holds it for at most :data:`HEAD_DEADLINE` seconds, and when too
 are waiting the oldest is dropped. So idle or half-sent connections, however many, cost
 a file descriptor each and never stand between a token-bearing client and an answer
 (SPEC 6). Threads are bounded, each read has a timeout and each connection a hard
-deadline; connections are HTTP/1.0, one request each. While it runs the bridge also
-keeps the OAuth source fresh, so the status line never has to fetch.
+deadline; connections are HTTP/1.0, one request each. ``claude-meter serve``
+(:mod:`claudemeter.serve`) runs it beside the OAuth poller and the peer puller.
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ import os
 import re
 import secrets
 import selectors
-import signal
 import socket
 import sys
 import threading
@@ -41,18 +40,15 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import FrameType
 from typing import Any
 from urllib.parse import urlsplit
 
-from . import env, peers, pidfile
-from .flock import LockTimeout
-from .model import MAX_DEPTH, ValidationError, parse_many, printable, redact, utcnow
+from . import env
+from .model import MAX_DEPTH, ValidationError, parse_many, redact, utcnow
 from .store import (
     Store,
     StoreError,
     ensure_private_dir,
-    private_lock,
     read_private,
     write_private,
 )
@@ -75,8 +71,6 @@ HEAD_DEADLINE = 3.0
 MAX_PENDING = 512
 #: The longest request head read (http.server's own line limit).
 MAX_HEAD = 65536
-#: How often the poller asks ``refresh``; it decides itself whether a fetch is due.
-REFRESH_EVERY = 30.0
 #: On SIGTERM, requests already inside get this long to finish their store write.
 DRAIN_SECONDS = 5.0
 #: At most one refusal line per this many seconds, so a flood cannot flood the log.
@@ -653,36 +647,11 @@ def _busy(request: socket.socket) -> None:
 
 
 def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
-    if name == "serve":
-        parser.add_argument(
-            "--port",
-            type=int,
-            metavar="PORT",
-            help="listen on this port instead of CLAUDEMETER_BRIDGE's (default 63762);"
-            " 0 picks a free one and prints it",
-        )
-        parser.add_argument(
-            "--peer-every",
-            type=float,
-            default=peers.PULL_EVERY,
-            metavar="SECONDS",
-            help="pull the bridges in CLAUDEMETER_PEERS this often"
-            f" (default {peers.PULL_EVERY:.0f})",
-        )
-    elif name == "pair":
-        parser.add_argument(
-            "--new",
-            action="store_true",
-            help="replace the token (every paired browser then needs the new one)",
-        )
-
-
-def _say(message: str, stream: Any = None) -> None:
-    print(f"claude-meter serve: {printable(message)}", file=stream or sys.stderr, flush=True)
-
-
-def _log(message: str) -> None:
-    _say(f"{time.strftime('%H:%M:%S')} {message}")
+    parser.add_argument(
+        "--new",
+        action="store_true",
+        help="replace the token (every paired browser then needs the new one)",
+    )
 
 
 def cmd_pair(args: argparse.Namespace) -> int:
@@ -705,137 +674,3 @@ def cmd_pair(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return 0
-
-
-def _address(args: argparse.Namespace) -> env.HostPort:
-    address = env.bridge_address()
-    if args.port is not None:
-        if not 0 <= args.port <= 65535:
-            raise ValueError(f"--port {args.port} is out of range")
-        address = env.HostPort(address.host, args.port)
-    if not is_loopback_host(address.host):
-        raise ValueError(
-            f"refusing to listen on {address.host}: the bridge is loopback only"
-            " (reach it from another machine through an SSH tunnel, see the README)"
-        )
-    if address.host.lower() == "localhost":
-        address = env.HostPort("127.0.0.1", address.port)
-    return address
-
-
-def cmd_serve(args: argparse.Namespace) -> int:
-    if not args.peer_every > 0:
-        _say(f"--peer-every {args.peer_every}: give a number of seconds above 0")
-        return 1
-    try:
-        address = _address(args)
-    except ValueError as exc:
-        _say(f"bad CLAUDEMETER_BRIDGE/--port: {exc}")
-        return 1
-    directory = env.state_dir()
-    try:
-        lock = private_lock(directory / INSTANCE_LOCK, 0)
-        lock.acquire()
-    except LockTimeout:
-        _say(f"a bridge is already running for {directory}")
-        return 1
-    except OSError as exc:
-        _say(f"cannot use the state dir {directory}: {exc.strerror or exc}")
-        return 1
-    record = directory / PID_FILE
-    try:
-        with contextlib.suppress(OSError):  # without it, only `stop` cannot find us
-            write_private(record, f"{pidfile.this_process().line()}\n".encode())
-        return _serve(address, directory, args.peer_every)
-    finally:
-        with contextlib.suppress(OSError):
-            record.unlink()
-        lock.release()
-
-
-def _serve(address: env.HostPort, directory: Path, peer_every: float) -> int:
-    token = TokenFile(directory)
-    try:
-        token.current()
-    except OSError as exc:
-        _say(f"cannot create the token in {directory}: {exc.strerror or exc}")
-        return 1
-    store = Store(directory)
-    bridge = Bridge(store, token, _log, RefusalLog(_log))
-    try:
-        server = BridgeServer(address, bridge)
-    except OSError as exc:
-        _say(
-            f"cannot listen on {address}: {exc.strerror or exc}"
-            " (is another program using it? try --port or CLAUDEMETER_BRIDGE)"
-        )
-        return 1
-    stop = threading.Event()
-    wake = threading.Event()  # the poller's: set to refresh now (a stop, a peer round)
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-        wake.set()
-
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
-    serving = threading.Thread(target=server.serve_forever, name="bridge", daemon=True)
-    poller = threading.Thread(
-        target=_keep_fresh, args=(store, stop, wake), name="poller", daemon=True
-    )
-    peer_list, problems = peers.configured()
-    puller = peers.Puller(store, peer_list, _log, peer_every)
-    try:
-        serving.start()
-        _say(f"listening on {server.url} (state in {directory}); Ctrl-C to stop", sys.stdout)
-        for problem in problems:
-            _log(problem)
-        if peer_list:
-            puller.round()  # before the first refresh: a fresh peer spares that request
-            threading.Thread(
-                target=puller.run, args=(stop, wake.set), name="peers", daemon=True
-            ).start()
-        poller.start()
-        follow(store, stop)
-        while not stop.wait(1.0):
-            pass
-    finally:
-        server.shutdown()
-        server.drain(DRAIN_SECONDS)
-        server.server_close()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    _say("stopped", sys.stdout)
-    return 0
-
-
-def follow(store: Store, stop: threading.Event) -> None:
-    """With a fleet's Redis: push this host's writes and pull the others' at once."""
-    from . import shared
-
-    fleet = shared.configured()
-    if fleet is not None:
-        follower = shared.Follower(store, fleet, _log)
-        threading.Thread(target=follower.run, args=(stop,), name="fleet", daemon=True).start()
-
-
-def _keep_fresh(store: Store, stop: threading.Event, wake: threading.Event) -> None:
-    """The OAuth poller: ``refresh`` is single-flight and books its own interval, so
-    asking it often costs nothing and a fetch happens only when one is due. ``wake``
-    asks before the interval is up (the peers' round may have changed what is fresh)."""
-    from .refresh import refresh
-
-    said: dict[str, str] = {}
-    while True:
-        try:
-            results = refresh(store)
-        except Exception as exc:  # a poller that dies silently is worse than one that says why
-            _log(f"refresh failed: {redact(str(exc))[:200]}")
-        else:
-            for result in results:
-                if result.fetched or (not result.ok and said.get(result.key) != result.message):
-                    _log(f"{'ok' if result.ok else 'FAIL'} {result.key}: {result.message}")
-                said[result.key] = result.message
-        wake.wait(REFRESH_EVERY)
-        wake.clear()
-        if stop.is_set():
-            return

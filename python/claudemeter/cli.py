@@ -36,7 +36,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     ),
     "doctor": ("claudemeter.doctor", "main", "check each source, the store, tmux, the bridge"),
     "serve": (
-        "claudemeter.bridge",
+        "claudemeter.serve",
         "cmd_serve",
         "run the loopback bridge for the browser extension (and the OAuth poller)"
         " in the foreground",

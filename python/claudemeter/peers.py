@@ -74,7 +74,7 @@ def parse_peer(text: str) -> Peer:
 
     Raises PeerError for anything else: plain http to another machine would carry the
     bridge token across the network in the clear."""
-    from .bridge import is_loopback_host  # here: the bridge imports this module
+    from .bridge import is_loopback_host  # here: refresh imports this module, not http.server
 
     try:
         parts = urlsplit(text.strip())
