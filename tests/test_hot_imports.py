@@ -81,7 +81,7 @@ STATUS_MODULES = {
     "claudemeter.render",
     "claudemeter.status",
     "claudemeter.store",
-    "claudemeter.summary",
+    "claudemeter.derived",
     "claudemeter.sources",  # the OAuth source's status words, nothing else
     "claudemeter.times",  # RFC 3339 and local times: env's pinned clock and model share it
     "claudemeter.windows",  # the bucket names, labels and lengths: constants only
@@ -100,7 +100,7 @@ STATUSLINE_MODULES = {
     "claudemeter.registry",
     "claudemeter.render",
     "claudemeter.store",
-    "claudemeter.summary",
+    "claudemeter.derived",
     "claudemeter.sources",
     "claudemeter.sources.claude_account",
     "claudemeter.sources.claude_code_cache",

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from . import pace, summary
+from . import derived, pace
 from .model import SOURCE_SHARED, Snapshot, Window, printable
 from .options import Settings
 from .render import CRIT, OK, WARN, account_name, duration, percent
@@ -116,14 +116,14 @@ def _status_piece(row: Snapshot, state: State, now: datetime) -> Piece:
 def _pace_piece(row: Snapshot, state: State, now: datetime) -> Piece:
     """``⚠ 100% ~14:30`` when a bucket's pace reaches 100 % before its reset (the pace
     the last writer derived from the history: this path never reads the history)."""
-    found = summary.current_paces(summary.of(state, row), now)
+    found = derived.current_paces(derived.of(state, row), now)
     return Piece(pace.status_warning(found, now) or "", CRIT)
 
 
 def _top_piece(row: Snapshot, state: State, now: datetime) -> Piece:
     """``%3 app 41%``: the session with the largest share of this 5-hour window's rise
     (derived by a writer every few minutes; see ``claude-meter top``)."""
-    top = summary.current_top(summary.of(state, row), now)
+    top = derived.current_top(derived.of(state, row), now)
     return Piece(top.label() if top is not None else "")
 
 

@@ -3,7 +3,7 @@ bookkeeping (last attempt, back-off), in one JSON file. The history lives apart
 (:mod:`claudemeter.history`, under its own lock, written after the state), so this file
 stays small however long claudemeter runs; what the redraw path shows from the history
 (pace, the top session) is derived by the writers into ``derived.json`` beside it
-(:mod:`claudemeter.summary`), which :meth:`Store.read` loads into ``State.derived``.
+(:mod:`claudemeter.derived`), which :meth:`Store.read` loads into ``State.derived``.
 
 Writers serialise on a ``flock`` (:mod:`claudemeter.flock`) and replace the file atomically and
 durably; readers never lock, because ``os.replace`` means they see the old file or the
@@ -62,7 +62,7 @@ class State:
     rows: list[Snapshot] = field(default_factory=list)
     sources: dict[str, JSON] = field(default_factory=dict)
     problem: str | None = None  # set when the file on disk could not be read
-    #: Per account key, what :mod:`claudemeter.summary` derived from the history when
+    #: Per account key, what :mod:`claudemeter.derived` derived from the history when
     #: a reading was written (``derived.json``; its JSON: only that module reads it).
     derived: dict[str, JSON] = field(default_factory=dict)
     #: What writers added in this update, for the history file (never written here).
@@ -380,10 +380,9 @@ class Store:
         """Read-modify-write under the writer lock; the file changes only if the block
         finishes without an exception. Keep network calls out of the block: the lock
         serialises every writer on the machine."""
-        from .flock import LockTimeout
-
         # Imported before the lock, not while every other writer waits for it.
-        from .summary import file_history
+        from .derived import file_history
+        from .flock import LockTimeout
 
         try:
             lock = self.lock(timeout)

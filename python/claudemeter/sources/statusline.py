@@ -305,9 +305,9 @@ def line(usage: JSON | None, now: datetime, warning: str | None = None) -> str:
 
 def _warning(state: State, account: Account, now: datetime) -> str | None:
     """The pace warning, from what the writer derived (the history is not read here)."""
-    from .. import pace, summary
+    from .. import derived, pace
 
-    found = summary.current_paces(summary.Summary.from_json(state.derived.get(account.key)), now)
+    found = derived.current_paces(derived.Summary.from_json(state.derived.get(account.key)), now)
     return pace.status_warning(found, now)
 
 
