@@ -10,7 +10,9 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from datetime import datetime, timedelta, timezone
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -185,3 +187,70 @@ def test_loopback_and_https_peers_are_taken() -> None:
     assert peers.parse_peer("http://127.0.0.1:63763/").source == "peer 127.0.0.1:63763"
     assert peers.parse_peer("http://[::1]:63763").source == "peer [::1]:63763"
     assert peers.parse_peer("https://meter.example:443").url == "https://meter.example:443"
+
+
+def test_the_pace_pulls_just_after_the_peers_next_reading_is_due() -> None:
+    """A pinned clock (epoch seconds given, not read): the pulls follow the peer's
+    readings, not a fixed period."""
+    pace = peers.Pace(every=60.0)
+    # Learning: one reading seen, its gap not known yet: back off from the floor.
+    assert pace.seen(1000.0, now=1001.0) == 1006.0
+    assert pace.seen(1000.0, now=1006.0) == 1016.0
+    assert pace.seen(1000.0, now=1016.0) == 1036.0
+    assert pace.seen(1000.0, now=1036.0) == 1076.0
+    # The peer's browser posts every 60 s: the next pull comes 1 s after each is due.
+    assert pace.seen(1060.0, now=1076.0) == 1121.0
+    assert pace.seen(1120.0, now=1121.0) == 1181.0
+    # A reading that is late: back off from the floor again, up to `every`.
+    assert pace.seen(1120.0, now=1181.0) == 1186.0
+    assert pace.seen(1120.0, now=1186.0) == 1196.0
+    assert pace.seen(1120.0, now=1196.0) == 1216.0
+    assert pace.seen(1120.0, now=1216.0) == 1256.0
+    assert pace.seen(1120.0, now=1256.0) == 1316.0  # never more than `every` apart
+    # It posts again, at 1300 and 1360: the gap of 180 (a missed post) is capped at
+    # `every`, the next one sets the pace again.
+    assert pace.seen(1300.0, now=1316.0) == 1376.0
+    assert pace.seen(1360.0, now=1376.0) == 1421.0
+    # A chatty peer (a statusLine every 2 s) is still pulled at most every 5 s.
+    chatty = peers.Pace(every=60.0, newest=2000.0, gap=2.0)
+    assert chatty.seen(2002.0, now=2003.0) == 2008.0
+    # A peer whose reading changes every 5 minutes (OAuth): still every minute.
+    slow = peers.Pace(every=60.0, newest=1000.0, gap=300.0)
+    assert slow.seen(1000.0, now=1010.0) == 1070.0
+    # A peer that does not answer backs off like a late one; `every` below the floor
+    # (`serve --peer-every 0.3`) is the period.
+    assert peers.Pace(every=60.0).seen(None, now=50.0) == 55.0
+    assert peers.Pace(every=0.3).seen(None, now=50.0) == 50.3
+
+
+def test_the_box_pulls_on_the_laptops_freshness_not_once_a_minute(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two real bridges: the laptop's browser posts every 2 s; the box (pulling at least
+    every 60 s, the default) has each burst's last reading within 9 s of its post, twice:
+    it pulls when the laptop's reading is due to change, not on a fixed minute."""
+    laptop = start_laptop(tmp_path)
+    box: Bridge | None = None
+    try:
+        source = point_at(laptop, tmp_path, monkeypatch)
+
+        def on_the_box() -> float | None:
+            rows = [r for r in cli_rows("--json", "--cached") if source in r["browser"]]
+            return rows[0]["usage"]["five_hour"]["utilization"] if rows else None
+
+        for burst, start in enumerate((10.0, 30.0)):
+            for step in range(4):
+                assert laptop.post([reading(start + step)]).status == 200
+                if box is None:
+                    box = start_bridge(tmp_path, name="box")
+                time.sleep(2.0)  # the browser's cadence in this test
+            last = start + 3
+            wait_for(
+                partial(lambda value: on_the_box() == value, last),
+                seconds=9,
+                what=f"burst {burst}'s last reading on the box",
+            )
+    finally:
+        for bridge in (box, laptop):
+            if bridge is not None:
+                bridge.stop()

@@ -4,7 +4,8 @@ An SSH dev box runs agents on the same account as the laptop whose browser and C
 Code login already keep a fresh reading. ``ssh -R 63763:127.0.0.1:63762 box`` makes the
 laptop's bridge reachable on the box's loopback; the box's ``claude-meter serve``, given
 ``CLAUDEMETER_PEERS=http://127.0.0.1:63763`` and the laptop's bridge token in
-``CLAUDEMETER_PEER_TOKEN_FILE``, pulls ``GET /snapshots`` from it every minute and stores
+``CLAUDEMETER_PEER_TOKEN_FILE``, pulls ``GET /snapshots`` from it on the peer's freshness
+(just after its newest reading is due to be replaced, at least every minute) and stores
 each row as a reading of its own source, ``browser = "peer 127.0.0.1:63763"``, which then
 folds per bucket with the box's own readings. While such a reading of an account is fresh
 (younger than its source's freshness limit, and the last pull worked) the box's poller
@@ -33,9 +34,14 @@ from .model import Snapshot, ValidationError, parse_many, redact, utcnow
 from .render import duration
 from .store import State, Store, StoreError
 
-#: How often ``serve`` pulls each peer: well inside a row's 300 s freshness limit, so a
-#: live peer's reading never lapses between pulls.
+#: The longest ``serve`` waits between two pulls of a peer: well inside a row's 300 s
+#: freshness limit, so a live peer's reading never lapses between pulls.
 PULL_EVERY = 60.0
+#: The shortest, however often the peer's reading changes (its statusLine may write
+#: every few seconds); also the first step of the back-off while it does not change.
+PULL_FLOOR = 5.0
+#: A new reading is looked for this long after it is due: the peer must have stored it.
+DUE_SLACK = 1.0
 #: Connect and read timeout per peer; a tunnel to a sleeping laptop must not stall us.
 TIMEOUT = 5.0
 #: A peer's answer is at most this big (its bridge takes 256 KiB per post).
@@ -222,8 +228,41 @@ def covering(state: State, account_key: str) -> Snapshot | None:
     return None
 
 
+@dataclass
+class Pace:
+    """When to pull one peer next: keyed to its freshness, not to a fixed period.
+
+    The peer's newest reading (``fetched_at``, epoch seconds) and the gap between its last
+    two say when the next one is due; the pull comes :data:`DUE_SLACK` after that. While
+    the gap is not known yet, or the due reading is late, or the peer does not answer,
+    pulls back off from :data:`PULL_FLOOR` doubling. Never more than ``every`` seconds
+    apart, never less than the floor (or ``every``, when that is smaller)."""
+
+    every: float
+    newest: float | None = None
+    gap: float | None = None
+    retry: float = PULL_FLOOR
+
+    def seen(self, newest: float | None, now: float) -> float:
+        """Book a pull made at ``now`` that found ``newest`` (None: no reading, or no
+        answer); returns when to pull next (epoch seconds)."""
+        floor = min(PULL_FLOOR, self.every)
+        if newest is not None and (self.newest is None or newest > self.newest):
+            if self.newest is not None:
+                self.gap = newest - self.newest
+            self.newest = newest
+            self.retry = floor
+        due = None if self.newest is None or self.gap is None else self.newest + self.gap
+        if due is not None and due + DUE_SLACK > now:
+            wait = due + DUE_SLACK - now
+        else:  # still learning its pace, or the reading is late: back off
+            wait = self.retry
+            self.retry = min(self.retry * 2, self.every)
+        return now + min(self.every, max(floor, wait))
+
+
 class Puller:
-    """Pulls every peer into the store, one round at a time, and says what changed."""
+    """Pulls every peer into the store, each when its pace says, and says what changed."""
 
     def __init__(
         self,
@@ -237,15 +276,24 @@ class Puller:
         self.say = say
         self.every = every
         self._said: dict[str, str] = {}
+        self.paces = {peer: Pace(every) for peer in peers}
+        #: When each peer is pulled next (epoch seconds).
+        self.due = {peer: 0.0 for peer in peers}
 
-    def round(self) -> list[Pull]:
-        """Pull each peer once; store what came; book each peer's status."""
+    def round(self, peers: list[Peer] | None = None) -> list[Pull]:
+        """Pull each peer (of ``peers``, default all) once; store what came; book each
+        peer's status and when to pull it next."""
+        peers = self.peers if peers is None else peers
         try:
             token = read_token()
         except PeerError as exc:
-            pulls = [Pull(peer, False, str(exc)) for peer in self.peers]
+            pulls = [Pull(peer, False, str(exc)) for peer in peers]
         else:
-            pulls = [pull(peer, token) for peer in self.peers]
+            pulls = [pull(peer, token) for peer in peers]
+        now = time.time()
+        for result in pulls:
+            newest = max((row.fetched_at.timestamp() for row in result.rows), default=None)
+            self.due[result.peer] = self.paces[result.peer].seen(newest, now)
         try:
             with self.store.update() as state:
                 for result in pulls:
@@ -282,11 +330,16 @@ class Puller:
         self._said[name] = result.message
 
     def run(self, stop: threading.Event, after_round: Callable[[], None]) -> None:
-        """Pull every ``every`` seconds until ``stop``; ``after_round`` (the poller's
-        wake-up) lets the refresh see at once what the round changed."""
-        while not stop.wait(self.every):
+        """Pull each peer when it is due (:class:`Pace`; one puller, one peer after
+        another: single-flight) until ``stop``; ``after_round`` (the poller's wake-up)
+        lets the refresh see at once what the round changed."""
+        while not stop.wait(max(0.0, min(self.due.values()) - time.time())):
+            now = time.time()
+            due = [peer for peer in self.peers if self.due[peer] <= now]
             try:
-                self.round()
+                self.round(due)
             except Exception as exc:  # a puller that dies silently freezes the peer rows
                 self.say(f"peers: pull failed: {redact(str(exc))[:200]}")
+                for peer in due:
+                    self.due[peer] = now + self.every
             after_round()

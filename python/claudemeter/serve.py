@@ -50,7 +50,9 @@ def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
         type=float,
         default=peers.PULL_EVERY,
         metavar="SECONDS",
-        help=f"pull the bridges in CLAUDEMETER_PEERS this often (default {peers.PULL_EVERY:.0f})",
+        help="pull each bridge in CLAUDEMETER_PEERS at least this often"
+        f" (default {peers.PULL_EVERY:.0f}); sooner when its newest reading is due"
+        " to be replaced",
     )
 
 
