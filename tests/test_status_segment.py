@@ -11,8 +11,9 @@ import pytest
 
 from claudemeter.model import Snapshot
 from claudemeter.options import DEFAULTS, OPTIONS, Settings, parse_show_options
+from claudemeter.popup import GUARD_WIDTH, guard_lines
 from claudemeter.registry import GuardEntry
-from claudemeter.render import GUARD_WIDTH, guard_lines, short_command
+from claudemeter.render import short_command
 from claudemeter.status import Piece, fill, job_output, render, short_names
 from claudemeter.store import State
 from claudemeter.tmux import socket_path

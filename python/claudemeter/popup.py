@@ -1,8 +1,12 @@
-"""``claude-meter show``: the full breakdown, printed, or kept on screen in the popup.
+"""The popup: the full breakdown (:func:`breakdown`) and ``claude-meter show``, which
+prints it or keeps it on screen.
 
-``--watch`` is what ``prefix+M`` runs inside ``display-popup -E``: a tiny pager that
-redraws every few seconds (countdowns move), scrolls with j/k or the arrows, and closes
-on q or Esc. Without a terminal it just prints, so it pipes and tests cleanly.
+The breakdown is a pure function of the state, the guards, the history and ``now``: one
+block per account (every bucket with its bar, sparkline and pace, money, sources,
+problems, guards, who is filling it), so golden tests pin it exactly. ``--watch`` is
+what ``prefix+M`` runs inside ``display-popup -E``: a tiny pager that redraws every few
+seconds (countdowns move), scrolls with j/k or the arrows, and closes on q or Esc.
+Without a terminal it just prints, so it pipes and tests cleanly.
 """
 
 from __future__ import annotations
@@ -16,17 +20,30 @@ import sys
 import termios
 import textwrap
 import tty
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import TextIO
 
-from . import env, history, registry
-from .model import printable
+from . import env, history, pace, registry
+from .history import AccountHistory, HistoryPoint, of_account
+from .model import JSON, Provenance, Snapshot, Window, printable
 from .options import Settings
-from .render import Look, breakdown
-from .store import Store
+from .registry import GuardEntry
+from .render import (
+    account_name,
+    duration,
+    extra_usage_lines,
+    percent,
+    short_command,
+    short_reset,
+    tier,
+)
+from .store import State, Store, login_books
 from .times import local_time
 from .tmux import Tmux, TmuxError, socket_path
 from .top import filling_lines, gather
+from .windows import label
 
 REDRAW_SECONDS = 5.0
 WIDTH = 80
@@ -35,6 +52,200 @@ _ANSI_RE = re.compile(r"\033\[[0-9;]*m")
 _UP = {"k", "\x1b[A", "\x1bOA"}
 _DOWN = {"j", " ", "\x1b[B", "\x1bOB"}
 _CLOSE = {"q", "Q", "\x1b", "\x03"}
+
+
+# --- the breakdown ----------------------------------------------------------------------
+#
+# Laid out for an 80x24 popup: 2 + 16 (label) + 2 + 18 (bar) + 2 + 6 (percent) + 2 + 32
+# (reset) columns. Colour is optional and only ever doubles what the words say.
+
+BAR_WIDTH = 16
+LABEL_WIDTH = 16
+SPARK_WIDTH = BAR_WIDTH + 2
+SPARK_SPAN = 3600.0  # the last hour: what the pace is computed from
+_ANSI = {"ok": "32", "warn": "33", "crit": "31", "dim": "2", "bold": "1"}
+
+
+@dataclass(frozen=True)
+class Look:
+    """How to draw: the tiers' bounds and whether to emit ANSI colour."""
+
+    warn: float = 70.0
+    crit: float = 90.0
+    colour: bool = False
+    threshold: float = 90.0  # where a pace projection says the guards will pause
+
+    def paint(self, text: str, kind: str) -> str:
+        return f"\033[{_ANSI[kind]}m{text}\033[0m" if self.colour and text else text
+
+    def tier(self, value: float | None) -> str:
+        return tier(value, self.warn, self.crit)
+
+
+def bar(value: float | None, width: int = BAR_WIDTH) -> str:
+    if value is None:
+        return "[" + "·" * width + "]"
+    full = round(min(max(value, 0.0), 100.0) / 100 * width)
+    return "[" + "█" * full + "░" * (width - full) + "]"
+
+
+def window_line(name: str, window: Window, now: datetime, look: Look) -> str:
+    value = window.used(now)
+    kind = look.tier(value)
+    return (
+        f"  {label(name)[:LABEL_WIDTH]:<{LABEL_WIDTH}}  {look.paint(bar(value), kind)}  "
+        f"{look.paint(f'{percent(value):>6}', kind)}  {short_reset(window, now)}"
+    )
+
+
+def belongs(raw: Snapshot, row: Snapshot) -> bool:
+    """Whether a stored reading is one of the folded row's sources."""
+    if raw.org_uuid:
+        return raw.org_uuid == row.org_uuid
+    return (
+        bool(raw.account_email)
+        and (raw.account_email or "").lower() == (row.account_email or "").lower()
+    )
+
+
+def origins_line(row: Snapshot, now: datetime) -> str | None:
+    """Where each bucket's value comes from (the fold takes each from the newest fresh
+    reading that has it): ``from: statusline 12s ago: 5-hour, 7-day · Claude Code 4m
+    ago: 7-day Opus``; None for a row without buckets."""
+    groups: dict[Provenance, list[str]] = {}
+    for name in row.windows():
+        groups.setdefault(row.origin(name), []).append(label(name))
+    parts = [
+        f"{origin.source} {duration(origin.age(now))} ago"
+        + (" (stale)" if origin.is_stale(now) else "")
+        + f": {', '.join(names)}"
+        for origin, names in groups.items()
+    ]
+    return "from: " + " · ".join(parts) if parts else None
+
+
+def source_line(raws: list[Snapshot], now: datetime) -> str:
+    seen = [
+        f"{raw.browser} {duration(raw.age(now))} ago"
+        + (" (stale)" if raw.is_stale(now) or raw.stale else "")
+        for raw in sorted(raws, key=lambda r: r.fetched_at, reverse=True)
+    ]
+    return "sources: " + (" · ".join(seen) if seen else "none")
+
+
+#: A guard line's room: the popup's 80 columns less the two-space indent of its block.
+GUARD_WIDTH = 78
+
+
+def guard_lines(entry: GuardEntry, now: datetime, width: int = GUARD_WIDTH) -> list[str]:
+    """``guard %3 claude: paused until …``; a command too long for that goes on a line
+    of its own below, cut from the left (its end is what differs between guards)."""
+    where = " ".join(part for part in ("guard", entry.host, entry.pane) if part)
+    status = entry.state
+    if entry.resume_at is not None:
+        when = datetime.fromtimestamp(entry.resume_at, timezone.utc)
+        status += f" until {local_time(when, now)} (in {duration((when - now).total_seconds())})"
+    line = f"{where} {short_command(entry.command, width)}: {status}"
+    if len(line) <= width:
+        return [line]
+    return [f"{where}: {status}", f"  {short_command(entry.command, width - 2)}"]
+
+
+def account_block(
+    row: Snapshot,
+    raws: list[Snapshot],
+    bookings: dict[str, JSON],
+    guards: list[GuardEntry],
+    now: datetime,
+    look: Look,
+    points: list[HistoryPoint],
+) -> list[str]:
+    """One account: heading, every bucket, money, sources, problems, guards."""
+    org = f"  (org {row.org_uuid[:8]})" if row.org_uuid and row.account_email else ""
+    lines = [look.paint(account_name(row), "bold") + org]
+    if row.stale:
+        lines.append(look.paint(f"  STALE: newest reading is {duration(row.age(now))} old", "warn"))
+    wins = row.windows()
+    found = pace.paces(points, now, look.threshold)
+    for name, window in wins.items():
+        lines.append(window_line(name, window, now, look))
+        if name in found:  # history, its sparkline, and whether it lasts until the reset
+            spark = pace.sparkline(points, name, now, width=SPARK_WIDTH, span=SPARK_SPAN)
+            lines.append(f"    {spark} {pace.outlook(found[name], now)}")
+    if not wins:
+        lines.append("  no usage reading yet")
+    lines.extend(f"  {line}" for line in extra_usage_lines(row))
+    origins = origins_line(row, now)
+    if origins and len(raws) > 1:  # with one reading, the sources line says it all
+        lines.append("  " + origins)
+    lines.append("  " + source_line(raws, now))
+    problems = list(row.errors)
+    for book in bookings.values():
+        error = book.get("error")
+        if book.get("status") == "login" and isinstance(error, str):
+            lines.append(look.paint(f"  Claude Code: {error}", "crit"))
+            problems = [p for p in problems if p != error]
+        elif isinstance(error, str) and error and error not in problems:
+            problems.append(error)
+    lines.extend(f"  error: {problem}" for problem in problems[-3:])
+    lines.extend(f"  {line}" for entry in guards for line in guard_lines(entry, now))
+    return lines
+
+
+def breakdown(
+    state: State,
+    now: datetime,
+    guards: list[GuardEntry],
+    look: Look,
+    recorded: Mapping[str, AccountHistory] | None = None,
+    filling: Mapping[str, list[str]] | None = None,
+) -> str:
+    """Everything the popup shows, as plain lines (ANSI colour only if ``look`` says).
+    ``recorded`` is the history by account key (the sparklines and pace come from it);
+    ``filling`` the "who is filling it" lines by account key."""
+    rows = state.accounts(now)
+    blocks: list[list[str]] = []
+    placed: set[int] = set()
+    for row in rows:
+        raws = [raw for raw in state.rows if belongs(raw, row)]
+        bookings = {
+            key: book
+            for key, book in state.sources.items()
+            if isinstance(book, dict) and key == f"oauth:{row.org_uuid}"
+        }
+        bookings.update(login_books(state.sources, row))
+        mine = [
+            g
+            for g in guards
+            if g.account
+            and g.account.lower() in ((row.account_email or "").lower(), row.org_uuid.lower())
+        ]
+        placed.update(id(g) for g in mine)
+        points = of_account(recorded or {}, row.org_uuid, row.account_email).points
+        block = account_block(row, raws, bookings, guards=mine, now=now, look=look, points=points)
+        block.extend((filling or {}).get(row.account_key, []))
+        blocks.append(block)
+    unclaimed = [g for g in guards if id(g) not in placed]
+    if unclaimed:
+        blocks.append(
+            ["guards (default account)"]
+            + [f"  {line}" for entry in unclaimed for line in guard_lines(entry, now)]
+        )
+    orphans = [
+        book
+        for key, book in state.sources.items()
+        if isinstance(book, dict)
+        and book.get("error")
+        and not any(
+            key == f"oauth:{row.org_uuid}" or key in login_books(state.sources, row) for row in rows
+        )
+    ]
+    if orphans:
+        blocks.append(["sources without data"] + [f"  error: {b['error']}" for b in orphans])
+    return "\n\n".join("\n".join(block) for block in blocks)
+
+
+# --- the command and its pager -------------------------------------------------------
 
 
 def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:

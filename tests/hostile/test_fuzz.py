@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from claudemeter import env, registry
 from claudemeter.model import ValidationError, parse_many
 from claudemeter.options import Settings
-from claudemeter.popup import text
-from claudemeter.render import Look, summary
+from claudemeter.popup import Look, text
+from claudemeter.render import summary
 from claudemeter.status import job_output
 from claudemeter.store import Store
 from tests.hostile.readers import assert_readers_work, cli, good_snapshot, ingest
