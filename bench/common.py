@@ -129,7 +129,13 @@ def isolated_env(root: Path, **extra: str) -> dict[str, str]:
         k: v
         for k, v in os.environ.items()
         if not k.startswith(("CLAUDEMETER_", "CM_GUARD_"))
-        and k not in ("TMUX", "CLAUDE_CONFIG_DIR", "CLAUDE_SECURESTORAGE_CONFIG_DIR")
+        and k
+        not in (
+            "TMUX",
+            "CLAUDE_CONFIG_DIR",
+            "CLAUDE_SECURESTORAGE_CONFIG_DIR",
+            "PYTHONDONTWRITEBYTECODE",
+        )
     }
     home = root / "home"
     (home / ".claude").mkdir(parents=True, exist_ok=True)
@@ -144,6 +150,9 @@ def isolated_env(root: Path, **extra: str) -> dict[str, str]:
         CLAUDEMETER_BRIDGE=NOWHERE,
         TMUX_TMPDIR=str(root),
         PYTHONPATH=str(ROOT / "python"),
+        # Compiled once, as an installed package is: a timed call pays what a user's does,
+        # not a compile of every module (PYTHONDONTWRITEBYTECODE in the caller's shell).
+        PYTHONPYCACHEPREFIX=str(root / "pycache"),
         PATH=os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]),
     )
     env.update(extra)

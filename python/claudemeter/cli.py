@@ -1,18 +1,21 @@
 """``claude-meter``: the command line (SPEC section 4).
 
 Each subcommand lives in the module that owns its concern and is imported only when
-run, so ``claude-meter status`` on tmux's redraw path never pays for ``requests``.
+run, so ``claude-meter status`` on tmux's redraw path never pays for ``requests``; the
+two calls made on every redraw and every agent's refresh (``status``, ``statusline``)
+are dispatched before ``argparse`` or the store is imported.
 """
 
 from __future__ import annotations
 
-import argparse
-import importlib
 import sys
-from collections.abc import Callable, Sequence
 
 from . import __version__
-from .store import StoreError
+
+TYPE_CHECKING = False  # typing itself costs the redraw path milliseconds
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Callable, Sequence
 
 # name -> (module, function, one-line help). The function takes the parsed args and
 # returns the exit status; modules may add their own options via ``add_arguments``.
@@ -119,6 +122,9 @@ each.
 
 def build_parser(wanted: str | None = None) -> argparse.ArgumentParser:
     """The parser; only ``wanted``'s module is imported for its own options."""
+    import argparse
+    import importlib
+
     parser = argparse.ArgumentParser(
         prog="claude-meter",
         description=DESCRIPTION,
@@ -148,13 +154,24 @@ def build_parser(wanted: str | None = None) -> argparse.ArgumentParser:
 
 def _run(argv: Sequence[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    # The status line runs `claude-meter status` every redraw: skip argparse's imports.
+    # The status line runs `claude-meter status` every redraw: skip argparse's imports,
+    # and the store's too while the segment it last rendered still holds.
     if argv == ["status"]:
+        from .segment_cache import cached_segment
+
+        segment = cached_segment()
+        if segment is not None:
+            print(segment)
+            return 0
+        import argparse
+
         from .commands import cmd_status
 
         return cmd_status(argparse.Namespace(command="status"))
     # Claude Code runs `claude-meter statusline` on every refresh of every agent: likewise.
     if argv == ["statusline"]:
+        import argparse
+
         from .sources.statusline import main as statusline
 
         return statusline(argparse.Namespace(command="statusline", chain=None, no_chain=False))
@@ -171,6 +188,8 @@ def _run(argv: Sequence[str] | None) -> int:
         from .commands import cmd_default
 
         return cmd_default(args)
+    import importlib
+
     module, func, _help = COMMANDS[args.command]
     handler: Callable[[argparse.Namespace], int] = getattr(importlib.import_module(module), func)
     return handler(args)
@@ -190,10 +209,14 @@ def _refuse_shared_dirs() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _run(argv)
-    except StoreError as exc:
-        print(f"claude-meter: {exc}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
         return 0
+    except Exception as exc:
+        # The store is imported only by the commands that raise its errors.
+        store = sys.modules.get("claudemeter.store")
+        if store is None or not isinstance(exc, store.StoreError):
+            raise
+        print(f"claude-meter: {exc}", file=sys.stderr)
+        return 1

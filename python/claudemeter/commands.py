@@ -4,18 +4,20 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from . import render
+from . import render, segment_cache
 from .model import JSON, MAX_DEPTH, Snapshot, ValidationError, parse_many, printable, utcnow
-from .store import State, Store, warn
+from .store import State, Store, warn, write_private
 
 if TYPE_CHECKING:
     from .history import AccountHistory
+    from .options import Settings
 
 NO_DATA_HINT = (
     "no usage data yet: log in to Claude Code (run `claude`), or install the browser"
@@ -159,8 +161,36 @@ def cmd_status(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    print(job_output(Store().read(), env.now(), settings, registry.paused_count()))
+    store = Store()
+    cached = segment_cache.directory() if not chosen else None
+    try:
+        cache_key = segment_cache.key(cached) if cached is not None else None
+    except OSError:
+        cache_key = None
+    state, now, paused = store.read(), env.now(), registry.paused_count()
+    print(job_output(state, now, settings, paused))
+    if cache_key is not None and not state.problem and not state.skipped:
+        _keep_segment(store, cache_key, state, now, settings, paused)
     return 0
+
+
+def _keep_segment(
+    store: Store,
+    cache_key: list[object],
+    state: State,
+    now: datetime,
+    settings: Settings,
+    paused: int,
+) -> None:
+    """Leave the segment for the next ``claude-meter status`` (:mod:`segment_cache`);
+    ``cache_key`` was taken before the state was read, so a write in between makes it a
+    miss, never a stale hit. A cache that cannot be written is only slower."""
+    from .status import steady
+
+    template, until = steady(state, now, settings, paused)
+    data = segment_cache.encode(cache_key, template, now.timestamp(), until)
+    with contextlib.suppress(OSError):
+        write_private(store.directory / segment_cache.CACHE_FILE, data, durable=False)
 
 
 def cmd_refresh(args: argparse.Namespace) -> int:

@@ -101,6 +101,20 @@ def current_top(summary: Summary | None, now: datetime) -> TopSession | None:
     return summary.top if end is None or end > now.timestamp() else None
 
 
+def moments(summary: Summary | None) -> list[float]:
+    """Epoch seconds at which :func:`current_paces` or :func:`current_top` drop what
+    ``summary`` holds (a window's reset, a pace's readings leaving the rate window), and
+    each pace's projected times (its text says a local time)."""
+    if summary is None:
+        return []
+    top = summary.top
+    found = [] if top is None or top.window_end is None else [top.window_end]
+    for p in summary.paces.values():
+        found.append(p.at.timestamp() + pace.RATE_WINDOW)
+        found += [t.timestamp() for t in (p.resets_at, p.full_at, p.threshold_at) if t]
+    return found
+
+
 def file_history(directory: Path, state: State, now: datetime) -> None:
     """File what an update added into the history (``history.record``) and refresh the
     derived facts (``derived.json``, and ``state.derived``) of the accounts it touched.

@@ -7,47 +7,37 @@ would let a test touch the user's real home.
 
 from __future__ import annotations
 
-import os
-import sys
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from . import envlite
 from .times import parse_time
 
-APP = "claudemeter"
+APP = envlite.APP
 DEFAULT_BRIDGE = "127.0.0.1:63762"
 DEFAULT_ANTHROPIC_BASE = "https://api.anthropic.com"
 
 
 def _get(name: str) -> str | None:
-    value = os.environ.get(name)
-    return value if value else None
+    return envlite.get(name)
 
 
 def state_dir() -> Path:
     """Where the store, locks, the bridge token and guard registrations live."""
-    override = _get("CLAUDEMETER_STATE_DIR")
-    if override:
-        return Path(override)
-    return _user_dir("XDG_STATE_HOME", "~/.local/state", "user_state_dir")
+    found = envlite.state_dir()
+    return Path(found) if found is not None else _platform_dir("user_state_dir")
 
 
 def config_dir() -> Path:
-    override = _get("CLAUDEMETER_CONFIG_DIR")
-    if override:
-        return Path(override)
-    return _user_dir("XDG_CONFIG_HOME", "~/.config", "user_config_dir")
+    found = envlite.config_dir()
+    return Path(found) if found is not None else _platform_dir("user_config_dir")
 
 
-def _user_dir(variable: str, fallback: str, platformdirs_name: str) -> Path:
-    """On Linux, the XDG base directory ``$variable`` (``fallback`` when unset or blank)
-    plus ``claudemeter``: exactly what ``platformdirs`` answers there, without its imports
-    (``tempfile`` -> ``shutil``, ``random``, ``lzma``...) on the status line's path.
-    Elsewhere (macOS, Windows, Android) ``platformdirs.<platformdirs_name>`` itself."""
-    if sys.platform.startswith("linux") and not os.environ.get("ANDROID_DATA"):
-        base = os.environ.get(variable, "")
-        return (Path(base) if base.strip() else Path(fallback).expanduser()) / APP
+def _platform_dir(platformdirs_name: str) -> Path:
+    """Off Linux (macOS, Windows, Android), ``platformdirs.<platformdirs_name>``; on
+    Linux :func:`envlite.user_dir` answers what it would, without its imports
+    (``tempfile`` -> ``shutil``, ``random``, ``lzma``...) on the status line's path."""
     import platformdirs  # only off Linux: keeps the status path light
 
     return Path(getattr(platformdirs, platformdirs_name)(APP))

@@ -12,24 +12,10 @@ import shlex
 from datetime import datetime
 from pathlib import PurePosixPath
 
+from .clocktext import duration as duration
 from .model import SPEND_LIMIT, Snapshot, Window, printable
 from .times import local_time
 from .windows import label
-
-
-def duration(seconds: float) -> str:
-    """Compact countdown/age: ``45s``, ``12m``, ``1h23m``, ``2d4h``."""
-    seconds = max(0, int(seconds))
-    if seconds < 60:
-        return f"{seconds}s"
-    minutes = seconds // 60
-    if minutes < 60:
-        return f"{minutes}m"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 24:
-        return f"{hours}h{minutes:02d}m"
-    days, hours = divmod(hours, 24)
-    return f"{days}d{hours}h"
 
 
 def percent(value: float | None) -> str:

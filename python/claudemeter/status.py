@@ -13,15 +13,22 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 
-from . import derived, pace
-from .model import SOURCE_SHARED, Snapshot, Window, printable
+from . import derived, pace, segment_cache
+from .model import SOURCE_SHARED, Snapshot, Window, freshness_of, printable
 from .options import Settings
 from .render import CRIT, OK, WARN, account_name, duration, percent
 from .render import tier as render_tier
 from .store import State
 from .windows import short_label
+
+UNTIL, SINCE = segment_cache.UNTIL, segment_cache.SINCE
+#: How far ahead a cached segment is worked out (seconds), and the times after a render
+#: at which it is compared with a later one, besides each moment a row, a bucket or a
+#: pace can change (:func:`steady`).
+HORIZON = 3600.0
+_PROBES = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 2400.0, HORIZON)
 
 #: The OAuth source books this status when the login expired or was rejected
 #: (``sources.STATUS_LOGIN``; not imported: the status line adds no module to its path).
@@ -49,10 +56,15 @@ _MARK_RE = re.compile(f"{_OPEN}(\\d+){_CLOSE}")
 
 @dataclass(frozen=True)
 class Piece:
-    """One token's text and the tier that colours it (None: not coloured)."""
+    """One token's text and the tier that colours it (None: not coloured). A text that
+    ends in a countdown or an age names its clock: ``(prefix, kind, epoch)``, the text
+    being ``prefix`` plus the :func:`~claudemeter.clocktext.duration` until (kind
+    :data:`UNTIL`) or since (:data:`SINCE`) ``epoch`` seconds; a cached segment leaves
+    that part as a hole the clock fills (:mod:`claudemeter.segment_cache`)."""
 
     text: str
     tier: str | None = None
+    clock: tuple[str, str, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -103,14 +115,19 @@ def _window_piece(label: str, window: Window | None, now: datetime, settings: Se
 def _reset_piece(window: Window | None, now: datetime) -> Piece:
     if window is None or window.resets_at is None or window.has_reset(now):
         return Piece("")
-    return Piece(f"↻{duration((window.resets_at - now).total_seconds())}")
+    return Piece(
+        f"↻{duration((window.resets_at - now).total_seconds())}",
+        clock=("↻", UNTIL, window.resets_at.timestamp()),
+    )
 
 
 def _status_piece(row: Snapshot, state: State, now: datetime) -> Piece:
     if not row.stale:
         return Piece("")
     word = "login" if login_expired(state, row) else "stale"
-    return Piece(f"{word} {duration(row.age(now))}", "stale")
+    return Piece(
+        f"{word} {duration(row.age(now))}", "stale", (f"{word} ", SINCE, row.fetched_at.timestamp())
+    )
 
 
 def _pace_piece(row: Snapshot, state: State, now: datetime) -> Piece:
@@ -163,29 +180,34 @@ def tokens(
         "pace": _pace_piece(row, state, now),
         "top": _top_piece(row, state, now),
         "status": _status_piece(row, state, now),
-        "age": Piece(duration(row.age(now))),
+        "age": Piece(duration(row.age(now)), clock=("", SINCE, row.fetched_at.timestamp())),
         "account": Piece(account_name(row)),
         "initial": Piece(printable(account_name(row))[:1]),
         "name": Piece(short_names([row])[0]),
     }
 
 
-def _styled(piece: Piece, settings: Settings) -> str:
+def _styled(piece: Piece, settings: Settings, holes: bool = False) -> str:
     colour = {
         OK: settings.colour_ok,
         WARN: settings.colour_warn,
         CRIT: settings.colour_crit,
         "stale": settings.colour_stale,
     }.get(piece.tier or "", "")
-    text = escape(piece.text)
+    if holes and piece.clock is not None:
+        prefix, kind, epoch = piece.clock
+        text = escape(prefix) + segment_cache.hole(kind, epoch)
+    else:
+        text = escape(piece.text)
     return f"#[{style(colour)}]{text}#[default]" if style(colour) else text
 
 
-def fill(fmt: str, values: dict[str, Piece], settings: Settings) -> str:
+def fill(fmt: str, values: dict[str, Piece], settings: Settings, holes: bool = False) -> str:
     """Fill a format's tokens; empty tokens and the separators they leave are dropped.
 
     The user's literal text passes through untouched (it may hold ``#[…]`` styles);
     unknown tokens stay as written so a typo is visible rather than silently blank.
+    ``holes``: countdowns and ages left as :func:`segment_cache.hole` marks.
     """
     kept: list[Piece] = []
 
@@ -202,7 +224,7 @@ def fill(fmt: str, values: dict[str, Piece], settings: Settings) -> str:
     text = re.sub(r"[ \t]+", " ", text)
     text = re.sub(r"([·|/])(\s*[·|/])+", r"\1", text)  # a separator left between two gaps
     text = re.sub(r"^\s*[·|/]\s*|\s*[·|/]\s*$", "", text).strip()
-    return _MARK_RE.sub(lambda m: _styled(kept[int(m.group(1))], settings), text)
+    return _MARK_RE.sub(lambda m: _styled(kept[int(m.group(1))], settings, holes), text)
 
 
 def matching(rows: list[Snapshot], wanted: str) -> list[Snapshot]:
@@ -279,8 +301,11 @@ def _message(text: str) -> Rendered:
     )
 
 
-def render(state: State, now: datetime, settings: Settings, paused: int = 0) -> Rendered:
-    """The whole segment plus each placeholder, for the account(s) the options select."""
+def render(
+    state: State, now: datetime, settings: Settings, paused: int = 0, holes: bool = False
+) -> Rendered:
+    """The whole segment plus each placeholder, for the account(s) the options select.
+    ``holes``: countdowns and ages left as marks for :mod:`claudemeter.segment_cache`."""
     if state.problem:
         return _message("store?")
     rows = [r for r in state.accounts(now) if r.usage is not None]
@@ -294,7 +319,7 @@ def render(state: State, now: datetime, settings: Settings, paused: int = 0) -> 
         )
     values = tokens(row, state, now, settings, paused)
     parts = {
-        name: _styled(values[token], settings) if token and values[token].text else ""
+        name: _styled(values[token], settings, holes) if token and values[token].text else ""
         for name, token in PLACEHOLDERS.items()
     }
     fmt = settings.format
@@ -306,13 +331,14 @@ def render(state: State, now: datetime, settings: Settings, paused: int = 0) -> 
                 MULTI_FORMAT,
                 {**tokens(r, state, now, settings, 0), "name": Piece(name)},
                 settings,
+                holes,
             )
             for name, r in zip(short_names(rows), rows, strict=True)
         )
         if values["paused"].text:
             segment += " " + _styled(values["paused"], settings)
     else:
-        segment = fill(fmt, values, settings)
+        segment = fill(fmt, values, settings, holes)
     if state.sources.get(SOURCE_SHARED, {}).get("status") == "error":
         segment += " " + _styled(Piece("shared?", "stale"), settings)  # on this host's file
     parts["claude_meter"] = segment or escape("claude: ?")
@@ -325,3 +351,54 @@ def job_output(
     """The segment as a ``#()`` job prints it: tmux does not strftime job output, so
     ``%%`` goes back to ``%`` (``##`` and ``#[…]`` are still read by tmux)."""
     return render(state, now, settings or Settings(), paused).segment.replace("%%", "%")
+
+
+def steady(state: State, now: datetime, settings: Settings, paused: int = 0) -> tuple[str, float]:
+    """The ``#()`` segment with its countdowns and ages left as holes, and until when
+    (epoch seconds, at most :data:`HORIZON` ahead) that stays the segment: what
+    :mod:`claudemeter.segment_cache` keeps for the next ``claude-meter status``.
+
+    Besides the clocks, the segment changes with time only when a row or a bucket goes
+    stale, a bucket resets, a stored pace or top session runs out, or a local time
+    moves to another day. Each of those moments within the horizon, and a ladder of
+    later times, is rendered; at the first that differs, the change is narrowed to a
+    second and the segment is kept until the last time known to be the same."""
+
+    def shape(at: float) -> str:
+        when = datetime.fromtimestamp(at, timezone.utc)
+        return render(state, when, settings, paused, holes=True).segment.replace("%%", "%")
+
+    start = now.timestamp()
+    first = shape(start)
+    moments = {start + after for after in _PROBES}
+    moments |= {m for m in _changes(state) if start < m < start + HORIZON}
+    same = start
+    for moment in sorted(moments):
+        if shape(moment) != first:
+            changed = moment
+            while changed - same > 1.0:
+                middle = (same + changed) / 2
+                if shape(middle) == first:
+                    same = middle
+                else:
+                    changed = middle
+            return first, same
+        same = moment
+    return first, start + HORIZON
+
+
+def _changes(state: State) -> set[float]:
+    """Epoch seconds at which the segment may change other than by its clocks: each
+    reading's and each bucket's end of freshness, each reset, each stored pace's and
+    top session's end (a second after each, when it has changed)."""
+    found: set[float] = set()
+    for row in state.rows:
+        found.add(row.fetched_at.timestamp() + row.freshness_limit())
+        for name, window in row.windows().items():
+            origin = row.origin(name)
+            found.add(origin.fetched_at.timestamp() + freshness_of(origin.source))
+            if window.resets_at is not None:
+                found.add(window.resets_at.timestamp())
+    for body in state.derived.values():
+        found.update(derived.moments(derived.Summary.from_json(body)))
+    return {moment + 1.0 for moment in found}

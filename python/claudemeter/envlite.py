@@ -1,0 +1,59 @@
+"""The few environment facts the redraw path needs before it imports anything heavy.
+
+``claude-meter status`` answers from :mod:`claudemeter.segment_cache` with ``json``,
+``os``, ``sys``, ``time`` and ``zlib`` alone; :mod:`claudemeter.env` imports ``pathlib``
+and ``dataclasses`` (tens of milliseconds on that path). So the variables it reads are
+read here, as text, and :mod:`claudemeter.env` builds its ``Path``s on these: one owner
+per variable still.
+"""
+
+# os.path, not pathlib: importing pathlib costs this path ~5 ms.
+# ruff: noqa: PTH111, PTH118
+
+from __future__ import annotations
+
+import os
+import sys
+
+APP = "claudemeter"
+
+
+def get(name: str) -> str | None:
+    """``$name``, None when unset or empty."""
+    value = os.environ.get(name)
+    return value if value else None
+
+
+def user_dir(variable: str, fallback: str) -> str | None:
+    """On Linux, the XDG base directory ``$variable`` (``fallback`` when unset or blank)
+    plus ``claudemeter``: exactly what ``platformdirs`` answers there, without its
+    imports. None elsewhere (macOS, Windows, Android): ask ``platformdirs``."""
+    if not sys.platform.startswith("linux") or os.environ.get("ANDROID_DATA"):
+        return None
+    base = os.environ.get(variable, "")
+    return os.path.join(base if base.strip() else os.path.expanduser(fallback), APP)
+
+
+def state_dir() -> str | None:
+    """``CLAUDEMETER_STATE_DIR``, else :func:`user_dir` of ``XDG_STATE_HOME``."""
+    return get("CLAUDEMETER_STATE_DIR") or user_dir("XDG_STATE_HOME", "~/.local/state")
+
+
+def config_dir() -> str | None:
+    """``CLAUDEMETER_CONFIG_DIR``, else :func:`user_dir` of ``XDG_CONFIG_HOME``."""
+    return get("CLAUDEMETER_CONFIG_DIR") or user_dir("XDG_CONFIG_HOME", "~/.config")
+
+
+def clock_pinned() -> bool:
+    """``CLAUDEMETER_NOW`` is set (tests' golden files pin the readers' clock with it)."""
+    return get("CLAUDEMETER_NOW") is not None
+
+
+def shared_store() -> bool:
+    """``CLAUDEMETER_REDIS_URL`` is set: the store and the registry live in Redis."""
+    return get("CLAUDEMETER_REDIS_URL") is not None
+
+
+def time_zone() -> str:
+    """``TZ`` as set (local times in the segment depend on it); empty when unset."""
+    return os.environ.get("TZ", "")

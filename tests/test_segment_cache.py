@@ -1,0 +1,198 @@
+"""``claude-meter status`` answered from ``segment.json`` (``claudemeter.segment_cache``):
+the cached segment is the full render at every moment it is used, and anything the
+segment depends on (a new reading, a guard pausing or dying, a damaged cache) makes the
+next call render in full again."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from claudemeter import registry, segment_cache, store
+from claudemeter.derived import Summary, TopSession
+from claudemeter.model import SOURCE_STATUSLINE, Snapshot, format_time
+from claudemeter.options import Settings
+from claudemeter.pace import Pace
+from claudemeter.procs import read_proc
+from claudemeter.status import HORIZON, job_output, steady
+from claudemeter.store import State
+
+NOW = datetime.now(timezone.utc).replace(microsecond=0)
+
+
+def reading(
+    five: float = 42.0,
+    *,
+    org: str = "org-a",
+    email: str = "ada@example.com",
+    source: str = "Claude Code",
+    age: float = 30.0,
+    resets_in: float = 1800.0,
+) -> Snapshot:
+    return Snapshot(
+        org_uuid=org,
+        browser=source,
+        account_email=email,
+        fetched_at=NOW - timedelta(seconds=age),
+        usage={
+            "five_hour": {
+                "utilization": five,
+                "resets_at": format_time(NOW + timedelta(seconds=resets_in)),
+            },
+            "seven_day": {
+                "utilization": 61.0,
+                "resets_at": format_time(NOW + timedelta(days=3)),
+            },
+        },
+    )
+
+
+def heading_for_full(org: str) -> dict[str, object]:
+    """``derived.json``'s entry for an account whose 5-hour bucket is on pace for 100 %
+    before its reset, with a top session, from readings 40 minutes old: the pace runs
+    out of the rate window five minutes from now."""
+    at = NOW - timedelta(minutes=40)
+    found = Pace(
+        bucket="five_hour",
+        used=80.0,
+        at=at,
+        rate_per_hour=60.0,
+        threshold=90.0,
+        resets_at=NOW + timedelta(hours=2),
+        full_at=at + timedelta(minutes=20),
+        threshold_at=at + timedelta(minutes=10),
+        points=12,
+    )
+    top = TopSession("%3", "/src/app", 41.0, (NOW + timedelta(hours=2)).timestamp())
+    return {org: Summary(at.timestamp(), {"five_hour": found}, top).to_json()}
+
+
+CASES = {
+    "fresh": State(rows=[reading()]),
+    "goes stale": State(rows=[reading(source=SOURCE_STATUSLINE, age=895.0)]),
+    "stale already": State(rows=[reading(age=4000.0)]),
+    "resets soon": State(rows=[reading(resets_in=95.0)]),
+    "two sources, the newer goes stale first": State(
+        rows=[
+            reading(70.0, source=SOURCE_STATUSLINE, age=890.0),
+            reading(65.0, source="Chrome", age=200.0),
+        ]
+    ),
+    "two accounts": State(
+        rows=[reading(), reading(12.0, org="org-b", email="bob@example.com", age=250.0)]
+    ),
+    "pace and top": State(rows=[reading(80.0)], derived=heading_for_full("org-a")),
+}
+
+
+@pytest.mark.parametrize("paused", [0, 2])
+@pytest.mark.parametrize("case", list(CASES))
+def test_the_cached_segment_is_the_full_render_whenever_it_is_used(case: str, paused: int) -> None:
+    state, settings = CASES[case], Settings()
+    template, until = steady(state, NOW, settings, paused)
+    start = NOW.timestamp()
+    assert start < until <= start + HORIZON
+    moments = [start + step for step in range(0, int(until - start), 7)] + [until - 0.01]
+    for moment in moments:
+        when = datetime.fromtimestamp(moment, timezone.utc)
+        assert segment_cache.fill(template, moment) == job_output(state, when, settings, paused)
+    if until < start + HORIZON:  # it ends because the segment changes, within a second
+        after = until + 1.01
+        when = datetime.fromtimestamp(after, timezone.utc)
+        assert segment_cache.fill(template, after) != job_output(state, when, settings, paused)
+
+
+def test_a_segment_that_changes_holds_until_the_change() -> None:
+    """The row goes stale 5 s from now (a statusline reading lasts 900 s), the bucket
+    resets in 95 s: the cache ends at the first."""
+    _, until = steady(CASES["goes stale"], NOW, Settings())
+    assert NOW.timestamp() + 4 <= until <= NOW.timestamp() + 6
+    _, until = steady(CASES["resets soon"], NOW, Settings())
+    assert NOW.timestamp() + 94 <= until <= NOW.timestamp() + 96
+
+
+def status() -> str:
+    """The segment, its countdown left out (it may tick between two calls)."""
+    done = subprocess.run(
+        ["claude-meter", "status"], capture_output=True, text=True, check=True, timeout=60
+    )
+    return re.sub("↻[0-9hdms]+", "↻", done.stdout.strip())
+
+
+def ingest(snapshot: Snapshot) -> None:
+    subprocess.run(
+        ["claude-meter", "ingest", "-"],
+        input=json.dumps(snapshot.to_json()),
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+
+
+def cache_file(state_dir: Path) -> Path:
+    return state_dir / segment_cache.CACHE_FILE
+
+
+def test_the_files_it_keys_on_are_the_stores() -> None:
+    assert segment_cache.STATE_FILES == (store.STATE_FILE, store.DERIVED_FILE)
+    assert registry.GUARDS_DIR == segment_cache.GUARDS_DIR
+
+
+def test_status_is_cached_and_follows_each_new_reading(state_dir: Path) -> None:
+    ingest(reading(42.0, age=0.0))
+    assert "5h 42%" in status()
+    written = cache_file(state_dir).read_bytes()
+    assert cache_file(state_dir).stat().st_mode & 0o777 == 0o600
+    assert "5h 42%" in status()  # from the cache: the same bytes are still there
+    assert cache_file(state_dir).read_bytes() == written
+    ingest(reading(43.0, age=0.0))
+    assert "5h 43%" in status()
+    assert cache_file(state_dir).read_bytes() != written
+
+
+def test_a_damaged_or_foreign_cache_is_rendered_over(state_dir: Path) -> None:
+    ingest(reading(42.0, age=0.0))
+    full = status()
+    for damage in (b"", b"[", b'{"key": 1}', b"\xff\xfe", json.dumps({"x": [1] * 3}).encode()):
+        cache_file(state_dir).write_bytes(damage)
+        assert status() == full
+    # a cache whose key matches but says something else is only trusted for its span
+    body = json.loads(cache_file(state_dir).read_text())
+    body.update(template="forged", until=time.time() - 1)
+    cache_file(state_dir).write_text(json.dumps(body))
+    assert status() == full
+
+
+def test_status_sees_a_guard_pause_and_its_end(state_dir: Path) -> None:
+    ingest(reading(42.0, age=0.0))
+    assert "⏸" not in status()
+    child = subprocess.Popen(["sleep", "60"])
+    try:
+        proc = read_proc(child.pid)
+        assert proc is not None
+        entry = registry.GuardEntry(
+            pid=child.pid, command="claude", account=None, state=registry.PAUSED, start=proc.start
+        )
+        registry.register(entry)
+        assert "⏸1" in status()
+        assert "⏸1" in status()  # cached, still paused
+    finally:
+        child.kill()
+        child.wait()
+    assert "⏸" not in status()  # the guard is gone, though its entry was left behind
+
+
+def test_a_pinned_clock_never_uses_the_cache(
+    state_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ingest(reading(42.0, age=0.0))
+    status()
+    monkeypatch.setenv("CLAUDEMETER_NOW", format_time(NOW + timedelta(hours=5)))
+    assert "stale" in status()
