@@ -24,6 +24,7 @@ import bench_history
 import bench_hooks
 import bench_oauth_requests
 import bench_refresh
+import bench_scale
 import bench_shared
 import bench_status
 import bench_statusline
@@ -81,6 +82,12 @@ BENCHES = {
         {"runs": 15, "agents": 3},
         {"runs": 40, "agents": 5},
         {"runs": 100, "agents": 5},
+    ),
+    "scale": Bench(
+        bench_scale.measure,
+        {"runs": 5, "seconds": 8, "posts": 100, "hours": 6},
+        {"runs": 15, "seconds": 20, "posts": 300, "hours": 24},
+        {"runs": 40, "seconds": 60, "posts": 1000, "hours": 24, "batch": 5},
     ),
     "guard": Bench(
         figures_only(bench_guard.measure),

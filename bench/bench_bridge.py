@@ -28,8 +28,13 @@ from common import Figure
 ORG = "0f6c3b2a-0000-4000-8000-00000000b001"
 
 
-def start(root: Path) -> tuple[subprocess.Popen[bytes], int, str]:
-    env = common.isolated_env(root)
+def start(
+    root: Path, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], int, str]:
+    """``claude-meter serve`` on a free loopback port (its output in ``root``) with
+    ``env`` (default: :func:`common.isolated_env` of ``root``); (process, port, token)."""
+    env = env or common.isolated_env(root)
+    root.mkdir(parents=True, exist_ok=True)
     out = root / "serve.out"
     with open(out, "wb") as stdout:
         proc = subprocess.Popen(

@@ -15,8 +15,13 @@ written), replaced atomically, read lock-free:
   full resolution for :data:`FULL_SECONDS`, then one per :data:`SLOT_SECONDS` per
   bucket (plus the last one before each reset); session points likewise; every limit
   hit and reset. Rewritten only when the recent file is compacted into it, at most
-  every :data:`COMPACT_EVERY`; never more than :data:`MAX_ARCHIVE_BYTES` (the oldest
-  days are dropped first, sessions before readings).
+  every :data:`COMPACT_EVERY`; never more than :data:`MAX_ARCHIVE_BYTES`.
+
+Both bounds hold at any number of accounts, checked on the encoded bytes of every write
+(:func:`_bounded`): sessions idle past a 5-hour window go first, then the archive's
+oldest days down to :data:`ARCHIVE_FLOOR_SECONDS`, then every account's readings are
+thinned alike (pace still has its last hour, coarser), and only a store of thousands of
+accounts loses the accounts read longest ago.
 
 Writers that are not inside ``Store.update`` (a hook process) call
 :func:`record_limit_hit`. Times are epoch seconds, percents 0-100, costs US dollars.
@@ -27,13 +32,16 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import math
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from .model import json_number
+
+_Event = TypeVar("_Event")
 
 RECENT_FILE = "history-recent.json"
 ARCHIVE_FILE = "history.json"
@@ -60,9 +68,15 @@ RESET_MATCH = 120.0
 RESET_DROP = 10.0
 #: How far ahead of our clock a point may be before we call it a clock jump.
 CLOCK_SKEW = 60.0
-#: The stated bounds (bytes of compact JSON on disk).
+#: The stated bounds (bytes of compact JSON on disk), whatever the number of accounts:
+#: enforced on every write (:func:`_bounded`).
 MAX_RECENT_BYTES = 256 * 1024
 MAX_ARCHIVE_BYTES = 1024 * 1024
+#: Over its bound, the archive drops its oldest days down to this much before it
+#: thins what is left (fifty busy accounts: about a day at full detail).
+ARCHIVE_FLOOR_SECONDS = 86400.0
+#: A session idle this long no longer counts for the ``{top}`` of any 5-hour window.
+WINDOW_SECONDS = 5 * 3600.0
 #: Limit hits and resets kept per account (far more than 8 days produce).
 MAX_EVENTS = 2000
 #: Where a limit hit came from (``LimitHit.source``).
@@ -436,7 +450,7 @@ def record(directory: Path, pending: Pending, now: float) -> Recorded:
     if due or pending.legacy:
         _compact(directory, files, now)
     # Not fsynced: rewritten on every write, a power cut loses at most its last hour.
-    _write(recent_path, _bounded(files, MAX_RECENT_BYTES, now), durable=False)
+    _write(recent_path, _bounded(files, MAX_RECENT_BYTES, now, KEEP_SECONDS), durable=False)
     return Recorded(files.accounts, compacted=due or bool(pending.legacy))
 
 
@@ -567,7 +581,7 @@ def _compact(directory: Path, files: Files, now: float) -> None:
         _downsample(account, now)
     archive.compacted_at = now
     files.compacted_at = now
-    _write(archive_path, _bounded(archive, MAX_ARCHIVE_BYTES, now))
+    _write(archive_path, _bounded(archive, MAX_ARCHIVE_BYTES, now, ARCHIVE_FLOOR_SECONDS))
 
 
 def _downsample(account: AccountHistory, now: float) -> None:
@@ -575,35 +589,48 @@ def _downsample(account: AccountHistory, now: float) -> None:
     full = now - FULL_SECONDS
     account.points = _thin([p for p in account.points if horizon <= p.t <= now + CLOCK_SKEW], full)
     for key, session in list(account.sessions.items()):
-        kept = [p for p in session.points if horizon <= p.t]
-        session.points = [
-            p
-            for i, p in enumerate(kept)
-            if p.t >= full or i + 1 == len(kept) or _slot(kept[i + 1].t) != _slot(p.t)
-        ]
+        session.points = _thin_session([p for p in session.points if horizon <= p.t], full)
         if not session.points:
             del account.sessions[key]
     account.hits = [h for h in account.hits if h.at >= horizon][-MAX_EVENTS:]
     account.resets = [r for r in account.resets if r.at >= horizon][-MAX_EVENTS:]
 
 
-def _slot(t: float) -> int:
-    return int(t // SLOT_SECONDS)
+def _slot(t: float, slot: float = SLOT_SECONDS) -> int:
+    return int(t // slot)
 
 
-def _thin(points: list[HistoryPoint], full: float) -> list[HistoryPoint]:
-    """Points before ``full``: the last per slot, and the last before each reset."""
+def _thin(
+    points: list[HistoryPoint], full: float, slot: float = SLOT_SECONDS
+) -> list[HistoryPoint]:
+    """Points before ``full``: the last per ``slot`` seconds, and the last before each
+    reset."""
     kept = []
     for i, point in enumerate(points):
         following = points[i + 1] if i + 1 < len(points) else None
         if (
             point.t >= full
             or following is None
-            or _slot(following.t) != _slot(point.t)
+            or _slot(following.t, slot) != _slot(point.t, slot)
             or _resets_between(point, following)
         ):
             kept.append(point)
     return kept
+
+
+def _thin_session(
+    points: list[SessionPoint], full: float, slot: float = SLOT_SECONDS, anchored: bool = False
+) -> list[SessionPoint]:
+    """A session's points before ``full``: the last per ``slot`` seconds, and the first
+    when ``anchored`` (it tells when the session started spending)."""
+    return [
+        p
+        for i, p in enumerate(points)
+        if p.t >= full
+        or (anchored and i == 0)
+        or i + 1 == len(points)
+        or _slot(points[i + 1].t, slot) != _slot(p.t, slot)
+    ]
 
 
 def _resets_between(older: HistoryPoint, newer: HistoryPoint) -> bool:
@@ -617,31 +644,112 @@ def _resets_between(older: HistoryPoint, newer: HistoryPoint) -> bool:
     return False
 
 
-def _bounded(files: Files, limit: int, now: float) -> bytes:
-    """The file's bytes, within ``limit``: the sessions active longest ago go first (a
-    tenth at a time), then the oldest readings, six hours at a time."""
+def _bounded(files: Files, limit: int, now: float, keep: float) -> bytes:
+    """The file's bytes, at most ``limit`` however many accounts it holds: a real cap,
+    checked on the encoded bytes, each step cutting what matters least until they fit.
+
+    1. Sessions idle for longer than a 5-hour window (no ``{top}`` asks for them),
+       the longest idle first, half of them at a time.
+    2. The oldest readings and session points, down to the last ``keep`` seconds.
+    3. Every account's readings and session points thinned alike to one per slot (the
+       newest, the first of a session, and the last before a reset stay), the slot
+       growing with how far over the bytes are.
+    4. Limit hits and resets, the oldest half at a time; then sessions still active.
+    5. The accounts read longest ago, half at a time (a store of thousands of
+       accounts: what is left fits)."""
     data = files.to_bytes()
+    slot = MIN_SPACING
     while len(data) > limit:
-        sessions = sorted(
-            (
-                (session.points[-1].t if session.points else 0.0, key, account)
-                for account in files.accounts.values()
-                for key, session in account.sessions.items()
-            ),
-            key=lambda found: (found[0], found[1]),
-        )
-        if not sessions:
-            break
-        for _t, key, account in sessions[: max(1, len(sessions) // 10)]:
-            del account.sessions[key]
-        data = files.to_bytes()
-    horizon = now - KEEP_SECONDS
-    while len(data) > limit and horizon < now:
-        horizon += 6 * 3600.0
-        for account in files.accounts.values():
-            account.points = [p for p in account.points if p.t >= horizon]
+        over = len(data) / limit
+        accounts = files.accounts.values()
+        idle = _sessions_by_last_point(files, before=now - WINDOW_SECONDS)
+        oldest = _oldest(files, now)
+        if idle:
+            for _t, key, _session, account in idle[: max(1, len(idle) // 2)]:
+                del account.sessions[key]
+        elif oldest < now - keep:
+            horizon = min(now - keep, oldest + max(6 * 3600.0, (now - oldest) * (1 - 1 / over)))
+            for account in accounts:
+                _forget_before(account, horizon)
+        elif slot < KEEP_SECONDS and any(len(a.points) > 2 for a in accounts):
+            slot = max(2 * slot, _mean_gap(files) * over)
+            for account in accounts:
+                _thin_account(account, slot)
+        elif any(a.hits or a.resets for a in accounts):
+            for account in accounts:
+                account.hits = _newer_half(account.hits)
+                account.resets = _newer_half(account.resets)
+        elif any(a.sessions for a in accounts):
+            active = _sessions_by_last_point(files)
+            for _t, key, _session, account in active[: max(1, len(active) // 2)]:
+                del account.sessions[key]
+        else:
+            by_age = sorted(files.accounts, key=lambda k: _last_read(files.accounts[k]))
+            for key in by_age[: max(1, len(by_age) // 2)]:
+                del files.accounts[key]
         data = files.to_bytes()
     return data
+
+
+def _sessions_by_last_point(
+    files: Files, before: float = math.inf
+) -> list[tuple[float, str, Session, AccountHistory]]:
+    """Every session last active before ``before``, the longest idle first."""
+    found = [
+        (session.points[-1].t if session.points else 0.0, key, session, account)
+        for account in files.accounts.values()
+        for key, session in account.sessions.items()
+    ]
+    return sorted((f for f in found if f[0] < before), key=lambda f: (f[0], f[1]))
+
+
+def _forget_before(account: AccountHistory, horizon: float) -> None:
+    account.points = [p for p in account.points if p.t >= horizon]
+    for key, session in list(account.sessions.items()):
+        session.points = [p for p in session.points if p.t >= horizon]
+        if not session.points:
+            del account.sessions[key]
+
+
+def _thin_account(account: AccountHistory, slot: float) -> None:
+    """Readings and session points to one per ``slot`` seconds (see :func:`_thin`)."""
+    account.points = _thin(account.points, math.inf, slot)
+    for session in account.sessions.values():
+        session.points = _thin_session(session.points, math.inf, slot, anchored=True)
+
+
+def _oldest(files: Files, now: float) -> float:
+    """The time of the oldest reading or session point (``now`` when there is none)."""
+    return min(
+        [
+            *(a.points[0].t for a in files.accounts.values() if a.points),
+            *(
+                s.points[0].t
+                for a in files.accounts.values()
+                for s in a.sessions.values()
+                if s.points
+            ),
+            now,
+        ]
+    )
+
+
+def _newer_half(events: list[_Event]) -> list[_Event]:
+    return events[(len(events) + 1) // 2 :]
+
+
+def _mean_gap(files: Files) -> float:
+    """The mean time between an account's readings, over every account."""
+    gaps = [
+        (a.points[-1].t - a.points[0].t) / (len(a.points) - 1)
+        for a in files.accounts.values()
+        if len(a.points) > 1
+    ]
+    return sum(gaps) / len(gaps) if gaps else MIN_SPACING
+
+
+def _last_read(account: AccountHistory) -> float:
+    return max([p.t for p in account.points[-1:]] + [m.t for m in account.marks.values()] or [0.0])
 
 
 # --- small helpers ---------------------------------------------------------------------
