@@ -13,6 +13,7 @@ import subprocess
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -97,7 +98,9 @@ def test_every_host_sees_every_hosts_guards_and_a_reading_reaches_them_at_once(
 def test_a_dead_hosts_guards_vanish_and_foreign_pids_are_never_judged_here(
     tmp_path: Path, fleet_redis: RedisServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(shared, "GUARD_TTL", 1.5)  # lapse fast; the rule is the same
+    # Lapse in seconds, not half a minute; long enough for a reader's start on a loaded
+    # machine. The rule is the same.
+    monkeypatch.setattr(shared, "GUARD_TTL", 6.0)
     fleet = shared.Shared(fleet_redis.url)
     laptop, box = (Store(tmp_path / f"{name}-state") for name in ("laptop", "box"))
     box_env = host_env(tmp_path, "box", fleet_redis.url)
@@ -126,7 +129,7 @@ def test_a_dead_hosts_guards_vanish_and_foreign_pids_are_never_judged_here(
 
     # The laptop dies (no more beats): its guards lapse on the box by the box's own
     # clock, before any sync, and Redis drops them at the next one.
-    wait_for(lambda: registry.active(box.directory) == [], seconds=5, what="the lapse")
+    wait_for(lambda: registry.active(box.directory) == [], seconds=15, what="the lapse")
     assert paused_segment(box_env) == ""
     assert shared.sync(box, fleet, force=True) is None
     assert fleet_redis.client().hlen(shared.GUARDS) == 0
@@ -135,7 +138,7 @@ def test_a_dead_hosts_guards_vanish_and_foreign_pids_are_never_judged_here(
 def test_without_redis_the_segment_says_shared_and_counts_this_hosts_guards(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(shared, "GUARD_TTL", 1.5)
+    monkeypatch.setattr(shared, "GUARD_TTL", 6.0)  # as above
     server = start_redis(tmp_path / "redis")
     box = Store(tmp_path / "box-state")
     box_env = host_env(tmp_path, "box", server.url)
@@ -168,7 +171,7 @@ def test_without_redis_the_segment_says_shared_and_counts_this_hosts_guards(
         segment = meter(box_env, "status").stdout
         assert "shared?" in segment
         # The laptop's guard lapses here; the box's own is still counted, from its file.
-        wait_for(lambda: paused_segment(box_env) == "⏸1", seconds=5, what="the local count")
+        wait_for(lambda: paused_segment(box_env) == "⏸1", seconds=15, what="the local count")
     finally:
         for guard in guards:
             if guard.poll() is None:
@@ -225,3 +228,26 @@ def test_the_follower_keeps_nothing_of_another_host_as_its_own(
     assert [e.host for e in registry.active(box.directory)] == ["laptop"]
     assert shared.sync(box, shared.Shared(fleet_redis.url), force=True) is None
     assert fleet_redis.client().hlen(shared.GUARDS) == 0  # the box had nothing to beat for
+
+
+def test_two_fleets_on_one_redis_are_apart_by_the_database_in_the_url(
+    tmp_path: Path, fleet_redis: RedisServer
+) -> None:
+    """The key prefix is fixed (``claudemeter:v1:``); the URL's database keeps fleets
+    apart, keys and news alike (channels are server-wide, so theirs names the database)."""
+    other_url = fleet_redis.url.replace("/0", "/1")
+    client = fleet_redis.client()
+    # redis-py's pubsub() carries no annotations
+    listener: Any = client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+    listener.subscribe(shared.NEWS + ":1")
+    laptop, box, stranger = (Store(tmp_path / f"{name}-state") for name in ("a", "b", "c"))
+    over_the_threshold(laptop)
+    assert shared.sync(laptop, shared.Shared(fleet_redis.url), force=True) is None
+    assert shared.sync(box, shared.Shared(fleet_redis.url), force=True) is None
+    assert shared.sync(stranger, shared.Shared(other_url), force=True) is None
+    assert [row.browser for row in box.read().rows] == ["Chrome"]
+    assert stranger.read().rows == []
+    assert listener.get_message(timeout=0.5) is None  # fleet 0's news is not fleet 1's
+    keys = fleet_redis.client().keys("*")  # str: the client decodes replies
+    assert keys and all(isinstance(key, str) and key.startswith("claudemeter:v1:") for key in keys)
+    listener.close()

@@ -62,8 +62,9 @@ BOOK = PREFIX + "book:"
 #: Hash: host id -> that host's guards (JSON); ``guards:t`` the server's time of its beat.
 GUARDS = PREFIX + "guards"
 GUARD_TIMES = PREFIX + "guards:t"
-#: Pub/sub channel: ``{"from": host id, "rows": [field, …]}`` when a push kept a newer
-#: reading, ``{"from": host id, "guards": true}`` when a host's guards changed.
+#: Pub/sub channel, then ``:<database>`` (channels are server-wide, keys are per
+#: database): ``{"from": host id, "rows": [field, …]}`` when a push kept a newer reading,
+#: ``{"from": host id, "guards": true}`` when a host's guards changed.
 NEWS = PREFIX + "news"
 #: Connect and command timeout: a status line's refresh must not hang on a dead server.
 TIMEOUT = 0.5
@@ -191,10 +192,13 @@ class Shared:
     def push(self, rows: list[Snapshot], host: str) -> int:
         """Offer our readings; Redis keeps each one only if it is newer, and tells the
         fleet which it kept (:data:`NEWS`). Returns how many it kept."""
-        argv: list[Any] = [ROWS_TTL * 1000, int(time.time()) - ROWS_TTL, NEWS, host]
+        argv: list[Any] = [host]
         for row in rows:
             argv += [field_of(row), row.fetched_at.timestamp(), json.dumps(row.to_json())]
-        kept = self._call("push", lambda r: r.eval(_PUSH, 2, ROWS, ROW_TIMES, *argv))
+        ttl, oldest = ROWS_TTL * 1000, int(time.time()) - ROWS_TTL
+        kept = self._call(
+            "push", lambda r: r.eval(_PUSH, 2, ROWS, ROW_TIMES, ttl, oldest, channel(r), *argv)
+        )
         return int(kept)
 
     def guards(self, host: str, entries: list[registry.GuardEntry]) -> list[registry.FleetHost]:
@@ -203,8 +207,11 @@ class Shared:
         this host's clock (ages come from Redis's clock, so hosts' clocks may differ)."""
         body = {"host": host_label(), "guards": [asdict(entry) for entry in entries]}
         text = json.dumps(body) if entries else ""
-        argv = [int(GUARD_TTL * 1000), NEWS, host, text]
-        found = self._call("guards", lambda r: r.eval(_GUARDS, 2, GUARDS, GUARD_TIMES, *argv))
+        ttl = int(GUARD_TTL * 1000)
+        found = self._call(
+            "guards",
+            lambda r: r.eval(_GUARDS, 2, GUARDS, GUARD_TIMES, ttl, channel(r), host, text),
+        )
         now = time.time()
         hosts = []
         for index in range(0, len(found) - 2, 3):
@@ -248,7 +255,7 @@ class Shared:
 
         def subscribed(r: Any) -> Any:
             subscription = r.pubsub(ignore_subscribe_messages=True)
-            subscription.subscribe(NEWS)
+            subscription.subscribe(channel(r))
             return subscription
 
         return self._call("subscribe", subscribed)
@@ -267,6 +274,11 @@ class Shared:
             except (ValueError, TypeError, AttributeError, KeyError):
                 other = True  # unreadable news is still a reason to look
             wait = 0.0
+
+
+def channel(client: Any) -> str:
+    """:data:`NEWS` for the database the URL names (``/0`` when it names none)."""
+    return f"{NEWS}:{client.connection_pool.connection_kwargs.get('db', 0)}"
 
 
 def field_of(row: Snapshot) -> str:
