@@ -23,6 +23,7 @@ plugin_dir=$1
 # Every @claude_meter* option in one call; values with spaces come back quoted.
 options=$(tmux -u show-options -g 2>/dev/null | LC_ALL=C grep '^@claude_meter') || options=''
 
+# A DEFAULT below is python/claudemeter/defaults.py's (tests/test_defaults.py checks).
 opt() {  # opt NAME DEFAULT: one option's value, unquoted, else DEFAULT
   value=$(printf '%s\n' "$options" | LC_ALL=C sed -n "s/^@claude_meter_$1 //p" |
     LC_ALL=C sed -e 's/^"\(.*\)"$/\1/' -e 's/\\\(.\)/\1/g' -e "s/^'\(.*\)'\$/\1/")

@@ -91,6 +91,7 @@ NEVER_ON_CACHED_STATUS = NEVER_ON_STATUS | {
 STATUS_MODULES = STATUS_CACHED_MODULES | {
     "claudemeter.commands",
     "claudemeter.dedupe",
+    "claudemeter.defaults",  # the user-changeable defaults: constants only
     "claudemeter.env",
     "claudemeter.history",
     "claudemeter.model",
@@ -111,6 +112,7 @@ STATUSLINE_MODULES = {
     "claudemeter",
     "claudemeter.cli",
     "claudemeter.dedupe",
+    "claudemeter.defaults",
     "claudemeter.env",
     "claudemeter.flock",
     "claudemeter.history",

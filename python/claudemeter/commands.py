@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from . import render, segment_cache
+from . import defaults, render, segment_cache
 from .model import JSON, MAX_DEPTH, Snapshot, ValidationError, parse_many, printable, utcnow
 from .store import State, Store, warn, write_private
 
@@ -49,10 +49,13 @@ def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
             "--warn",
             type=_tier,
             metavar="PCT",
-            help="warn tier, percent above 0 and below --crit (default 70)",
+            help=f"warn tier, percent above 0 and below --crit (default {defaults.WARN:g})",
         )
         parser.add_argument(
-            "--crit", type=_tier, metavar="PCT", help="crit tier, percent up to 100 (default 90)"
+            "--crit",
+            type=_tier,
+            metavar="PCT",
+            help=f"crit tier, percent up to 100 (default {defaults.CRIT:g})",
         )
     if name == "ingest":
         parser.add_argument(

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from . import env, registry
+from . import defaults, env, registry
 from .flock import LockTimeout
 from .gate import DEFAULT_BUCKETS, OVER, UNKNOWN, Verdict, decide, mismatch
 from .job import (
@@ -49,7 +49,6 @@ from .windows import KNOWN_WINDOWS
 PROG = "cm-guard"
 EXIT_OVER = 75
 EXIT_FAILED = 125
-DEFAULT_THRESHOLD = 90.0
 #: How long a full-screen program gets to restore the terminal before SIGSTOP.
 STOP_GRACE = 1.0
 #: The OAuth source's interval (refresh.OAUTH_INTERVAL). A guard asks for a refresh
@@ -148,7 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--threshold",
         type=_threshold,
         metavar="PCT",
-        help="pause/hold at or above this utilization (default 90, or $CLAUDEMETER_THRESHOLD)",
+        help=f"pause/hold at or above this utilization (default {defaults.THRESHOLD:g},"
+        " or $CLAUDEMETER_THRESHOLD)",
     )
     parser.add_argument(
         "--bucket",
@@ -166,16 +166,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--grace",
         type=_number(0.0, 86400.0),
-        default=30.0,
+        default=defaults.GRACE,
         metavar="SECONDS",
-        help="wait this long past the reset before resuming (default 30)",
+        help=f"wait this long past the reset before resuming (default {defaults.GRACE:g})",
     )
     parser.add_argument(
         "--poll",
         type=_number(0.05, 3600.0),
-        default=5.0,
+        default=defaults.POLL,
         metavar="SECONDS",
-        help="how often a running guard re-reads the store (default 5)",
+        help=f"how often a running guard re-reads the store (default {defaults.POLL:g})",
     )
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument(
@@ -223,7 +223,7 @@ def parse_options(argv: Sequence[str]) -> Options:
     if threshold is None:
         configured = env.guard_threshold()
         try:
-            threshold = _threshold(configured) if configured else DEFAULT_THRESHOLD
+            threshold = _threshold(configured) if configured else defaults.THRESHOLD
         except argparse.ArgumentTypeError as exc:
             raise UsageError(f"CLAUDEMETER_THRESHOLD: {exc}") from None
     buckets = tuple(dict.fromkeys(args.bucket or DEFAULT_BUCKETS))

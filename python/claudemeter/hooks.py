@@ -37,7 +37,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from . import env, stopped
+from . import defaults, env, stopped
 from .gate import OVER, Verdict, decide
 from .model import utcnow
 from .sources import claude_config
@@ -48,10 +48,6 @@ from .windows import FIVE_HOUR, HOUR
 
 #: Claude Code's hook input is a few KiB; anything past this is not it.
 MAX_INPUT = 1 << 20
-#: cm-guard's defaults (SPEC 4: ``hook gate`` takes ``--threshold``/``--grace`` like it).
-DEFAULT_THRESHOLD = 90.0
-DEFAULT_GRACE = 30.0
-DEFAULT_POLL = 5.0
 #: The longest hold: a whole 5-hour window plus the grace and some slack. A longer
 #: wait is a 7-day window's, and days in a hook look like a hung agent.
 DEFAULT_MAX_WAIT = FIVE_HOUR + 0.5 * HOUR
@@ -67,10 +63,10 @@ class HookError(Exception):
 
 @dataclass(frozen=True)
 class GateOptions:
-    threshold: float = DEFAULT_THRESHOLD
-    grace: float = DEFAULT_GRACE
+    threshold: float = defaults.THRESHOLD  # cm-guard's (SPEC 4: `hook gate` takes its options)
+    grace: float = defaults.GRACE
     max_wait: float = DEFAULT_MAX_WAIT
-    poll: float = DEFAULT_POLL
+    poll: float = defaults.POLL
 
 
 def bounded(low: float, high: float) -> Callable[[str], float]:
@@ -104,14 +100,15 @@ def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
         "--threshold",
         type=bounded(0.0, 1000.0),
         metavar="PCT",
-        help="hold at or above this utilization (default 90, or $CLAUDEMETER_THRESHOLD)",
+        help=f"hold at or above this utilization (default {defaults.THRESHOLD:g},"
+        " or $CLAUDEMETER_THRESHOLD)",
     )
     parser.add_argument(
         "--grace",
         type=bounded(0.0, 86400.0),
-        default=DEFAULT_GRACE,
+        default=defaults.GRACE,
         metavar="SECONDS",
-        help="go on this long after the reset (default 30)",
+        help=f"go on this long after the reset (default {defaults.GRACE:g})",
     )
     parser.add_argument(
         "--max-wait",
@@ -125,9 +122,9 @@ def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--poll",
         type=bounded(0.05, 3600.0),
-        default=DEFAULT_POLL,
+        default=defaults.POLL,
         metavar="SECONDS",
-        help="how often a holding gate re-reads the store (default 5)",
+        help=f"how often a holding gate re-reads the store (default {defaults.POLL:g})",
     )
 
 
@@ -136,14 +133,14 @@ def options(args: argparse.Namespace) -> GateOptions:
     if threshold is None:
         configured = env.guard_threshold()
         try:
-            threshold = bounded(0.0, 1000.0)(configured) if configured else DEFAULT_THRESHOLD
+            threshold = bounded(0.0, 1000.0)(configured) if configured else defaults.THRESHOLD
         except argparse.ArgumentTypeError as exc:
             raise HookError(f"CLAUDEMETER_THRESHOLD: {exc}") from None
     return GateOptions(
         threshold,
-        getattr(args, "grace", DEFAULT_GRACE),
+        getattr(args, "grace", defaults.GRACE),
         getattr(args, "max_wait", DEFAULT_MAX_WAIT),
-        getattr(args, "poll", DEFAULT_POLL),
+        getattr(args, "poll", defaults.POLL),
     )
 
 

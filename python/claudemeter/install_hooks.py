@@ -24,6 +24,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from . import defaults
 from .claude_settings import (
     SETTINGS,
     InstallError,
@@ -75,7 +76,7 @@ def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
         "--grace",
         metavar="SECONDS",
         type=bounded(0.0, 86400.0),
-        help="the gate's --grace (default 30)",
+        help=f"the gate's --grace (default {defaults.GRACE:g})",
     )
     parser.add_argument(
         "--max-wait",
@@ -88,7 +89,7 @@ def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
         "--poll",
         metavar="SECONDS",
         type=bounded(0.05, 3600.0),
-        help="the gate's --poll while holding (default 5)",
+        help=f"the gate's --poll while holding (default {defaults.POLL:g})",
     )
 
 

@@ -12,6 +12,8 @@ import math
 import re
 from dataclasses import dataclass
 
+from . import defaults
+
 
 @dataclass(frozen=True)
 class Option:
@@ -20,50 +22,50 @@ class Option:
     help: str
 
 
+def _option(name: str, help: str) -> Option:
+    """An option with its default from :data:`claudemeter.defaults.TMUX_OPTIONS`."""
+    return Option(name, defaults.TMUX_OPTIONS[name], help)
+
+
 #: What the README documents, in this order.
 OPTIONS: tuple[Option, ...] = (
-    Option(
+    _option(
         "key",
-        "M",
         "popup key after the prefix (`M` replaces tmux's own `select-pane -M`,"
         " mark pane); `none` binds nothing",
     ),
-    Option("interval", "5", "seconds between re-renders of the segment (ages and countdowns)"),
-    Option("warn", "70", "percent at which a bucket turns the warn colour and notifies"),
-    Option("crit", "90", "percent at which a bucket turns the crit colour and notifies"),
-    Option(
+    _option("interval", "seconds between re-renders of the segment (ages and countdowns)"),
+    _option("warn", "percent at which a bucket turns the warn colour and notifies"),
+    _option("crit", "percent at which a bucket turns the crit colour and notifies"),
+    _option(
         "threshold",
-        "90",
         "cm-guard's default pause threshold (exported to new panes as `CLAUDEMETER_THRESHOLD`)",
     ),
-    Option("account", "", "email (or its start) of the account to show; empty shows every account"),
-    Option(
+    _option("account", "email (or its start) of the account to show; empty shows every account"),
+    _option(
         "format",
-        "{5h} {reset} · {7d} {pace} {paused}",
         "segment layout; the tokens are listed under the table",
     ),
-    Option("colour_ok", "", "style under warn (a colour like `green`, or `fg=green,bold`)"),
-    Option(
+    _option("colour_ok", "style under warn (a colour like `green`, or `fg=green,bold`)"),
+    _option(
         "colour_warn",
-        "fg=black,bg=yellow",
         "style at or over warn (a background reads on tmux's green bar and dark themes)",
     ),
-    Option("colour_crit", "fg=white,bg=red,bold", "style at or over crit"),
-    Option("colour_stale", "fg=black,bg=colour250", "style of the stale / login marker"),
-    Option("notify", "on", "`display-message` on every client when a bucket crosses a tier"),
-    Option("notify_desktop", "off", "also `notify-send` (when installed)"),
-    Option("popup_width", "82", "popup width (cells or a percentage)"),
-    Option("popup_height", "26", "popup height (cells or a percentage)"),
-    Option("bin", "", "the `claude-meter` to run; empty: PATH, else the plugin's own venv"),
-    Option("serve", "on", "start `claude-meter serve` (the bridge and pollers) if not running"),
-    Option(
+    _option("colour_crit", "style at or over crit"),
+    _option("colour_stale", "style of the stale / login marker"),
+    _option("notify", "`display-message` on every client when a bucket crosses a tier"),
+    _option("notify_desktop", "also `notify-send` (when installed)"),
+    _option("popup_width", "popup width (cells or a percentage)"),
+    _option("popup_height", "popup height (cells or a percentage)"),
+    _option("bin", "the `claude-meter` to run; empty: PATH, else the plugin's own venv"),
+    _option("serve", "start `claude-meter serve` (the bridge and pollers) if not running"),
+    _option(
         "resume",
-        "off",
         "`on`: at the reset, type the resume text into agents that stopped on the limit"
         " (`claude-meter resume`; needs `claude-meter install-hooks`)",
     ),
-    Option("resume_text", "continue", "what the resume types into such a pane, then Enter"),
-    Option("resume_stagger", "5", "seconds between two resumed panes"),
+    _option("resume_text", "what the resume types into such a pane, then Enter"),
+    _option("resume_stagger", "seconds between two resumed panes"),
 )
 
 DEFAULTS: dict[str, str] = {option.name: option.default for option in OPTIONS}
@@ -90,48 +92,55 @@ def parse_show_options(text: str) -> dict[str, str]:
     return found
 
 
+def _flag(text: str) -> bool:
+    return text.strip().lower() not in ("off", "no", "false", "0", "")
+
+
 @dataclass(frozen=True)
 class Settings:
     """The options the renderers and the loop use, typed, with defaults filled in."""
 
-    warn: float = 70.0
-    crit: float = 90.0
-    threshold: float = 90.0
-    account: str = ""
+    warn: float = defaults.WARN
+    crit: float = defaults.CRIT
+    threshold: float = defaults.THRESHOLD
+    account: str = DEFAULTS["account"]
     format: str = DEFAULTS["format"]
-    colour_ok: str = ""
+    colour_ok: str = DEFAULTS["colour_ok"]
     colour_warn: str = DEFAULTS["colour_warn"]
     colour_crit: str = DEFAULTS["colour_crit"]
     colour_stale: str = DEFAULTS["colour_stale"]
-    interval: float = 5.0
-    notify: bool = True
-    notify_desktop: bool = False
-    resume: bool = False
-    resume_text: str = "continue"
-    resume_stagger: float = 5.0
+    interval: float = defaults.INTERVAL
+    notify: bool = _flag(DEFAULTS["notify"])
+    notify_desktop: bool = _flag(DEFAULTS["notify_desktop"])
+    resume: bool = _flag(DEFAULTS["resume"])
+    resume_text: str = defaults.RESUME_TEXT
+    resume_stagger: float = defaults.RESUME_STAGGER
 
     @classmethod
     def from_options(cls, values: dict[str, str]) -> Settings:
         merged = {**DEFAULTS, **values}
-        warn, crit = percent(merged["warn"]) or 70.0, percent(merged["crit"]) or 90.0
+        warn = percent(merged["warn"]) or defaults.WARN
+        crit = percent(merged["crit"]) or defaults.CRIT
         if warn >= crit:  # tiers that cannot both be reached: the defaults, not a guess
-            warn, crit = 70.0, 90.0
+            warn, crit = defaults.WARN, defaults.CRIT
         return cls(
             warn=warn,
             crit=crit,
-            threshold=number(merged["threshold"], 90.0),
+            threshold=number(merged["threshold"], defaults.THRESHOLD),
             account=merged["account"].strip(),
             format=merged["format"] or DEFAULTS["format"],
             colour_ok=merged["colour_ok"],
             colour_warn=merged["colour_warn"],
             colour_crit=merged["colour_crit"],
             colour_stale=merged["colour_stale"],
-            interval=max(1.0, number(merged["interval"], 5.0)),
+            interval=max(1.0, number(merged["interval"], defaults.INTERVAL)),
             notify=_flag(merged["notify"]),
             notify_desktop=_flag(merged["notify_desktop"]),
             resume=_flag(merged["resume"]),
-            resume_text=merged["resume_text"] or "continue",
-            resume_stagger=min(3600.0, max(0.0, number(merged["resume_stagger"], 5.0))),
+            resume_text=merged["resume_text"] or defaults.RESUME_TEXT,
+            resume_stagger=min(
+                3600.0, max(0.0, number(merged["resume_stagger"], defaults.RESUME_STAGGER))
+            ),
         )
 
 
@@ -151,7 +160,3 @@ def number(text: str, default: float) -> float:
     except ValueError:
         return default
     return value if math.isfinite(value) else default
-
-
-def _flag(text: str) -> bool:
-    return text.strip().lower() not in ("off", "no", "false", "0", "")

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from . import defaults
 from .history import HistoryPoint
 from .model import JSON, format_time
 from .times import local_time
@@ -33,8 +34,6 @@ RESET_MATCH = 120.0
 RESET_DROP = 10.0
 #: Projections further out than this say nothing useful.
 MAX_PROJECTION = 8 * 86400.0
-#: cm-guard's default threshold, used when the caller has no better one.
-DEFAULT_THRESHOLD = 90.0
 #: Pairwise slopes grow quadratically; this many readings are plenty for a median.
 MAX_FIT_POINTS = 60
 
@@ -138,7 +137,7 @@ def compute(
     points: Iterable[HistoryPoint],
     bucket: str,
     now: datetime,
-    threshold: float = DEFAULT_THRESHOLD,
+    threshold: float = defaults.THRESHOLD,
     window: float = RATE_WINDOW,
 ) -> Pace | None:
     """The bucket's pace from the readings since its last reset within ``window``
@@ -168,7 +167,7 @@ def compute(
 
 
 def paces(
-    points: Sequence[HistoryPoint], now: datetime, threshold: float = DEFAULT_THRESHOLD
+    points: Sequence[HistoryPoint], now: datetime, threshold: float = defaults.THRESHOLD
 ) -> dict[str, Pace]:
     """Every bucket in the history that has a pace, known buckets first."""
     names = dict.fromkeys(KNOWN_WINDOWS)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TextIO
 
-from . import env, history, pace, registry
+from . import defaults, env, history, pace, registry
 from .history import AccountHistory, HistoryPoint, of_account
 from .model import JSON, Provenance, Snapshot, Window, printable
 from .options import Settings
@@ -70,10 +70,10 @@ _ANSI = {"ok": "32", "warn": "33", "crit": "31", "dim": "2", "bold": "1"}
 class Look:
     """How to draw: the tiers' bounds and whether to emit ANSI colour."""
 
-    warn: float = 70.0
-    crit: float = 90.0
+    warn: float = defaults.WARN
+    crit: float = defaults.CRIT
     colour: bool = False
-    threshold: float = 90.0  # where a pace projection says the guards will pause
+    threshold: float = defaults.THRESHOLD  # where a pace projection says the guards pause
 
     def paint(self, text: str, kind: str) -> str:
         return f"\033[{_ANSI[kind]}m{text}\033[0m" if self.colour and text else text

@@ -29,9 +29,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from . import env, stopped
+from . import defaults, env, stopped
 from .gate import OVER, decide
-from .hooks import DEFAULT_GRACE, DEFAULT_THRESHOLD, bounded
+from .hooks import bounded
 from .model import utcnow
 from .render import duration
 from .sources.claude_account import Account
@@ -40,8 +40,6 @@ from .times import local_time
 from .tmux import Tmux, TmuxGone
 from .windows import label
 
-DEFAULT_TEXT = "continue"
-DEFAULT_STAGGER = 5.0
 DEFAULT_CONFIRM = 30.0
 #: Tries per pane: the first, and one retry.
 TRIES = 2
@@ -57,10 +55,10 @@ WAKE = 5.0
 class ResumeOptions:
     now: bool = False
     pane: str | None = None
-    text: str = DEFAULT_TEXT
-    stagger: float = DEFAULT_STAGGER
-    grace: float = DEFAULT_GRACE
-    threshold: float = DEFAULT_THRESHOLD
+    text: str = defaults.RESUME_TEXT
+    stagger: float = defaults.RESUME_STAGGER
+    grace: float = defaults.GRACE
+    threshold: float = defaults.THRESHOLD
     confirm: float = DEFAULT_CONFIRM
     seven_day: bool = False
     background: bool = False
@@ -95,29 +93,32 @@ def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pane", metavar="%N", help="only the agent in this tmux pane")
     parser.add_argument(
         "--text",
-        default=DEFAULT_TEXT,
-        help="what to type (then Enter); default `continue` (@claude_meter_resume_text)",
+        default=defaults.RESUME_TEXT,
+        help=f"what to type (then Enter); default `{defaults.RESUME_TEXT}`"
+        " (@claude_meter_resume_text)",
     )
     parser.add_argument(
         "--stagger",
         type=bounded(0.0, 3600.0),
-        default=DEFAULT_STAGGER,
+        default=defaults.RESUME_STAGGER,
         metavar="SECONDS",
-        help="seconds between two panes (default 5; @claude_meter_resume_stagger)",
+        help=f"seconds between two panes (default {defaults.RESUME_STAGGER:g};"
+        " @claude_meter_resume_stagger)",
     )
     parser.add_argument(
         "--grace",
         type=bounded(0.0, 86400.0),
-        default=DEFAULT_GRACE,
+        default=defaults.GRACE,
         metavar="SECONDS",
-        help="wait this long past the reset (default 30, as cm-guard)",
+        help=f"wait this long past the reset (default {defaults.GRACE:g}, as cm-guard)",
     )
     parser.add_argument(
         "--threshold",
         type=bounded(0.0, 1000.0),
-        default=DEFAULT_THRESHOLD,
+        default=defaults.THRESHOLD,
         metavar="PCT",
-        help="a 7-day bucket at or over this holds the agents back (default 90)",
+        help=f"a 7-day bucket at or over this holds the agents back"
+        f" (default {defaults.THRESHOLD:g})",
     )
     parser.add_argument(
         "--confirm",
