@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from claudemeter import render
+from claudemeter import summary
 from claudemeter.cli import COMMANDS, build_parser
 from claudemeter.dedupe import dedupe_by_account
 from claudemeter.model import JSON, parse_many, utcnow
@@ -41,7 +41,7 @@ def check_golden(name: str, text: str) -> None:
 def test_summary_golden(utc: None) -> None:
     now = datetime(2026, 11, 25, 12, 1, tzinfo=timezone.utc)
     rows = dedupe_by_account(parse_many(fixture("snapshots_two_browsers_two_accounts.json")), now)
-    check_golden("summary_two_accounts.txt", render.summary(rows, now) + "\n")
+    check_golden("summary_two_accounts.txt", summary.summary(rows, now) + "\n")
 
 
 def test_summary_golden_oauth_shapes(utc: None) -> None:
@@ -59,7 +59,7 @@ def test_summary_golden_oauth_shapes(utc: None) -> None:
                 }
             )
         )
-    check_golden("summary_oauth_shapes.txt", render.summary(rows, now) + "\n")
+    check_golden("summary_oauth_shapes.txt", summary.summary(rows, now) + "\n")
 
 
 def test_json_is_only_json_and_jq_shaped() -> None:

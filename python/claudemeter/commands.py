@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from . import defaults, render, segment_cache
+from . import defaults, segment_cache
 from .model import JSON, MAX_DEPTH, Snapshot, ValidationError, parse_many, printable, utcnow
 from .store import State, Store, warn, write_private
 
@@ -109,14 +109,16 @@ def cmd_default(args: argparse.Namespace) -> int:
         if not rows:
             warn(NO_DATA_HINT)
         return 0
+    from .summary import summary
+
     if not any(row.usage is not None for row in rows):
         reasons = [b.get("error") for b in state.sources.values() if b.get("error")]
         reason = reasons[0] if reasons else _login_reason() or NO_DATA_HINT
         print(f"claude-meter: {printable(str(reason))}", file=sys.stderr)
         if rows:
-            print(render.summary(rows, now))
+            print(summary(rows, now))
         return 1
-    print(render.summary(rows, now))
+    print(summary(rows, now))
     for book in state.sources.values():
         if book.get("status") not in (None, "ok") and book.get("error"):
             warn(f"note: {book['error']}")  # e.g. the login expired while a browser works

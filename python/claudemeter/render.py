@@ -13,24 +13,14 @@ from datetime import datetime
 from pathlib import PurePosixPath
 
 from .clocktext import duration as duration
-from .model import SPEND_LIMIT, Snapshot, Window, printable
+from .model import SPEND_LIMIT, Snapshot, Window
 from .times import local_time
-from .windows import label
 
 
 def percent(value: float | None) -> str:
     if value is None:
         return "?"
     return f"{value:.0f}%" if abs(value - round(value)) < 0.05 else f"{value:.1f}%"
-
-
-def reset_text(window: Window, now: datetime) -> str:
-    if window.resets_at is None:
-        return "no reset scheduled (idle window)"
-    if window.has_reset(now):
-        return f"reset at {local_time(window.resets_at, now)} (reading predates it)"
-    left = (window.resets_at - now).total_seconds()
-    return f"resets {local_time(window.resets_at, now)} (in {duration(left)})"
 
 
 def account_name(row: Snapshot) -> str:
@@ -80,28 +70,6 @@ def extra_usage_lines(row: Snapshot) -> list[str]:
         nxt = f", next charge {sub['next_charge_date']}" if sub.get("next_charge_date") else ""
         lines.append(f"subscription: {sub['status']}{nxt}")
     return lines
-
-
-def summary(rows: list[Snapshot], now: datetime) -> str:
-    """One block per account: every bucket, reset, extras, source and age."""
-    blocks = []
-    for row in rows:
-        age = duration(row.age(now))
-        stale = ", STALE" if row.stale else ""
-        lines = [f"{account_name(row)}  ({row.browser}, {age} ago{stale})"]
-        wins = row.windows()
-        if not wins:
-            lines.append("  no usage reading yet")
-        width = max((len(label(n)) for n in wins), default=0)
-        for name, window in wins.items():
-            lines.append(
-                f"  {label(name):<{width}}  {percent(window.used(now)):>6}  "
-                f"{reset_text(window, now)}"
-            )
-        lines.extend(f"  {line}" for line in extra_usage_lines(row))
-        lines.extend(f"  error: {err}" for err in row.errors)
-        blocks.append("\n".join(lines))
-    return printable("\n\n".join(blocks))
 
 
 OK, WARN, CRIT = "ok", "warn", "crit"

@@ -18,9 +18,9 @@ from claudemeter import env, registry
 from claudemeter.model import ValidationError, parse_many
 from claudemeter.options import Settings
 from claudemeter.popup import Look, text
-from claudemeter.render import summary
 from claudemeter.status import job_output
 from claudemeter.store import Store
+from claudemeter.summary import summary
 from tests.hostile.readers import assert_readers_work, cli, good_snapshot, ingest
 
 #: Text with the characters that broke readers: lone surrogates, controls, escapes.
