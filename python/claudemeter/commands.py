@@ -1,5 +1,5 @@
-"""The store-facing subcommands: the summary, ``--json``, ``status``, ``show``,
-``refresh`` and ``ingest``. Each returns its exit status."""
+"""The store-facing subcommands: no command (the summary, :mod:`claudemeter.summary`;
+``--json``), ``status``, ``refresh`` and ``ingest``. Each returns its exit status."""
 
 from __future__ import annotations
 

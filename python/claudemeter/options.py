@@ -1,4 +1,5 @@
-"""The ``@claude_meter_*`` tmux options: one table of names, defaults and meanings.
+"""The ``@claude_meter_*`` tmux options: one table of names and meanings, with the
+defaults :mod:`claudemeter.defaults` owns.
 
 The README's options table is checked against :data:`OPTIONS` by a test, so the docs
 cannot drift from what the code reads. Values arrive as tmux prints them
