@@ -163,18 +163,14 @@ def _run(argv: Sequence[str] | None) -> int:
         if segment is not None:
             print(segment)
             return 0
-        import argparse
-
         from .commands import cmd_status
 
-        return cmd_status(argparse.Namespace(command="status"))
+        return cmd_status()
     # Claude Code runs `claude-meter statusline` on every refresh of every agent: likewise.
     if argv == ["statusline"]:
-        import argparse
-
         from .sources.statusline import main as statusline
 
-        return statusline(argparse.Namespace(command="statusline", chain=None, no_chain=False))
+        return statusline()
     # Claude Code runs the gate before every tool call of every agent: likewise. And a
     # hook must never exit 2 over a bad option (that would block every prompt).
     if argv[:1] == ["hook"]:

@@ -3,19 +3,20 @@
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import sys
 from collections.abc import Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from . import defaults, segment_cache
 from .model import JSON, MAX_DEPTH, Snapshot, ValidationError, parse_many, printable, utcnow
 from .store import State, Store, warn, write_private
 
+TYPE_CHECKING = False  # typing is for mypy: importing it costs the hot paths milliseconds
 if TYPE_CHECKING:
+    import argparse
+
     from .history import AccountHistory
     from .options import Settings
 
@@ -32,6 +33,8 @@ def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
             "The tmux plugin pushes it into #{E:@claude_meter} instead; use this in #()\n"
             "or scripts. Options default to the @claude_meter_* defaults."
         )
+        import argparse
+
         from .options import DEFAULTS
         from .status import TOKEN_HELP
 
@@ -69,6 +72,8 @@ def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
 
 def _tier(text: str) -> str:
     """argparse's check of a tier; the value stays text, as a tmux option would be."""
+    import argparse
+
     from .options import percent
 
     if percent(text) is None:
@@ -148,8 +153,9 @@ def _login_reason() -> str | None:
     return None
 
 
-def cmd_status(args: argparse.Namespace) -> int:
-    """The fast path: stdlib, the store and the registry only; never fails to print."""
+def cmd_status(args: argparse.Namespace | None = None) -> int:
+    """The full render (``segment_cache`` answers first while it holds): stdlib, the store
+    and the registry only; never fails to print. ``args``: the parsed options (None: none)."""
     from . import env, registry
     from .options import DEFAULTS, Settings, percent
     from .status import job_output

@@ -14,9 +14,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from .model import JSON, MAX_ERRORS, Provenance, Snapshot, Window, format_time, utcnow
+
+TYPE_CHECKING = False  # typing is for mypy: importing it costs the hot paths milliseconds
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def _browsers(rows: Iterable[Snapshot]) -> str:

@@ -23,13 +23,15 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from . import history, pace
 from .model import JSON, Snapshot, json_number
 from .windows import FIVE_HOUR
 
+TYPE_CHECKING = False  # typing is for mypy: importing it costs the hot paths milliseconds
 if TYPE_CHECKING:
+    from typing import Any
+
     from .store import State
 
 

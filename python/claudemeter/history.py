@@ -37,11 +37,14 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
 
 from .model import json_number
 
-_Event = TypeVar("_Event")
+TYPE_CHECKING = False  # typing is for mypy: importing it costs the hot paths milliseconds
+if TYPE_CHECKING:
+    from typing import Any, TypeVar
+
+    _Event = TypeVar("_Event")
 
 RECENT_FILE = "history-recent.json"
 ARCHIVE_FILE = "history.json"

@@ -15,14 +15,19 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from . import env
 from .times import format_time as format_time  # the JSON's time codec, re-exported
 from .times import parse_time as parse_time
 from .windows import KNOWN_WINDOWS
 
-JSON = dict[str, Any]
+TYPE_CHECKING = False  # typing is for mypy: importing it costs the hot paths milliseconds
+if TYPE_CHECKING:
+    from typing import Any, TypeAlias
+
+    JSON: TypeAlias = dict[str, Any]
+else:
+    JSON = dict  # at run time the alias only needs to exist
 
 #: The ``usage`` keys ClaudeMeter printed: every row ``--json`` prints has them, null
 #: when unknown, so a strict script's ``u["seven_day_opus"]`` never raises (SPEC 3).

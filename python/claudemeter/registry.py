@@ -26,11 +26,14 @@ import re
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 from . import env
 from .procs import read_proc
 from .store import ensure_private_dir, read_private, write_private
+
+TYPE_CHECKING = False  # typing is for mypy: importing it costs the hot paths milliseconds
+if TYPE_CHECKING:
+    from typing import Any
 
 GUARDS_DIR = "guards"
 #: Other hosts' guards, as this host's last sync with the fleet's Redis found them.

@@ -8,7 +8,6 @@ of their arguments: no I/O, so golden tests pin the output exactly.
 
 from __future__ import annotations
 
-import shlex
 from datetime import datetime
 from pathlib import PurePosixPath
 
@@ -99,6 +98,8 @@ def short_command(command: str, room: int) -> str:
     then, if that is not enough, path arguments their last part, and last of all the
     text is cut from the left (its end is likelier to differ than its start)."""
     try:
+        import shlex  # guard commands only: not on the redraw path
+
         words = shlex.split(command)
     except ValueError:  # cm-guard cuts long labels at 200 characters, maybe inside quotes
         words = command.split()

@@ -23,7 +23,6 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from . import env
 from .dedupe import dedupe_by_account
@@ -31,7 +30,10 @@ from .history import HistoryPoint, LimitHit, Pending, SessionSample
 from .model import JSON, Snapshot, printable, utcnow
 from .sources import STATUS_LOGIN
 
+TYPE_CHECKING = False  # typing is for mypy: importing it costs the hot paths milliseconds
 if TYPE_CHECKING:
+    from typing import Any
+
     from .flock import FileLock
 
 STATE_FILE = "state.json"

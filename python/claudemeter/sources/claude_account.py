@@ -10,10 +10,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
 
 from ..model import JSON, json_number
 from .claude_config import ClaudeConfig
+
+TYPE_CHECKING = False  # typing is for mypy: importing it costs the hot paths milliseconds
+if TYPE_CHECKING:
+    from typing import Any
 
 
 @dataclass(frozen=True)

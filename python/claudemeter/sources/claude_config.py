@@ -20,8 +20,6 @@ to the strings it is given, so every rule has a table test.
 
 from __future__ import annotations
 
-import hashlib
-import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,6 +77,9 @@ class ClaudeConfig:
         named_by = self.storage_setting or self.setting
         if named_by is None:
             return KEYCHAIN_SERVICE
+        import hashlib  # here, not on the statusline's path
+        import unicodedata
+
         raw = unicodedata.normalize("NFC", named_by).encode()
         return f"{KEYCHAIN_SERVICE}-{hashlib.sha256(raw).hexdigest()[:8]}"
 

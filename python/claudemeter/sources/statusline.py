@@ -13,7 +13,6 @@ stdin, it prints a line and exits 0. Bad input stores nothing.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import hashlib
 import json
@@ -23,7 +22,6 @@ import sys
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
 
 from .. import env
 from ..history import SessionPoint, SessionSample
@@ -46,8 +44,11 @@ from . import claude_code_cache, claude_config
 from .claude_account import Account, read_claude_json
 from .claude_config import ClaudeConfig
 
+TYPE_CHECKING = False  # typing itself costs every call milliseconds
 if TYPE_CHECKING:
+    import argparse
     import subprocess  # run only for --chain: kept off the status line's import path
+    from typing import IO, Any
 
 #: Claude Code's JSON is a few KiB; anything past this is not it.
 MAX_INPUT = 1 << 20
@@ -453,8 +454,9 @@ def combine(theirs: str, mine: str) -> str:
     return f"{theirs} │ {mine}" if theirs.strip() else mine
 
 
-def main(args: argparse.Namespace) -> int:
-    """``claude-meter statusline``: always prints a line, always exits 0."""
+def main(args: argparse.Namespace | None = None) -> int:
+    """``claude-meter statusline``: always prints a line, always exits 0. ``args`` are
+    the parsed options; None (the call Claude Code makes) is none given."""
     if sys.stdin is None or sys.stdin.isatty():
         print(
             "claude-meter statusline reads Claude Code's statusLine JSON on stdin;"
