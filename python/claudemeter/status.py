@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from . import derived, pace, segment_cache
 from .model import SOURCE_SHARED, Snapshot, Window, freshness_of, printable
@@ -28,7 +28,11 @@ UNTIL, SINCE = segment_cache.UNTIL, segment_cache.SINCE
 #: at which it is compared with a later one, besides each moment a row, a bucket or a
 #: pace can change (:func:`steady`).
 HORIZON = 3600.0
-_PROBES = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 2400.0, HORIZON)
+_PROBES = (300.0, 1200.0, HORIZON)
+#: The most renders :func:`steady` makes after the first (each is a few ms at 50 accounts).
+MAX_PROBES = 12
+#: Probes go this long after a foreseen change, and the last look before it this long before.
+_STEP = 0.5
 
 #: The OAuth source books this status when the login expired or was rejected
 #: (``sources.STATUS_LOGIN``; not imported: the status line adds no module to its path).
@@ -360,9 +364,11 @@ def steady(state: State, now: datetime, settings: Settings, paused: int = 0) -> 
 
     Besides the clocks, the segment changes with time only when a row or a bucket goes
     stale, a bucket resets, a stored pace or top session runs out, or a local time
-    moves to another day. Each of those moments within the horizon, and a ladder of
-    later times, is rendered; at the first that differs, the change is narrowed to a
-    second and the segment is kept until the last time known to be the same."""
+    moves to another day (:func:`_changes`). The segment is rendered just after each
+    of those moments within the horizon, and at a few later times, in order, at most
+    :data:`MAX_PROBES` times; at the first that differs it is kept until just before
+    that moment (narrowed to a second when it changed earlier), and when the probes run
+    out first, until the last moment known to be the same."""
 
     def shape(at: float) -> str:
         when = datetime.fromtimestamp(at, timezone.utc)
@@ -371,26 +377,29 @@ def steady(state: State, now: datetime, settings: Settings, paused: int = 0) -> 
     start = now.timestamp()
     first = shape(start)
     moments = {start + after for after in _PROBES}
-    moments |= {m for m in _changes(state) if start < m < start + HORIZON}
+    moments |= {m + _STEP for m in _changes(state, now) if start < m < start + HORIZON}
     same = start
-    for moment in sorted(moments):
-        if shape(moment) != first:
-            changed = moment
-            while changed - same > 1.0:
-                middle = (same + changed) / 2
-                if shape(middle) == first:
-                    same = middle
-                else:
-                    changed = middle
-            return first, same
-        same = moment
-    return first, start + HORIZON
+    for moment in sorted(moments)[:MAX_PROBES]:
+        if shape(moment) == first:
+            same = moment
+            continue
+        changed = moment
+        if changed - 2 * _STEP > same and shape(changed - 2 * _STEP) == first:
+            return first, changed - 2 * _STEP  # it changed at the moment foreseen
+        while changed - same > 1.0:
+            middle = (same + changed) / 2
+            if shape(middle) == first:
+                same = middle
+            else:
+                changed = middle
+        return first, same
+    return first, same
 
 
-def _changes(state: State) -> set[float]:
+def _changes(state: State, now: datetime) -> set[float]:
     """Epoch seconds at which the segment may change other than by its clocks: each
     reading's and each bucket's end of freshness, each reset, each stored pace's and
-    top session's end (a second after each, when it has changed)."""
+    top session's end, the next local midnight (a local time gains its weekday)."""
     found: set[float] = set()
     for row in state.rows:
         found.add(row.fetched_at.timestamp() + row.freshness_limit())
@@ -401,4 +410,7 @@ def _changes(state: State) -> set[float]:
                 found.add(window.resets_at.timestamp())
     for body in state.derived.values():
         found.update(derived.moments(derived.Summary.from_json(body)))
-    return {moment + 1.0 for moment in found}
+    local = now.astimezone()
+    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+    found.add(midnight.timestamp())
+    return found
