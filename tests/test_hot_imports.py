@@ -67,10 +67,13 @@ NEVER = {
     "gettext",
     "typing",
     "shlex",
+    # OpenSSL, loaded for one digest of a path (statusline.sha256_hex uses CPython's own)
+    "hashlib",
+    "_hashlib",
 }
 
 #: ``status`` reads the store and the registry: no lock, no hashing, no threads.
-NEVER_ON_STATUS = NEVER | {"filelock", "threading", "hashlib", "hmac", "secrets"}
+NEVER_ON_STATUS = NEVER | {"filelock", "threading", "hmac", "secrets"}
 
 #: ``status`` while the segment it last rendered holds (``segment_cache``): the
 #: standard library's ``json``, ``os``, ``time``, ``zlib`` and these three of ours.
@@ -211,3 +214,14 @@ def test_default_dirs_are_platformdirs_own(monkeypatch: pytest.MonkeyPatch, xdg:
     assert sys.platform.startswith("linux")
     assert env.state_dir() == Path(platformdirs.user_state_dir("claudemeter"))
     assert env.config_dir() == Path(platformdirs.user_config_dir("claudemeter"))
+
+
+@pytest.mark.parametrize("data", [b"", b"/home/ada/.claude", "/home/zoë/.claude".encode() * 50])
+def test_the_statusline_digest_is_sha256(data: bytes) -> None:
+    """Without hashlib, the record names are still SHA-256: install-statusline's records
+    (written by other releases too) are found under the same names."""
+    import hashlib
+
+    from claudemeter.sources.statusline import sha256_hex
+
+    assert sha256_hex(data) == hashlib.sha256(data).hexdigest()
