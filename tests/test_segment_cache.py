@@ -22,6 +22,7 @@ from claudemeter.pace import Pace
 from claudemeter.procs import read_proc
 from claudemeter.status import HORIZON, job_output, steady
 from claudemeter.store import State
+from tests.helpers import wait_for
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 
@@ -196,3 +197,15 @@ def test_a_pinned_clock_never_uses_the_cache(
     status()
     monkeypatch.setenv("CLAUDEMETER_NOW", format_time(NOW + timedelta(hours=5)))
     assert "stale" in status()
+
+
+def test_another_hosts_guard_counts_until_its_heartbeat_lapses(state_dir: Path) -> None:
+    """A fleet sync left another host's paused guard with a heartbeat 4 s long: the
+    cached segment shows it, and stops showing it when the heartbeat lapses although
+    no file changed."""
+    ingest(reading(42.0, age=0.0))
+    entry = registry.GuardEntry(pid=4242, command="claude", account=None, state=registry.PAUSED)
+    registry.keep_fleet([registry.FleetHost("box", time.time() + 4.0, [entry])])
+    assert "⏸1" in status()
+    assert "⏸1" in status()  # the second from the cache
+    wait_for(lambda: "⏸" not in status(), "the lapsed guard to leave the segment", 15)

@@ -195,10 +195,15 @@ def _keep_segment(
 ) -> None:
     """Leave the segment for the next ``claude-meter status`` (:mod:`segment_cache`);
     ``cache_key`` was taken before the state was read, so a write in between makes it a
-    miss, never a stale hit. A cache that cannot be written is only slower."""
+    miss, never a stale hit. Another host's guards count until their heartbeat lapses
+    (``registry.foreign``): the segment holds no longer. A cache that cannot be written is
+    only slower."""
+    from .registry import fleet_hosts
     from .status import steady
 
     template, until = steady(state, now, settings, paused)
+    lapses = [h.until for h in fleet_hosts(store.directory) if h.until > now.timestamp()]
+    until = min([until, *lapses])
     data = segment_cache.encode(cache_key, template, now.timestamp(), until)
     with contextlib.suppress(OSError):
         write_private(store.directory / segment_cache.CACHE_FILE, data, durable=False)
