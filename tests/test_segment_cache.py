@@ -16,7 +16,7 @@ import pytest
 
 from claudemeter import registry, segment_cache, store
 from claudemeter.derived import Summary, TopSession
-from claudemeter.model import SOURCE_STATUSLINE, Snapshot, format_time
+from claudemeter.model import JSON, SOURCE_STATUSLINE, Snapshot, format_time
 from claudemeter.options import Settings
 from claudemeter.pace import Pace
 from claudemeter.procs import read_proc
@@ -54,7 +54,7 @@ def reading(
     )
 
 
-def heading_for_full(org: str) -> dict[str, object]:
+def heading_for_full(org: str) -> dict[str, JSON]:
     """``derived.json``'s entry for an account whose 5-hour bucket is on pace for 100 %
     before its reset, with a top session, from readings 40 minutes old: the pace runs
     out of the rate window five minutes from now."""
