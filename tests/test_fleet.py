@@ -108,13 +108,18 @@ def test_a_dead_hosts_guards_vanish_and_foreign_pids_are_never_judged_here(
     try:
         proc = read_proc(child.pid)
         assert proc is not None
-        entry = registry.GuardEntry(child.pid, "make test", None, registry.PAUSED, start=proc.start)
+        command = "deploy --header 'Authorization: Bearer sk-ant-oat01-fleet-secret'"
+        entry = registry.GuardEntry(child.pid, command, None, registry.PAUSED, start=proc.start)
         registry.register(entry, laptop.directory)
         over_the_threshold(box)
         assert shared.sync(laptop, fleet, force=True) is None  # the laptop beats
         assert shared.sync(box, fleet, force=True) is None  # the box takes the fleet's
         seen = registry.active(box.directory)
         assert [(e.pid, e.host) for e in seen] == [(child.pid, socket.gethostname())]
+        # A token on the guarded command line stays on its host.
+        held = str(fleet_redis.client().hgetall(shared.GUARDS))
+        assert "deploy" in held and "fleet-secret" not in held
+        assert "fleet-secret" not in seen[0].command
         assert paused_segment(box_env) == "⏸1"
 
         # The pid means nothing on another machine: the box counts the entry while the

@@ -202,10 +202,12 @@ class Shared:
         return int(kept)
 
     def guards(self, host: str, entries: list[registry.GuardEntry]) -> list[registry.FleetHost]:
-        """Beat for this host's live guards (``host`` is its id) and get every other
-        host's whose beat is younger than :data:`GUARD_TTL`, each good until then on
-        this host's clock (ages come from Redis's clock, so hosts' clocks may differ)."""
-        body = {"host": host_label(), "guards": [asdict(entry) for entry in entries]}
+        """Beat for this host's live guards (``host`` is its id; a command line goes
+        with anything shaped like a token cut out) and get every other host's whose
+        beat is younger than :data:`GUARD_TTL`, each good until then on this host's
+        clock (ages come from Redis's clock, so hosts' clocks may differ)."""
+        guards = [{**asdict(entry), "command": redact(entry.command)} for entry in entries]
+        body = {"host": host_label(), "guards": guards}
         text = json.dumps(body) if entries else ""
         ttl = int(GUARD_TTL * 1000)
         found = self._call(
@@ -293,7 +295,7 @@ def host_label() -> str:
 def host_id(directory: Path) -> str:
     """This host in the fleet: its name and its state dir's id (two state dirs on one
     machine are two hosts; the path itself is not shown)."""
-    from .bridge import store_id  # here: the bridge is not loaded for a sync
+    from .bridge import store_id  # here: every refresh imports this module, Redis or not
 
     return f"{host_label()}/{store_id(directory)}"
 

@@ -95,3 +95,44 @@ def test_a_real_guard_counts_once_by_pid_and_start_time(tmp_path: Path) -> None:
     guard.terminate()
     guard.communicate(timeout=10)
     wait_for(lambda: registry.paused_count() == 0, "the guard's entry to go")
+
+
+def test_planted_fleet_files_never_break_a_reader_and_count_only_live_beats(
+    tmp_path: Path,
+) -> None:
+    """``guards/fleet.json`` (other hosts' guards, from a fleet's Redis) is read as
+    hostile as a guard's own file: anything but a host with a live beat and a well-formed
+    entry is left out; a foreign entry's pid is never looked up here."""
+    assert ingest(good_snapshot(util=41.0)).returncode == 0
+    later = 4_000_000_000.0
+    bodies: list[Any] = [
+        "[" * 100_000,
+        "not json",
+        {"hosts": "box"},
+        {"hosts": [{"host": "box", "until": "later", "guards": [entry(4242)]}]},
+        {"hosts": [{"host": "box", "until": float("inf"), "guards": [entry(4242)]}]},
+        {"hosts": [{"host": "box", "until": 1.0, "guards": [entry(4242)]}]},  # lapsed
+        {"hosts": [{"host": "b\u001b]0;x\u0007", "until": later, "guards": [entry(4242)]}]},
+        {"hosts": [{"host": "x" * 65, "until": later, "guards": [entry(4242)]}]},
+        {"hosts": [{"host": "box", "until": later, "guards": [entry(0), entry(True)]}]},
+        {"hosts": [{"host": "box", "until": later, "guards": [entry(7, state="exploded")]}]},
+        {"hosts": [{"host": "box", "until": later, "guards": [entry(8, pane="%3\u001b[2J")]}]},
+    ]
+    for body in bodies:
+        plant(registry.FLEET_FILE, body)
+        assert registry.paused_count() == 0, body
+        status = cli("status")
+        assert status.returncode == 0 and "⏸" not in status.stdout, (body, status.stdout)
+    assert_readers_work(util=41.0)
+
+    # A well-formed entry with a live beat counts, whatever runs under its pid here, and
+    # its command is shown without its control characters.
+    command = "claude \u001b]0;owned\u0007-p task"
+    plant(
+        registry.FLEET_FILE,
+        {"hosts": [{"host": "box", "until": later, "guards": [entry(4242, command=command)]}]},
+    )
+    assert registry.paused_count() == 1
+    assert "⏸1" in cli("status").stdout
+    assert_readers_work(util=41.0)
+    assert "guard box %3" in cli("show").stdout
