@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import FIXTURES
+from tests.helpers import FIXTURES, reap_guards
 from tests.upstream import FakeUpstream
 
 
@@ -42,6 +42,14 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     bindir = str(Path(sys.executable).parent)
     monkeypatch.setenv("PATH", bindir + os.pathsep + os.environ.get("PATH", ""))
     return home
+
+
+@pytest.fixture(autouse=True)
+def guards_reaped(isolated: Path) -> Iterator[None]:
+    """Every cm-guard a test started with ``tests.helpers.start`` is gone after it,
+    passed or failed (and before the isolated environment is undone)."""
+    yield
+    reap_guards()
 
 
 @pytest.fixture

@@ -5,9 +5,7 @@ a web page's Origin or no length at all)."""
 from __future__ import annotations
 
 import contextlib
-import http.client
 import json
-import os
 import re
 import signal
 import socket
@@ -17,149 +15,24 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from claudemeter.bridge import MAX_BODY, MAX_CONNECTIONS
-from tests.helpers import cli, cli_rows, fixture, wait_for
+from tests.helpers import (
+    LOGIN_ORG,
+    Bridge,
+    cli,
+    cli_rows,
+    fixture,
+    snapshot,
+    stamp,
+    start_bridge,
+    wait_for,
+)
 from tests.upstream import FakeUpstream
-
-ORG = "0f6c3b2a-0000-4000-8000-00000000b001"
-
-
-def stamp(offset: float = 0.0) -> str:
-    moment = datetime.now(timezone.utc) + timedelta(seconds=offset)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-
-
-def snapshot(
-    browser: str = "Chrome", util: float = 62.0, offset: float = 0.0, **fields: Any
-) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "org_uuid": ORG,
-        "browser": browser,
-        "account_email": "ada@example.com",
-        "fetched_at": stamp(offset),
-        "usage": {
-            "five_hour": {"utilization": util, "resets_at": "2026-11-25T16:59:59.571404+00:00"}
-        },
-        "overage": None,
-        "subscription": None,
-        "errors": [],
-    }
-    body.update(fields)
-    return body
-
-
-@dataclass
-class Reply:
-    status: int
-    body: Any
-    headers: http.client.HTTPMessage
-
-
-@dataclass
-class Bridge:
-    proc: subprocess.Popen[bytes]
-    port: int
-    out: Path
-    err: Path
-    state_dir: Path
-
-    @property
-    def token(self) -> str:
-        return (self.state_dir / "bridge.token").read_text().strip()
-
-    def output(self) -> str:
-        return self.out.read_text() + self.err.read_text()
-
-    def call(
-        self,
-        method: str,
-        path: str,
-        body: bytes | None = None,
-        *,
-        token: str | None = "",
-        host: str | None = "",
-        length: bool = True,
-        headers: dict[str, str] | None = None,
-    ) -> Reply:
-        """One raw request. ``token=""`` sends the real token, None sends none; ``host=""``
-        sends the loopback Host, None sends none."""
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-        try:
-            conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
-            if host is not None:
-                conn.putheader("Host", host or f"127.0.0.1:{self.port}")
-            if token is not None:
-                conn.putheader("Authorization", f"Bearer {token or self.token}")
-            for key, value in (headers or {}).items():
-                conn.putheader(key, value)
-            if body is not None and length:
-                conn.putheader("Content-Length", str(len(body)))
-            conn.endheaders(body if length else None)
-            response = conn.getresponse()
-            data = response.read()
-            return Reply(response.status, json.loads(data) if data else None, response.headers)
-        finally:
-            conn.close()
-
-    def post(self, body: Any, **kwargs: Any) -> Reply:
-        headers = {"Content-Type": "application/json", **kwargs.pop("headers", {})}
-        return self.call("POST", "/snapshots", json.dumps(body).encode(), headers=headers, **kwargs)
-
-    def rss_kib(self) -> int:
-        status = Path(f"/proc/{self.proc.pid}/status").read_text()
-        found = re.search(r"VmRSS:\s+(\d+)", status)
-        assert found is not None, status
-        return int(found.group(1))
-
-    def threads(self) -> int:
-        status = Path(f"/proc/{self.proc.pid}/status").read_text()
-        found = re.search(r"Threads:\s+(\d+)", status)
-        assert found is not None, status
-        return int(found.group(1))
-
-    def stop(self, sig: int = signal.SIGTERM) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        return self.proc.wait(timeout=30)
-
-
-def start_bridge(
-    tmp_path: Path, *args: str, name: str = "serve", env: dict[str, str] | None = None
-) -> Bridge:
-    """``serve`` on a free port, in this test's environment or ``env`` (another host's)."""
-    out, err = tmp_path / f"{name}.out", tmp_path / f"{name}.err"
-    env = env or dict(os.environ)
-    with open(out, "wb") as stdout, open(err, "wb") as stderr:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "claudemeter", "serve", "--port", "0", *args],
-            stdout=stdout,
-            stderr=stderr,
-            stdin=subprocess.DEVNULL,
-            env=env,
-        )
-
-    def listening() -> int | None:
-        found = re.search(r"listening on http://127\.0\.0\.1:(\d+)", out.read_text())
-        if found:
-            return int(found.group(1))
-        if proc.poll() is not None:
-            pytest.fail(f"serve exited {proc.returncode}: {err.read_text()}")
-        return None
-
-    try:
-        port = wait_for(listening, what="the bridge to listen")
-    except BaseException:  # a bridge that came up too late must not outlive the test
-        proc.kill()
-        proc.wait()
-        raise
-    return Bridge(proc, port, out, err, Path(env["CLAUDEMETER_STATE_DIR"]))
 
 
 @pytest.fixture
@@ -187,7 +60,7 @@ def test_health_needs_no_token_and_a_post_lands(bridge: Bridge) -> None:
     assert reply.headers["Content-Type"].startswith("application/json")
     rows = cli_rows("--json", "--cached")
     assert [(r["org_uuid"], r["browser"]) for r in rows] == [
-        (ORG, "Chrome, Arc, Brave"),
+        (LOGIN_ORG, "Chrome, Arc, Brave"),
         ("9a8b7c6d-0000-4000-8000-00000000c002", "Chrome"),
     ]
     served = bridge.call("GET", "/snapshots")

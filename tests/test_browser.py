@@ -19,8 +19,7 @@ from typing import Any
 import pytest
 
 from tests.chromium import Cdp, Chromium, start_chromium
-from tests.helpers import cli_rows, fixture, wait_for
-from tests.test_bridge import ORG, Bridge, start_bridge
+from tests.helpers import LOGIN_ORG, Bridge, cli_rows, fixture, start_bridge, wait_for
 from tests.upstream import FakeUpstream, Reply, self_signed
 
 EXTENSION = Path(__file__).resolve().parent.parent / "extension"
@@ -66,7 +65,7 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
     root = tmp_path_factory.mktemp("browser")
     claude_ai = FakeUpstream()
     claude_ai.routes["/api/account"] = Reply(200, fixture("claude_ai_account.json"))
-    org = f"/api/organizations/{ORG}"
+    org = f"/api/organizations/{LOGIN_ORG}"
     claude_ai.routes[f"{org}/usage"] = lambda seen: Reply(200, _usage_now())
     claude_ai.routes[f"{org}/overage_spend_limit"] = Reply(
         200, fixture("claude_ai_overage_spend_limit.json")
@@ -169,7 +168,7 @@ def test_pairing_in_the_popup_puts_this_browsers_row_in_claude_meter(
         _pair_in_popup(popup, bridge.token, bridge.port)
 
         def landed() -> list[dict[str, Any]]:
-            return [r for r in cli_rows("--json", "--cached") if r["org_uuid"] == ORG]
+            return [r for r in cli_rows("--json", "--cached") if r["org_uuid"] == LOGIN_ORG]
 
         rows = wait_for(landed, what="the extension's row in claude-meter --json")
         assert [(r["browser"], r["account_email"]) for r in rows] == [(name, "ada@example.com")]

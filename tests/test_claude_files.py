@@ -16,11 +16,10 @@ import pytest
 from claudemeter.sources import claude_config, oauth
 from claudemeter.sources.claude_account import read_account
 from claudemeter.sources.claude_config import ClaudeConfig
-from tests.helpers import cli, fixture_body
+from tests.helpers import LOGIN_ORG, cli, fixture_body
 from tests.upstream import FakeUpstream
 
 HOME = Path("/Users/you")
-ADA_ORG = "0f6c3b2a-0000-4000-8000-00000000b001"
 LOGGED_OUT = {
     "claudeAiOauth": {
         "accessToken": "",
@@ -258,9 +257,9 @@ def test_a_leftover_claude_json_in_the_default_dir_captures_nothing(
     assert "5h 61%" in cli("statusline", stdin=statusline_input(61.0, now)).stdout
     assert cli("refresh").returncode == 0  # the OAuth source agrees on the account
     rows = json.loads(cli("--json", "--cached").stdout)
-    assert [(r["org_uuid"], r["account_email"]) for r in rows] == [(ADA_ORG, "ada@example.com")]
+    assert [(r["org_uuid"], r["account_email"]) for r in rows] == [(LOGIN_ORG, "ada@example.com")]
     stored = json.loads((state_dir / "state.json").read_text())["rows"]
-    assert {r["org_uuid"] for r in stored} == {ADA_ORG}
+    assert {r["org_uuid"] for r in stored} == {LOGIN_ORG}
     assert read_account(claude_config.current()) == read_account(ClaudeConfig(None, isolated))
     assert "old@example.com" not in (state_dir / "state.json").read_text()
     doctor = cli("doctor").stdout

@@ -21,10 +21,8 @@ from claudemeter import registry, shared
 from claudemeter.model import Snapshot
 from claudemeter.procs import read_proc
 from claudemeter.store import Store
-from tests.helpers import wait_for
+from tests.helpers import guard_bin, start_bridge, wait_for
 from tests.redislab import RedisServer, start_redis
-from tests.test_bridge import start_bridge
-from tests.test_guard import guard_bin
 from tests.test_peers import reading
 from tests.test_shared import host_env, meter, rows_of
 

@@ -5,17 +5,15 @@ the recursion marker, the registry, and a curses program in a real tmux pane."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import termios
 import time
-from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta
+from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -24,85 +22,26 @@ from libtmux import Server
 from claudemeter import registry
 from claudemeter.model import Snapshot, format_time, parse_time, utcnow
 from claudemeter.store import Store
-from tests.helpers import FIXTURES, fixture_body, proc_state, wait_for
-from tests.upstream import FakeUpstream
-
-FAST = ["--poll", "0.2", "--grace", "0.3"]
-TICKER = (
-    "import sys, time\n"
-    "while True:\n"
-    "    with open(sys.argv[1], 'a') as f: f.write('.')\n"
-    "    time.sleep(0.02)\n"
+from tests.helpers import (
+    FAST,
+    FIXTURES,
+    LOGIN_ORG,
+    TICKER,
+    child_of,
+    entry_of,
+    fixture_body,
+    grows,
+    guard_bin,
+    guard_run,
+    is_running,
+    is_stopped,
+    proc_state,
+    put,
+    start,
+    ticks,
+    wait_for,
 )
-LOGIN_ORG = "0f6c3b2a-0000-4000-8000-00000000b001"  # tests/fixtures/claude_json_oauth_account
-
-
-def guard_bin() -> str:
-    found = shutil.which("cm-guard")
-    assert found, "cm-guard is not installed beside the test interpreter"
-    return found
-
-
-def put(
-    util: float | None,
-    resets_in: float | None = 3600.0,
-    *,
-    bucket: str = "five_hour",
-    email: str = "ada@example.com",
-    org: str = "org-a",
-    fetched_at: datetime | None = None,
-) -> datetime | None:
-    """Store one reading, as the bridge would; returns the bucket's resets_at."""
-    now = utcnow()
-    resets = now + timedelta(seconds=resets_in) if resets_in is not None else None
-    body = {"utilization": util, "resets_at": format_time(resets) if resets else None}
-    Store().put(
-        [
-            Snapshot(
-                org_uuid=org,
-                browser="Chrome",
-                account_email=email,
-                fetched_at=fetched_at or now,
-                usage={bucket: body},
-            )
-        ]
-    )
-    # format_time keeps milliseconds: the guard sees the stored value, so must we.
-    return parse_time(format_time(resets)) if resets else None
-
-
-def is_stopped(pid: int) -> bool:
-    return proc_state(pid) == "T"
-
-
-def is_running(pid: int) -> bool:
-    return proc_state(pid) in ("R", "S", "D")
-
-
-def entry_of(pid: int) -> registry.GuardEntry | None:
-    return next((e for e in registry.active() if e.pid == pid), None)
-
-
-def child_of(guard: subprocess.Popen[str]) -> int:
-    wait_for(lambda: (e := entry_of(guard.pid)) is not None and e.child_pid, "the guard's child")
-    entry = entry_of(guard.pid)
-    assert entry is not None and entry.child_pid
-    return entry.child_pid
-
-
-def start(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    """A guard in a session of its own, off any terminal (the pytest run may have one)."""
-    proc = subprocess.Popen(
-        [guard_bin(), *args],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-        env=env,
-    )
-    _STARTED.append(proc)
-    return proc
+from tests.upstream import FakeUpstream
 
 
 def start_ticker(
@@ -112,46 +51,6 @@ def start_ticker(
     guard = start(*FAST, sys.executable, "-c", TICKER, str(out))
     guards.append(guard)
     return guard, child_of(guard)
-
-
-def run(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [guard_bin(), *args],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-        start_new_session=True,
-    )
-
-
-def ticks(path: Path) -> int:
-    return path.stat().st_size if path.exists() else 0
-
-
-def grows(path: Path) -> Callable[[], bool]:
-    before = ticks(path)
-    return lambda: ticks(path) > before + 2
-
-
-_STARTED: list[subprocess.Popen[str]] = []
-
-
-@pytest.fixture(autouse=True)
-def reap_guards() -> Iterator[None]:
-    """Every guard ``start`` made is gone after its test, passed or failed: one left
-    holding (``--fail-closed`` with no data) would poll forever."""
-    yield
-    while _STARTED:
-        proc = _STARTED.pop()
-        if proc.poll() is None:
-            entry = entry_of(proc.pid)
-            proc.kill()
-            if entry and entry.child_pid:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(entry.child_pid, signal.SIGKILL)
-        proc.communicate(timeout=10)
 
 
 @pytest.fixture
@@ -260,7 +159,7 @@ def test_holds_before_starting_until_reset_plus_grace(tmp_path: Path) -> None:
 )
 def test_exit_status_passes_through(command: list[str], status: int) -> None:
     put(10)
-    done = run(*FAST, *command)
+    done = guard_run(*FAST, *command)
     assert done.returncode == status, done.stderr
     assert done.stdout == ""
 
@@ -276,13 +175,13 @@ def test_exit_status_passes_through(command: list[str], status: int) -> None:
     ],
 )
 def test_usage_errors_exit_125_with_one_line(args: list[str]) -> None:
-    done = run(*args)
+    done = guard_run(*args)
     assert done.returncode == 125
     assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
 
 
 def test_stdout_is_the_commands_alone_and_missing_data_warns_on_stderr() -> None:
-    done = run("sh", "-c", "echo hello")
+    done = guard_run("sh", "-c", "echo hello")
     assert done.returncode == 0
     assert done.stdout == "hello\n"
     assert "no usage data" in done.stderr and "--fail-closed" in done.stderr
@@ -373,7 +272,7 @@ def test_default_signal_dispositions_even_when_the_guard_inherits_ignored_ones(
 def test_check_prints_the_rows_state_and_exits_75_over() -> None:
     resets_at = put(93, resets_in=1800)
     assert resets_at is not None
-    done = run("--check", "--grace", "10")
+    done = guard_run("--check", "--grace", "10")
     assert done.returncode == 75
     state = json.loads(done.stdout)
     assert state["state"] == "over" and state["account"] == "ada@example.com"
@@ -384,8 +283,8 @@ def test_check_prints_the_rows_state_and_exits_75_over() -> None:
     }
     assert parse_time(state["resume_at"]) == resets_at + timedelta(seconds=10)
 
-    assert run("--check", "--threshold", "95").returncode == 0
-    assert run("--check", "--bucket", "seven_day").returncode == 0  # not watching five_hour
+    assert guard_run("--check", "--threshold", "95").returncode == 0
+    assert guard_run("--check", "--bucket", "seven_day").returncode == 0  # not watching five_hour
 
 
 def test_check_unknown_utilization_is_not_zero() -> None:
@@ -394,36 +293,36 @@ def test_check_unknown_utilization_is_not_zero() -> None:
     known = {"utilization": 20.0, "resets_at": format_time(now + timedelta(days=3))}
     usage = {"five_hour": unknown, "seven_day": known}
     Store().put([Snapshot("org-a", "Chrome", "ada@example.com", now, usage=usage)])
-    done = run("--check", "--bucket", "five_hour")
+    done = guard_run("--check", "--bucket", "five_hour")
     assert done.returncode == 0  # fail-open: warned, not held
     assert json.loads(done.stdout)["state"] == "unknown"
     assert "no utilization" in done.stderr
-    assert run("--check", "--bucket", "five_hour", "--fail-closed").returncode == 75
+    assert guard_run("--check", "--bucket", "five_hour", "--fail-closed").returncode == 75
 
 
 def test_check_a_reading_with_no_usable_window_is_an_error_not_unknown_numbers() -> None:
     """A body whose windows are all null is not a reading (SPEC section 3): the row
     records the error and keeps no numbers."""
     put(None, resets_in=600)
-    done = run("--check")
+    done = guard_run("--check")
     assert done.returncode == 0  # unknown from the start: the documented fail-open
     assert json.loads(done.stdout)["state"] == "unknown"
     assert "no usage numbers" in done.stderr
     assert any("no usage window" in e for e in Store().accounts()[0].errors)
-    assert run("--check", "--fail-closed").returncode == 75
+    assert guard_run("--check", "--fail-closed").returncode == 75
 
 
 def test_check_old_under_reading_is_unknown_but_old_over_reading_still_holds() -> None:
     old = utcnow() - timedelta(hours=1)
     put(20, fetched_at=old)
-    assert json.loads(run("--check").stdout)["state"] == "unknown"
+    assert json.loads(guard_run("--check").stdout)["state"] == "unknown"
     put(95, resets_in=600, fetched_at=old + timedelta(minutes=1))
-    assert run("--check").returncode == 75
+    assert guard_run("--check").returncode == 75
 
 
 def test_a_passed_reset_counts_as_reset() -> None:
     put(99, resets_in=-5)  # the reading predates its window's reset
-    done = run("--check", "--grace", "0")
+    done = guard_run("--check", "--grace", "0")
     assert done.returncode == 0
     assert json.loads(done.stdout)["buckets"]["five_hour"]["state"] == "reset"
 
@@ -431,12 +330,12 @@ def test_a_passed_reset_counts_as_reset() -> None:
 def test_account_selection_login_then_only_then_highest(claude_dir: Path) -> None:
     put(20, email="ada@example.com", org=LOGIN_ORG)
     put(97, email="bob@example.com", org="org-b")
-    done = run("--check")  # the Claude Code login's account, although bob is higher
+    done = guard_run("--check")  # the Claude Code login's account, although bob is higher
     assert (done.returncode, json.loads(done.stdout)["account"]) == (0, "ada@example.com")
-    done = run("--check", "--account", "BOB@example.com")
+    done = guard_run("--check", "--account", "BOB@example.com")
     assert (done.returncode, json.loads(done.stdout)["account"]) == (75, "bob@example.com")
     (claude_dir.parent / ".claude.json").unlink()
-    assert json.loads(run("--check").stdout)["account"] == "bob@example.com"  # highest
+    assert json.loads(guard_run("--check").stdout)["account"] == "bob@example.com"  # highest
 
 
 def test_check_refreshes_an_old_store_once_for_many_guards(
@@ -463,7 +362,7 @@ def test_expired_login_is_said_plainly(claude_dir: Path, upstream: FakeUpstream)
     creds = json.loads((claude_dir / ".credentials.json").read_text())
     creds["claudeAiOauth"]["expiresAt"] = 1_000_000_000_000
     (claude_dir / ".credentials.json").write_text(json.dumps(creds))
-    done = run("--check")
+    done = guard_run("--check")
     assert "login expired" in done.stderr and "run `claude`" in done.stderr
     assert "login expired" in json.loads(done.stdout)["login"]
     assert "sk-ant" not in done.stderr + done.stdout
@@ -962,16 +861,16 @@ def test_an_account_in_two_orgs_is_refused_listing_both() -> None:
     """Issue 10: `--check --account lee@example.net` read the personal 15 % and exited 0
     while the team seat was at 95 %."""
     two_orgs_of_one_email()
-    done = run("--check", "--account", "lee@example.net")
+    done = guard_run("--check", "--account", "lee@example.net")
     assert done.returncode == 125, done.stdout + done.stderr
     assert PERSONAL in done.stderr and TEAM in done.stderr
     assert "lee@example.net (Acme Team)" in done.stderr
     assert "lee@example.net (11111111)" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
-    team = run("--check", "--account", TEAM)
+    team = guard_run("--check", "--account", TEAM)
     assert team.returncode == 75 and json.loads(team.stdout)["org_uuid"] == TEAM
-    assert run("--check", "--account", PERSONAL).returncode == 0
-    held = run("--account", "lee@example.net", "--", "true")
+    assert guard_run("--check", "--account", PERSONAL).returncode == 0
+    held = guard_run("--account", "lee@example.net", "--", "true")
     assert held.returncode == 125  # a command is never started on an ambiguous account
 
 

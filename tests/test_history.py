@@ -15,10 +15,9 @@ from claudemeter import history
 from claudemeter.history import HIT_OAUTH_429, HIT_READING, HIT_STOP_FAILURE
 from claudemeter.model import Snapshot, format_time
 from claudemeter.store import Store
-from tests.helpers import cli, cli_rows
+from tests.helpers import LOGIN_ORG, cli, cli_rows
 from tests.upstream import FakeUpstream, Reply
 
-ORG = "0f6c3b2a-0000-4000-8000-00000000b001"
 END = 1_796_040_000.0  # the pinned clock at the end of the generated days
 DAY = 86400.0
 HOUR = 3600.0
@@ -32,7 +31,7 @@ def at(epoch: float) -> str:
 
 def snapshot(t: float, usage: dict[str, object], browser: str = "Claude Code") -> Snapshot:
     return Snapshot(
-        org_uuid=ORG,
+        org_uuid=LOGIN_ORG,
         browser=browser,
         account_email="ada@example.com",
         fetched_at=datetime.fromtimestamp(t, timezone.utc),
@@ -105,7 +104,7 @@ class Generated:
                         costs[n] += 0.01 * (n + 1)
                         state.record_session(
                             history.SessionSample(
-                                ORG,
+                                LOGIN_ORG,
                                 f"s{n}",
                                 f"%{n}",
                                 f"/src/p{n}",
@@ -117,10 +116,10 @@ class Generated:
                     index += 1
                 for t in self.polled_429:
                     if hour_end - HOUR < t <= hour_end:
-                        state.record_limit_hit(ORG, history.LimitHit(t, None, HIT_OAUTH_429))
+                        state.record_limit_hit(LOGIN_ORG, history.LimitHit(t, None, HIT_OAUTH_429))
             for t in self.stopped:
                 if hour_end - HOUR < t <= hour_end:
-                    history.record_limit_hit(ORG, None, HIT_STOP_FAILURE, t)
+                    history.record_limit_hit(LOGIN_ORG, None, HIT_STOP_FAILURE, t)
             hour_end += HOUR
         monkeypatch.setenv("CLAUDEMETER_NOW", at(END))
 
@@ -148,7 +147,7 @@ def test_eight_days_stay_under_the_bound_and_show_every_limit_hit(
     assert recent <= history.MAX_RECENT_BYTES
     assert (eight_days / "state.json").stat().st_size < 4096  # no history in the hot file
     [account] = cli_rows("history", "--json")
-    assert account["org_uuid"] == ORG
+    assert account["org_uuid"] == LOGIN_ORG
     hits = {(round(h["at"]), h["bucket"], h["source"]) for h in account["limit_hits"]}
     expected = {(round(t), bucket, source) for t, bucket, source in generated.hits}
     assert len(generated.hit_windows) >= 10
@@ -222,12 +221,12 @@ def test_a_state_file_with_the_old_history_migrates_on_the_first_write(
     row = snapshot(now - 60, {"five_hour": {"utilization": 49.0, "resets_at": at(now + HOUR)}})
     state_dir.mkdir(mode=0o700)
     (state_dir / "state.json").write_text(
-        json.dumps({"version": 1, "rows": [row.to_json()], "history": {ORG: points}})
+        json.dumps({"version": 1, "rows": [row.to_json()], "history": {LOGIN_ORG: points}})
     )
     Store().put([snapshot(now, {"five_hour": {"utilization": 50.0, "resets_at": at(now + HOUR)}})])
     body = json.loads((state_dir / "state.json").read_text())
     assert "history" not in body
-    kept = history.recent(state_dir)[ORG].points
+    kept = history.recent(state_dir)[LOGIN_ORG].points
     assert [p.t for p in kept] == [p["t"] for p in points] + [now]
     [row_json] = cli_rows("--json", "--cached")
     assert row_json["pace"]["five_hour"]["rate_per_hour"] == pytest.approx(60.0, rel=0.05)
@@ -243,7 +242,7 @@ def test_a_corrupt_history_file_is_moved_aside_and_writes_go_on(
     store.put([snapshot(now.timestamp() + 30, {"five_hour": {"utilization": 6.0}})])
     assert "moved it aside" in capsys.readouterr().err
     assert list(state_dir.glob(f"{history.RECENT_FILE}.corrupt-*"))
-    assert [p.used["five_hour"] for p in history.recent(state_dir)[ORG].points] == [6.0]
+    assert [p.used["five_hour"] for p in history.recent(state_dir)[LOGIN_ORG].points] == [6.0]
 
 
 def test_a_429_from_our_own_poll_is_a_limit_hit(
@@ -264,6 +263,6 @@ def test_a_bucket_hit_is_recorded_once_per_window(state_dir: Path) -> None:
     for minutes, used in [(0, 99.0), (1, 100.0), (2, 100.0), (3, 100.0)]:
         when = now.timestamp() - 300 + 60 * minutes
         store.put([snapshot(when, {"five_hour": {"utilization": used, "resets_at": resets}})])
-    hits = history.recent(state_dir)[ORG].hits
+    hits = history.recent(state_dir)[LOGIN_ORG].hits
     assert [(h.bucket, h.source) for h in hits] == [("five_hour", HIT_READING)]
     assert hits[0].at == pytest.approx(now.timestamp() - 240, abs=0.01)

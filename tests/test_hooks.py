@@ -18,9 +18,8 @@ import pytest
 from claudemeter import history, registry, stopped
 from claudemeter.model import Snapshot, format_time, utcnow
 from claudemeter.store import Store
-from tests.helpers import FIXTURES
+from tests.helpers import FIXTURES, LOGIN_ORG
 
-LOGIN_ORG = "0f6c3b2a-0000-4000-8000-00000000b001"  # tests/fixtures/claude_json_oauth_account
 PROMPT = (FIXTURES / "claude_code_hook_user_prompt_submit.json").read_bytes()
 WALL = (FIXTURES / "claude_code_hook_stop_failure.json").read_bytes()
 TOOL = json.dumps(

@@ -14,7 +14,7 @@ import pytest
 from claudemeter.refresh import MIN_SPACING, refresh
 from claudemeter.sources import oauth
 from claudemeter.store import Store
-from tests.helpers import cli, fixture, fixture_body, utilization
+from tests.helpers import LOGIN_ORG, cli, fixture, fixture_body, utilization
 from tests.upstream import FakeUpstream, Reply
 
 TOKEN = "sk-ant-oat01-FAKE-TOKEN-FOR-TESTS-ONLY"
@@ -47,7 +47,7 @@ def test_fetch_sends_the_token_and_the_beta_header(
     row = Store().accounts()[0]
     assert row.browser == "Claude Code"
     assert row.account_email == "ada@example.com"
-    assert row.org_uuid == "0f6c3b2a-0000-4000-8000-00000000b001"
+    assert row.org_uuid == LOGIN_ORG
     assert row.usage == fixture("oauth_usage_basic.json")
 
 

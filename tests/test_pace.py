@@ -16,6 +16,7 @@ from claudemeter.history import AccountHistory, HistoryPoint
 from claudemeter.model import Snapshot, format_time
 from claudemeter.store import Store
 from claudemeter.times import local_time
+from tests.helpers import LOGIN_ORG
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
 T = NOW.timestamp()
@@ -197,7 +198,7 @@ def test_json_rows_carry_pace(claude_dir: Path, state_dir: Path) -> None:
         used = 30.0 + 9.0 * (40 - minute) / 60
         readings.append(
             Snapshot(
-                org_uuid="0f6c3b2a-0000-4000-8000-00000000b001",
+                org_uuid=LOGIN_ORG,
                 browser="statusline",
                 account_email="ada@example.com",
                 fetched_at=when,

@@ -19,9 +19,20 @@ from typing import Any
 import pytest
 
 from claudemeter import peers
-from tests.helpers import cli, cli_rows, proc_state, wait_for
-from tests.test_bridge import ORG, Bridge, snapshot, start_bridge
-from tests.test_guard import child_of, guard_bin, is_running, is_stopped
+from tests.helpers import (
+    LOGIN_ORG,
+    Bridge,
+    child_of,
+    cli,
+    cli_rows,
+    guard_bin,
+    is_running,
+    is_stopped,
+    proc_state,
+    snapshot,
+    start_bridge,
+    wait_for,
+)
 from tests.upstream import FakeUpstream
 
 USAGE = "/api/oauth/usage"
@@ -73,7 +84,7 @@ def test_the_box_shows_the_laptops_rows_pauses_on_them_and_polls_alone_when_it_g
             return [
                 r
                 for r in cli_rows("--json", "--cached")
-                if r["org_uuid"] == ORG and source in r["browser"]
+                if r["org_uuid"] == LOGIN_ORG and source in r["browser"]
             ]
 
         rows = wait_for(laptop_row, what="the laptop's row on the box")
@@ -159,7 +170,7 @@ def test_a_row_that_only_came_from_peers_is_not_taken_again(tmp_path: Path) -> N
         laptop.stop()
     assert pulled.ok, pulled.message
     assert [(r.org_uuid, r.browser) for r in pulled.rows] == [
-        (ORG, f"peer 127.0.0.1:{laptop.port}")
+        (LOGIN_ORG, f"peer 127.0.0.1:{laptop.port}")
     ]
 
 

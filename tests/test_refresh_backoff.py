@@ -15,9 +15,9 @@ from claudemeter import refresh as refresh_module
 from claudemeter.model import Snapshot
 from claudemeter.refresh import OAUTH_INTERVAL, OAUTH_INTERVAL_WITH_STATUSLINE, refresh
 from claudemeter.store import Store
+from tests.helpers import LOGIN_ORG
 from tests.upstream import FakeUpstream
 
-ORG = "0f6c3b2a-0000-4000-8000-00000000b001"
 USAGE = "/api/oauth/usage"
 
 
@@ -27,7 +27,7 @@ def statusline_reading(age: float) -> Snapshot:
         "five_hour": {"utilization": 40.0, "resets_at": (when + timedelta(hours=2)).isoformat()}
     }
     return Snapshot(
-        org_uuid=ORG,
+        org_uuid=LOGIN_ORG,
         browser="statusline",
         account_email="ada@example.com",
         fetched_at=when,

@@ -16,11 +16,10 @@ from claudemeter import stopped
 from claudemeter.model import Snapshot, format_time, utcnow
 from claudemeter.resume import ResumeOptions, pane_problem, plan, waiting_lines
 from claudemeter.store import Store
+from tests.helpers import LOGIN_ORG
 from tests.tmuxlab import Lab, lab_fixture, plugin_dir, until
 
 __all__ = ["lab_fixture"]  # the `lab` fixture, imported so pytest finds it
-
-ORG = "0f6c3b2a-0000-4000-8000-00000000b001"
 
 
 def put(**buckets: tuple[float, float]) -> None:
@@ -32,7 +31,7 @@ def put(**buckets: tuple[float, float]) -> None:
     Store().put(
         [
             Snapshot(
-                org_uuid=ORG,
+                org_uuid=LOGIN_ORG,
                 browser="statusline",
                 account_email="ada@example.com",
                 fetched_at=now,
@@ -45,7 +44,7 @@ def put(**buckets: tuple[float, float]) -> None:
 def record(session: str = "s1", **kw: Any) -> stopped.StoppedSession:
     """A saved stopped session; ``kw`` sets more of its fields (str, int and float ones)."""
     entry = stopped.StoppedSession(
-        session_id=session, cwd="/home/ada/src/app", at=time.time(), org_uuid=ORG, **kw
+        session_id=session, cwd="/home/ada/src/app", at=time.time(), org_uuid=LOGIN_ORG, **kw
     )
     stopped.save(entry)
     return entry

@@ -17,9 +17,8 @@ from typing import Any
 import pytest
 
 from claudemeter.model import JSON
-from tests.helpers import cli, cli_rows, fixture, wait_for
+from tests.helpers import cli, cli_rows, fixture, snapshot, start_bridge, wait_for
 from tests.redislab import PASSWORD, RedisServer, start_redis
-from tests.test_bridge import snapshot, start_bridge
 from tests.upstream import FakeUpstream
 
 USAGE = "/api/oauth/usage"

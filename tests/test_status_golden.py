@@ -19,16 +19,15 @@ import pytest
 
 from claudemeter import registry
 from claudemeter.procs import read_proc
-from tests.helpers import fixture, fixture_bodies, fixture_body, fixture_text
+from tests.helpers import LOGIN_ORG, fixture, fixture_bodies, fixture_body, fixture_text
 
 GOLDEN = Path(__file__).parent / "golden"
 NOW = "2026-11-25T12:02:00.000Z"
-ORG = "0f6c3b2a-0000-4000-8000-00000000b001"
 
 
 def snapshot(fetched_at: str, **changes: object) -> dict[str, object]:
     body: dict[str, object] = {
-        "org_uuid": ORG,
+        "org_uuid": LOGIN_ORG,
         "browser": "Claude Code",
         "account_email": "ada@example.com",
         "fetched_at": fetched_at,

@@ -18,9 +18,8 @@ from libtmux.test.retry import retry_until
 from claudemeter import history
 from claudemeter.model import Snapshot
 from claudemeter.store import Store
-from tests.helpers import FIXTURES, alive, cli_rows, fixture_body, guard_check
+from tests.helpers import FIXTURES, LOGIN_ORG, alive, cli_rows, fixture_body, guard_check
 
-FIXTURE_ORG = "0f6c3b2a-0000-4000-8000-00000000b001"
 FIXTURE_EMAIL = "ada@example.com"
 
 
@@ -81,7 +80,7 @@ def test_readings_are_stored_as_the_logged_in_account(claude_dir: Path, state_di
     assert len(rows) == 1
     row = rows[0]
     assert row["browser"] == "statusline"
-    assert row["org_uuid"] == FIXTURE_ORG
+    assert row["org_uuid"] == LOGIN_ORG
     assert row["account_email"] == FIXTURE_EMAIL
     limits = body["rate_limits"]
     assert row["usage"] == {
@@ -272,7 +271,7 @@ def test_buckets_only_oauth_sees_are_carried_into_the_row(
     Store().put(
         [
             Snapshot(
-                org_uuid=FIXTURE_ORG,
+                org_uuid=LOGIN_ORG,
                 browser="Claude Code",
                 account_email=FIXTURE_EMAIL,
                 fetched_at=datetime.now(timezone.utc),
@@ -399,7 +398,7 @@ def test_carried_over_buckets_do_not_enter_the_history(claude_dir: Path) -> None
     Store().put(
         [
             Snapshot(
-                org_uuid="0f6c3b2a-0000-4000-8000-00000000b001",
+                org_uuid=LOGIN_ORG,
                 browser="Claude Code",
                 account_email="ada@example.com",
                 fetched_at=start,

@@ -20,32 +20,23 @@ import pytest
 from claudemeter.model import format_time, utcnow
 from claudemeter.options import DEFAULTS
 from claudemeter.placeholders import interpolate
-from tests.tmuxlab import REPO, Lab, TmuxServer, lab_fixture, plugin_dir, until
+from tests.helpers import LOGIN_ORG, alive, fixture
+from tests.tmuxlab import (
+    PLACEHOLDERS,
+    REPO,
+    Lab,
+    TmuxServer,
+    lab_fixture,
+    plugin_config,
+    plugin_dir,
+    until,
+)
 
 __all__ = ["lab_fixture"]  # the `lab` fixture, imported so pytest finds it
-from tests.helpers import alive, fixture
 
 NOW = "2026-11-25T12:05:00.000Z"
-ORG = "0f6c3b2a-0000-4000-8000-00000000b001"
 
-PLACEHOLDERS = (
-    "#{claude_meter} |#{claude_meter_5h}|#{claude_meter_7d}|"
-    "#{claude_meter_reset}|#{claude_meter_paused}| %H:%M"
-)
 EXPECTED_RIGHT = interpolate(PLACEHOLDERS)
-
-
-def config(entry: Path, *extra: str) -> str:
-    lines = [
-        "set -g status-left '[#{session_name}] '",
-        f"set -g status-right '{PLACEHOLDERS}'",
-        "set -g status-right-length 120",
-        "set -g @claude_meter_serve off",
-        "set -g @claude_meter_interval 1",
-        *extra,
-        f"run-shell '{entry}'",  # what TPM does: run the *.tmux file as an executable
-    ]
-    return "\n".join(lines) + "\n"
 
 
 def ingest(*snapshots: dict[str, object]) -> None:
@@ -65,7 +56,7 @@ def snapshot(fetched_at: str, five: float = 61.0, resets: str | None = None) -> 
     if resets:
         usage["five_hour"]["resets_at"] = resets
     return {
-        "org_uuid": ORG,
+        "org_uuid": LOGIN_ORG,
         "browser": "Claude Code",
         "account_email": "ada@example.com",
         "fetched_at": fetched_at,
@@ -109,7 +100,7 @@ def test_entry_rewrites_placeholders_binds_the_key_and_reloads_cleanly(
     lab: Lab, isolated: Path, state_dir: Path
 ) -> None:
     entry = plugin_dir(isolated) / "claudemeter.tmux"
-    server = lab.server("cm-a", config(entry))
+    server = lab.server("cm-a", plugin_config(entry))
     server.cmd("new-session", "-d", "-s", "work", "-x", "100", "-y", "30")
 
     assert server.option("status-right") == EXPECTED_RIGHT
@@ -143,7 +134,7 @@ def test_a_person_sees_the_segment_the_notice_and_the_popup(
 ) -> None:
     monkeypatch.setenv("CLAUDEMETER_NOW", NOW)  # the servers inherit a pinned clock
     ingest(snapshot("2026-11-25T12:04:30.000Z"))
-    inner = lab.server("cm-in", config(plugin_dir(isolated) / "claudemeter.tmux"))
+    inner = lab.server("cm-in", plugin_config(plugin_dir(isolated) / "claudemeter.tmux"))
     inner.cmd("new-session", "-d", "-s", "work", "-x", "100", "-y", "30")
     outer = lab.server("cm-out", "set -g status off\n")
     outer.cmd(
@@ -200,7 +191,7 @@ def test_old_data_turns_stale_without_a_new_reading(lab: Lab, isolated: Path) ->
             format_time(now - timedelta(seconds=597)), resets=format_time(now + timedelta(hours=2))
         )
     )
-    server = lab.server("cm-s", config(plugin_dir(isolated) / "claudemeter.tmux"))
+    server = lab.server("cm-s", plugin_config(plugin_dir(isolated) / "claudemeter.tmux"))
     server.cmd("new-session", "-d", "-s", "work")
     assert until(lambda: server.option("@claude_meter").startswith("5h 61%%"), 10)
     assert "stale" not in server.option("@claude_meter")
@@ -210,7 +201,7 @@ def test_old_data_turns_stale_without_a_new_reading(lab: Lab, isolated: Path) ->
 
 
 def test_the_loop_exits_with_its_server(lab: Lab, isolated: Path, state_dir: Path) -> None:
-    server = lab.server("cm-x", config(plugin_dir(isolated) / "claudemeter.tmux"))
+    server = lab.server("cm-x", plugin_config(plugin_dir(isolated) / "claudemeter.tmux"))
     server.cmd("new-session", "-d", "-s", "work")
     assert until(lambda: loop_pid(state_dir) is not None, 10)
     assert loops_running() == 1
@@ -235,7 +226,9 @@ def test_explicit_bin_and_serve_started_detached(lab: Lab, isolated: Path, tmp_p
     entry = plugin_dir(isolated) / "claudemeter.tmux"
     server = lab.server(
         "cm-b",
-        config(entry, f"set -g @claude_meter_bin '{wrapper}'", "set -g @claude_meter_serve on"),
+        plugin_config(
+            entry, f"set -g @claude_meter_bin '{wrapper}'", "set -g @claude_meter_serve on"
+        ),
     )
     server.cmd("new-session", "-d", "-s", "work")
     assert until(lambda: calls.exists() and "serve" in calls.read_text(), 10)
@@ -268,7 +261,7 @@ def test_first_load_without_a_backend_installs_in_the_background(
     (clone / ".venv" / "bin" / "python").write_text("the developer's own\n")
     monkeypatch.setenv("PATH", "/usr/bin:/bin")  # no claude-meter anywhere
     monkeypatch.setenv("PIP_NO_INDEX", "1")  # offline: the install must fail, and say so
-    server = lab.server("cm-i", config(clone / "claudemeter.tmux"))
+    server = lab.server("cm-i", plugin_config(clone / "claudemeter.tmux"))
     server.cmd("new-session", "-d", "-s", "work")
 
     assert server.option("status-right") == EXPECTED_RIGHT
@@ -344,7 +337,7 @@ def test_a_loop_from_another_build_is_replaced_on_reload(
     lab: Lab, isolated: Path, state_dir: Path
 ) -> None:
     entry = plugin_dir(isolated) / "claudemeter.tmux"
-    server = lab.server("cm-r", config(entry))
+    server = lab.server("cm-r", plugin_config(entry))
     server.cmd("new-session", "-d", "-s", "work")
     assert until(lambda: server.option("@claude_meter_loop_pid") != "", 10)
     first = int(server.option("@claude_meter_loop_pid"))
@@ -362,7 +355,7 @@ def test_a_loop_from_another_build_is_replaced_on_reload(
 
 def test_the_key_gives_back_what_tmux_had_bound_there(lab: Lab, isolated: Path) -> None:
     entry = plugin_dir(isolated) / "claudemeter.tmux"
-    server = lab.server("cm-k", config(entry))
+    server = lab.server("cm-k", plugin_config(entry))
     server.cmd("new-session", "-d", "-s", "work")
 
     def binding(key: str) -> str:
@@ -407,7 +400,7 @@ def test_desktop_notice_goes_to_notify_send_and_notify_off_silences_it(
     monkeypatch.setenv("CLAUDEMETER_NOW", NOW)
     ingest(snapshot("2026-11-25T12:04:30.000Z", five=93.0))
     entry = plugin_dir(isolated) / "claudemeter.tmux"
-    loud = lab.server("cm-n", config(entry, "set -g @claude_meter_notify_desktop on"))
+    loud = lab.server("cm-n", plugin_config(entry, "set -g @claude_meter_notify_desktop on"))
     loud.cmd("new-session", "-d", "-s", "work")
     assert until(lambda: sent.exists() and "crit 90%" in sent.read_text(), 10)
     assert sent.read_text().startswith("claude-meter|claude-meter: 5-hour at 93%")
@@ -416,7 +409,9 @@ def test_desktop_notice_goes_to_notify_send_and_notify_off_silences_it(
     sent.unlink()
     quiet = lab.server(
         "cm-q",
-        config(entry, "set -g @claude_meter_notify_desktop on", "set -g @claude_meter_notify off"),
+        plugin_config(
+            entry, "set -g @claude_meter_notify_desktop on", "set -g @claude_meter_notify off"
+        ),
     )
     quiet.cmd("new-session", "-d", "-s", "work")
     crit = DEFAULTS["colour_crit"]

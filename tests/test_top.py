@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from claudemeter.model import format_time
-from tests.helpers import fixture_body
+from tests.helpers import LOGIN_ORG, fixture_body
 
 E = 1_796_040_000.0  # the pinned clock the agents start at
 FIVE_RESETS = E + 4 * 3600  # the 5-hour window began an hour before E
@@ -75,7 +75,7 @@ def turn_input(
 def ingest_poll(now: float, five: float, seven: float) -> None:
     """The OAuth poller's reading before the agents start."""
     body = {
-        "org_uuid": "0f6c3b2a-0000-4000-8000-00000000b001",
+        "org_uuid": LOGIN_ORG,
         "browser": "Claude Code",
         "account_email": "ada@example.com",
         "fetched_at": at(now),

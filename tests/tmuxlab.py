@@ -20,6 +20,26 @@ from tests.helpers import alive
 
 REPO = Path(__file__).resolve().parent.parent
 ENTRY = REPO / "claudemeter.tmux"
+#: A status-right with every placeholder the plugin fills, then tmux's own clock.
+PLACEHOLDERS = (
+    "#{claude_meter} |#{claude_meter_5h}|#{claude_meter_7d}|"
+    "#{claude_meter_reset}|#{claude_meter_paused}| %H:%M"
+)
+
+
+def plugin_config(entry: Path, *extra: str) -> str:
+    """A tmux.conf showing :data:`PLACEHOLDERS`, the bridge off and a 1 s loop, then
+    ``extra`` lines, then the plugin's ``entry`` run as TPM runs it."""
+    lines = [
+        "set -g status-left '[#{session_name}] '",
+        f"set -g status-right '{PLACEHOLDERS}'",
+        "set -g status-right-length 120",
+        "set -g @claude_meter_serve off",
+        "set -g @claude_meter_interval 1",
+        *extra,
+        f"run-shell '{entry}'",  # what TPM does: run the *.tmux file as an executable
+    ]
+    return "\n".join(lines) + "\n"
 
 
 class TmuxServer:

@@ -10,12 +10,8 @@ import json
 import subprocess
 from typing import Any
 
-from tests.helpers import cli
-from tests.test_bridge import Bridge, stamp
+from tests.helpers import LOGIN_ORG, Bridge, cli, stamp
 
-__all__ = ["cli"]
-
-ORG = "0f6c3b2a-0000-4000-8000-00000000b001"
 GOOD_EMAIL = "ada@example.com"
 #: Terminal control: anything that moves the cursor, retitles or clears a screen.
 CONTROL = [chr(c) for c in range(0x20) if chr(c) not in "\n"] + ["\x7f", "\x9b", "\u202e"]
@@ -23,7 +19,7 @@ CONTROL = [chr(c) for c in range(0x20) if chr(c) not in "\n"] + ["\x7f", "\x9b",
 
 def good_snapshot(util: float = 41.0, **fields: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "org_uuid": ORG,
+        "org_uuid": LOGIN_ORG,
         "browser": "Chrome",
         "account_email": GOOD_EMAIL,
         "fetched_at": stamp(),
@@ -72,7 +68,7 @@ def assert_readers_work(util: float | None = None, bridge: Bridge | None = None)
     assert shown.returncode == 0 and "Traceback" not in shown.stderr, shown.stderr
     assert_clean(shown.stdout, "show")
     if util is not None:
-        mine = [r for r in rows if r["org_uuid"] == ORG]
+        mine = [r for r in rows if r["org_uuid"] == LOGIN_ORG]
         assert mine and mine[0]["usage"]["five_hour"]["utilization"] == util, rows
         assert f"{util:.0f}%" in summary.stdout, summary.stdout
         assert f"{util:.0f}%" in status.stdout, status.stdout

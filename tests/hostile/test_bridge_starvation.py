@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from claudemeter.bridge import HEAD_DEADLINE
+from tests.helpers import Bridge, start_bridge
 from tests.hostile.readers import assert_readers_work, good_snapshot, raw
-from tests.test_bridge import Bridge, start_bridge
 
 IDLE = 100
 ATTACKERS = 20

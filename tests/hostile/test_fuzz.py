@@ -21,7 +21,8 @@ from claudemeter.popup import Look, text
 from claudemeter.status import job_output
 from claudemeter.store import Store
 from claudemeter.summary import summary
-from tests.hostile.readers import assert_readers_work, cli, good_snapshot, ingest
+from tests.helpers import cli
+from tests.hostile.readers import assert_readers_work, good_snapshot, ingest
 
 #: Text with the characters that broke readers: lone surrogates, controls, escapes.
 TEXT = st.one_of(

@@ -16,9 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import wait_for
-from tests.hostile.readers import assert_readers_work, cli, good_snapshot, ingest
-from tests.test_guard import FAST, TICKER, grows, start
+from tests.helpers import FAST, TICKER, cli, grows, start, wait_for
+from tests.hostile.readers import assert_readers_work, good_snapshot, ingest
 
 OTHER_UID = 54321
 SECRET = "their-token-abcdefghijklmnopqrstuvwxyz0123"

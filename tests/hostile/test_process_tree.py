@@ -17,8 +17,7 @@ from pathlib import Path
 import pytest
 
 from claudemeter.procs import process_tree, read_proc
-from tests.helpers import proc_state, wait_for
-from tests.test_guard import _STARTED, FAST, child_of, put, start, ticks
+from tests.helpers import FAST, STARTED_GUARDS, child_of, proc_state, put, start, ticks, wait_for
 
 WRITER = "while :; do date >> {out}; sleep .05; done"
 COMMANDS = {
@@ -41,7 +40,7 @@ def writers(out: Path) -> list[int]:
     """Live processes whose command line names ``out``: the command and the loops doing
     the work (not the guards, whose arguments name it too)."""
     found = []
-    guards = {proc.pid for proc in _STARTED}
+    guards = {proc.pid for proc in STARTED_GUARDS}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) in guards:
             continue

@@ -14,9 +14,8 @@ from typing import Any
 
 from claudemeter import registry
 from claudemeter.procs import read_proc
-from tests.helpers import wait_for
-from tests.hostile.readers import assert_readers_work, cli, good_snapshot, ingest
-from tests.test_guard import entry_of, put, start
+from tests.helpers import cli, entry_of, put, start, wait_for
+from tests.hostile.readers import assert_readers_work, good_snapshot, ingest
 
 
 def guards_dir() -> Path:

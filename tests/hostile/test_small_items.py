@@ -13,11 +13,13 @@ import pytest
 
 from claudemeter.tmux import Tmux
 from claudemeter.tmux_loop import Loop
-from tests.hostile.readers import assert_readers_work, cli, good_snapshot, ingest
-from tests.test_tmux_plugin import NOW
+from tests.helpers import cli
+from tests.hostile.readers import assert_readers_work, good_snapshot, ingest
 from tests.tmuxlab import REPO, Lab, attach, lab_fixture, until
 
 __all__ = ["lab_fixture"]
+
+NOW = "2026-11-25T12:05:00.000Z"  # the pinned clock: readings 30 s old
 
 
 def test_refresh_says_one_line_when_its_lock_cannot_be_opened(state_dir: Path) -> None:

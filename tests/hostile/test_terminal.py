@@ -12,23 +12,21 @@ from typing import Any
 import pytest
 
 from claudemeter.model import printable
-from tests.helpers import wait_for
+from tests.helpers import cli, guard_run, start, start_bridge, wait_for
 from tests.hostile.readers import (
     CONTROL,
     assert_clean,
     assert_readers_work,
-    cli,
     good_snapshot,
     ingest,
     raw,
 )
-from tests.test_guard import run, start
-from tests.test_tmux_plugin import NOW, config
-from tests.tmuxlab import Lab, attach, lab_fixture, plugin_dir
+from tests.tmuxlab import Lab, attach, lab_fixture, plugin_config, plugin_dir
 from tests.tmuxlab import until as tmux_until
 
 __all__ = ["lab_fixture"]
 
+NOW = "2026-11-25T12:05:00.000Z"  # the pinned clock: readings 30 s old
 #: Retitles the pane and clears the screen: the issue's payload.
 ESC = "\u001b]0;ERR-TITLE\u0007\u001b[2J"
 #: More of the kind: 8-bit CSI, a bidi override, a cursor move, DCS, a bare BEL and CR.
@@ -92,7 +90,7 @@ def test_no_reader_prints_a_stored_escape(state_dir: Path) -> None:
 
 def test_a_guards_messages_and_its_popup_line_are_clean(tmp_path: Path) -> None:
     assert ingest(good_snapshot(util=41.0)).returncode == 0
-    refused = run("--account", "nobody" + ESC, "--", "true")
+    refused = guard_run("--account", "nobody" + ESC, "--", "true")
     assert refused.returncode == 125, refused.stderr
     assert_clean(refused.stderr, "cm-guard")
     assert "nobody" in refused.stderr
@@ -112,7 +110,7 @@ def test_the_popup_in_a_real_tmux_client_keeps_its_title_and_every_line(
     for row in rows:
         row["fetched_at"] = "2026-11-25T12:04:30.000Z"
     assert ingest(rows).returncode == 0
-    inner = lab.server("cm-in", config(plugin_dir(isolated) / "claudemeter.tmux"))
+    inner = lab.server("cm-in", plugin_config(plugin_dir(isolated) / "claudemeter.tmux"))
     inner.cmd("new-session", "-d", "-s", "work", "-x", "100", "-y", "40")
     outer = attach(lab, inner, width=100, height=40)
     title = outer.cmd("display-message", "-p", "-t", "screen", "#{pane_title}")
@@ -131,7 +129,6 @@ def test_the_popup_in_a_real_tmux_client_keeps_its_title_and_every_line(
 
 
 def test_the_bridge_log_is_one_clean_line_per_event(tmp_path: Path) -> None:
-    from tests.test_bridge import start_bridge
 
     bridge = start_bridge(tmp_path)
     try:

@@ -15,17 +15,20 @@ import pytest
 
 from claudemeter.model import ValidationError, parse_many
 from claudemeter.store import Store
-from tests.helpers import wait_for
-from tests.hostile.readers import (
-    ORG,
-    assert_readers_work,
-    assert_refused,
+from tests.helpers import (
+    FAST,
+    LOGIN_ORG,
+    TICKER,
+    child_of,
     cli,
-    good_snapshot,
-    ingest,
+    grows,
+    is_stopped,
+    put,
+    start,
+    start_bridge,
+    wait_for,
 )
-from tests.test_bridge import start_bridge
-from tests.test_guard import FAST, TICKER, child_of, grows, is_stopped, put, start
+from tests.hostile.readers import assert_readers_work, assert_refused, good_snapshot, ingest
 
 DEEP = 985
 #: Stands for a DEEP-level object in a body; :func:`raw_json` writes it out as text
@@ -144,7 +147,7 @@ def test_a_planted_bad_row_is_skipped_with_one_warning_and_the_rest_shows() -> N
         plant([row, good])
         done = cli("--json", "--cached")
         assert done.returncode == 0, done.stderr
-        assert [r["org_uuid"] for r in json.loads(done.stdout)] == [ORG]
+        assert [r["org_uuid"] for r in json.loads(done.stdout)] == [LOGIN_ORG]
         warning = [line for line in done.stderr.splitlines() if "skipped" in line]
         assert len(warning) == 1 and "unreadable row" in warning[0], done.stderr
         assert_readers_work(util=41.0)
