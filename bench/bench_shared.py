@@ -12,6 +12,7 @@ pushes a write on its host to Redis at once, and pulls on the fleet's news) and 
 ``cm-guard`` over a ``sleep``; a reading over the threshold is written into host 0's
 file, and the seconds from the first guarded command stopped to the last (goal: within
 one ``--poll``), and from the reading to the last, are printed, at ``--poll`` and at 1 s.
+The guards start ``poll / K`` apart, so their polls are spread over the poll.
 """
 
 from __future__ import annotations
@@ -111,15 +112,21 @@ def pause_spread(hosts: int, poll: float) -> tuple[float, float]:
                 if time.time() > deadline:
                     raise SystemExit("the reading did not reach every host")
                 time.sleep(0.1)
-            guards = [
-                subprocess.Popen(
-                    [*guard_command(), "--poll", str(poll), "--", "sleep", "1000"],
-                    env=env,
-                    stderr=subprocess.DEVNULL,  # their "paused until" lines
-                    start_new_session=True,
+            # Started a poll apart over the hosts, so their polls fall at spread-out
+            # moments, as guards started by hand would (started together, they would
+            # poll in step and the spread would say nothing about the poll).
+            guards = []
+            for k, env in enumerate(envs):
+                if k:
+                    time.sleep(poll / hosts)
+                guards.append(
+                    subprocess.Popen(
+                        [*guard_command(), "--poll", str(poll), "--", "sleep", "1000"],
+                        env=env,
+                        stderr=subprocess.DEVNULL,  # their "paused until" lines
+                        start_new_session=True,
+                    )
                 )
-                for env in envs
-            ]
             procs += guards
             children = children_of(guards)
             landed = put(stores[0], 96, 3600)
