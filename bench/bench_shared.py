@@ -7,7 +7,8 @@ one fake upstream. Measured twice in the same run: with ``CLAUDEMETER_REDIS_URL`
 naming one real ``redis-server`` (goal: one request per interval for the whole fleet),
 and without it (each host single-flights alone: K per interval), the baseline.
 
-Then the pause spread: K hosts, each running ``claude-meter serve`` (whose follower
+Then how soon a browser's post to one host's bridge is in every host's file, and the
+pause spread: K hosts, each running ``claude-meter serve`` (whose follower
 pushes a write on its host to Redis at once, and pulls on the fleet's news) and one
 ``cm-guard`` over a ``sleep``; a reading over the threshold is written into host 0's
 file, and the seconds from the first guarded command stopped to the last (goal: within
@@ -18,11 +19,14 @@ The guards start ``poll / K`` apart, so their polls are spread over the poll.
 from __future__ import annotations
 
 import argparse
+import http.client
+import json
 import re
 import subprocess
 import sys
 import tempfile
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import common
@@ -33,6 +37,9 @@ sys.path.insert(0, str(common.ROOT))
 
 from tests.redislab import start_redis
 
+from claudemeter.bridge import token_path
+from claudemeter.model import Snapshot, utcnow
+from claudemeter.shared import SYNC_EVERY
 from claudemeter.store import Store
 
 # Every reader first imports and waits for the common start, so slow start-ups on a
@@ -76,8 +83,9 @@ def requests_per_interval(
     return len(counted) / (seconds / interval)
 
 
-def serve(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    """One host's ``claude-meter serve`` on a free port (its poller syncs the fleet)."""
+def serve(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """One host's ``claude-meter serve`` on a free port (its follower syncs the fleet),
+    and that port."""
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             [*common.meter(), "serve", "--port", "0"],
@@ -86,17 +94,46 @@ def serve(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
             stderr=subprocess.STDOUT,
         )
     deadline = time.time() + 30
-    while not re.search(r"listening on", log.read_text()):
+    while not (found := re.search(r"listening on http://127\.0\.0\.1:(\d+)", log.read_text())):
         if proc.poll() is not None or time.time() > deadline:
             raise SystemExit(f"serve did not start: {log.read_text()}")
         time.sleep(0.05)
-    return proc
+    return proc, int(found.group(1))
 
 
-def pause_spread(hosts: int, poll: float) -> tuple[float, float]:
-    """K hosts, each with ``serve`` and one guard on one Redis: a reading over the
-    threshold lands on host 0; seconds from the first guard paused to the last, and
-    from the reading to the last."""
+def post(port: int, directory: Path, util: float) -> None:
+    """A browser's reading, posted to the bridge as the extension does."""
+    now = utcnow()
+    resets = now + timedelta(hours=1)
+    body = json.dumps(
+        Snapshot(
+            org_uuid="org-bench",
+            browser="Chrome",
+            account_email="b@example.com",
+            fetched_at=now,
+            usage={"five_hour": {"utilization": util, "resets_at": resets.isoformat()}},
+        ).to_json()
+    ).encode()
+    token = token_path(directory).read_text().strip()
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request(
+            "POST",
+            "/snapshots",
+            body,
+            {"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        )
+        if conn.getresponse().status != 200:
+            raise SystemExit("the bridge refused the post")
+    finally:
+        conn.close()
+
+
+def pause_spread(hosts: int, poll: float) -> tuple[float, float, float]:
+    """K hosts, each with ``serve`` and one guard on one Redis. First a browser's post
+    to host 0's bridge: seconds until it is in every host's file. Then a reading over
+    the threshold lands in host 0's file; seconds from the first guard paused to the
+    last, and from the reading to the last."""
     with tempfile.TemporaryDirectory(prefix="cmbench") as tmp:
         root = Path(tmp)
         server = start_redis(root / "redis")
@@ -105,16 +142,16 @@ def pause_spread(hosts: int, poll: float) -> tuple[float, float]:
             base = common.isolated_env(root, CLAUDEMETER_REDIS_URL=server.url)
             envs = [{**base, "CLAUDEMETER_STATE_DIR": str(root / f"host{k}")} for k in range(hosts)]
             stores = [Store(Path(env["CLAUDEMETER_STATE_DIR"])) for env in envs]
-            procs += [serve(env, root / f"serve{k}.log") for k, env in enumerate(envs)]
-            put(stores[0], 40, 3600)
-            deadline = time.time() + 60
+            served = [serve(env, root / f"serve{k}.log") for k, env in enumerate(envs)]
+            procs += [proc for proc, _port in served]
+            posted = time.time()
+            post(served[0][1], stores[0].directory, 40)
+            deadline = posted + 60
             while not all(store.accounts() for store in stores):
                 if time.time() > deadline:
                     raise SystemExit("the reading did not reach every host")
-                time.sleep(0.1)
-            # Started a poll apart over the hosts, so their polls fall at spread-out
-            # moments, as guards started by hand would (started together, they would
-            # poll in step and the spread would say nothing about the poll).
+                time.sleep(0.01)
+            reach = time.time() - posted
             guards = []
             for k, env in enumerate(envs):
                 if k:
@@ -137,7 +174,7 @@ def pause_spread(hosts: int, poll: float) -> tuple[float, float]:
                 proc.wait()
             server.stop()
     times = sorted(stopped.values())
-    return times[-1] - times[0], times[-1] - landed
+    return times[-1] - times[0], times[-1] - landed, reach
 
 
 def measure(
@@ -163,8 +200,10 @@ def measure(
                 "1 per interval",
             )
         )
+    reaches = []
     for each in sorted({poll, 1.0}, reverse=True):
-        spread, last = pause_spread(hosts, each)
+        spread, last, reach = pause_spread(hosts, each)
+        reaches.append(reach)
         figures += [
             Figure(
                 f"guard pause spread, first to last of {hosts} hosts, --poll {each:g}",
@@ -182,6 +221,16 @@ def measure(
                 each,
             ),
         ]
+    figures.append(
+        Figure(
+            f"browser post on one host's bridge to the last of {hosts} hosts' files,"
+            f" worst of {len(reaches)}",
+            max(reaches),
+            "s",
+            "the sync period before push",
+            SYNC_EVERY,
+        )
+    )
     return figures
 
 
