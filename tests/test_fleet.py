@@ -79,6 +79,8 @@ def test_every_host_sees_every_hosts_guards_and_a_reading_reaches_them_at_once(
         # It is the laptop's guard, not the box's: the box never takes it as its own.
         assert registry.local(Path(box["CLAUDEMETER_STATE_DIR"])) == []
         assert paused_segment(laptop) == "⏸1"
+        doctor = meter(box, "doctor").stdout
+        assert "1 guard(s) on 1 other host(s)" in doctor, doctor
 
         # The guard ends: the box stops counting it at the laptop's next push, not
         # when its heartbeat lapses.

@@ -224,7 +224,13 @@ def check_shared() -> list[Check]:
         return [
             Check(FAIL, "shared", "the redis client is missing: pip install 'claudemeter[redis]'")
         ]
-    return [Check(OK, "shared", f"{shared.where(fleet.url)} answers")]
+    from . import registry
+
+    now = time.time()
+    others = [host for host in registry.fleet_hosts() if host.until > now]
+    beating = sum(len(host.guards) for host in others)
+    seen = f"; {beating} guard(s) on {len(others)} other host(s)" if others else ""
+    return [Check(OK, "shared", f"{shared.where(fleet.url)} answers{seen}")]
 
 
 def check_statusline() -> list[Check]:
