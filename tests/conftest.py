@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import FIXTURES, reap_guards
+from tests.redislab import RedisServer, start_redis
 from tests.upstream import FakeUpstream
 
 
@@ -65,6 +66,14 @@ def claude_dir(isolated: Path) -> Path:
     shutil.copy(FIXTURES / "claude_code_credentials.json", directory / ".credentials.json")
     shutil.copy(FIXTURES / "claude_json_oauth_account.json", isolated / ".claude.json")
     return directory
+
+
+@pytest.fixture
+def fleet_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A real redis-server on loopback for the fleet's shared store (tests/redislab.py)."""
+    server = start_redis(tmp_path / "redis")
+    yield server
+    server.stop()
 
 
 @pytest.fixture

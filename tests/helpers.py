@@ -125,6 +125,13 @@ def snapshot(
     return body
 
 
+def reading(util: float, browser: str = "Chrome") -> JSON:
+    """``browser``'s POST body with ``util`` percent of the 5-hour bucket, now, and its
+    reset two hours from now."""
+    resets = (datetime.now(timezone.utc) + timedelta(hours=2)).isoformat()
+    return snapshot(browser, usage={"five_hour": {"utilization": util, "resets_at": resets}})
+
+
 @dataclass
 class BridgeReply:
     """The bridge's answer: status, parsed JSON body (None when empty), headers."""

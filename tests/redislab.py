@@ -1,8 +1,10 @@
 """A real ``redis-server`` (Debian's package) on a free loopback port, with a password
-and no persistence, for the shared-store tests and bench/bench_shared.py."""
+and no persistence, for the shared-store tests and bench/bench_shared.py; and the
+"hosts" of a fleet in those tests: each a state dir of its own, all on one Redis."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -12,6 +14,8 @@ from pathlib import Path
 
 import redis
 
+from claudemeter.model import JSON
+from tests.helpers import cli, cli_rows
 from tests.upstream import self_signed
 
 PASSWORD = "fleet-redis-password-4711"
@@ -87,3 +91,24 @@ def start_redis(
             server.stop()
             raise RuntimeError("redis-server did not answer")
         time.sleep(0.05)
+
+
+def host_env(tmp_path: Path, name: str, url: str) -> dict[str, str]:
+    """One host's environment: its own state dir, the shared login and Redis."""
+    return {
+        **os.environ,
+        "CLAUDEMETER_STATE_DIR": str(tmp_path / f"{name}-state"),
+        "CLAUDEMETER_REDIS_URL": url,
+    }
+
+
+def meter(
+    env: dict[str, str], *args: str, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``claude-meter *args`` on the host whose environment is ``env``."""
+    return cli(*args, stdin=stdin, env=env)
+
+
+def rows_of(env: dict[str, str]) -> list[JSON]:
+    """The host's rows, as ``claude-meter --json --cached`` prints them there."""
+    return cli_rows("--json", "--cached", env=env)

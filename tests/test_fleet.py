@@ -10,7 +10,6 @@ import re
 import signal
 import socket
 import subprocess
-from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -21,17 +20,8 @@ from claudemeter import registry, shared
 from claudemeter.model import Snapshot
 from claudemeter.procs import read_proc
 from claudemeter.store import Store
-from tests.helpers import guard_bin, start_bridge, wait_for
-from tests.redislab import RedisServer, start_redis
-from tests.test_peers import reading
-from tests.test_shared import host_env, meter, rows_of
-
-
-@pytest.fixture
-def fleet_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    server = start_redis(tmp_path / "redis")
-    yield server
-    server.stop()
+from tests.helpers import guard_bin, reading, start_bridge, wait_for
+from tests.redislab import RedisServer, host_env, meter, rows_of, start_redis
 
 
 def paused_segment(env: dict[str, str]) -> str:

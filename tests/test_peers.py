@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta, timezone
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -29,19 +28,13 @@ from tests.helpers import (
     is_running,
     is_stopped,
     proc_state,
-    snapshot,
+    reading,
     start_bridge,
     wait_for,
 )
 from tests.upstream import FakeUpstream
 
 USAGE = "/api/oauth/usage"
-
-
-def reading(util: float, browser: str = "Chrome") -> dict[str, Any]:
-    """A browser's reading with a 5-hour reset two hours from now."""
-    resets = (datetime.now(timezone.utc) + timedelta(hours=2)).isoformat()
-    return snapshot(browser, usage={"five_hour": {"utilization": util, "resets_at": resets}})
 
 
 def start_laptop(tmp_path: Path) -> Bridge:

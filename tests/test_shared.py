@@ -6,50 +6,16 @@ the fake upstream, as hosts on one account share api.anthropic.com."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from claudemeter.model import JSON
-from tests.helpers import cli, cli_rows, fixture, snapshot, start_bridge, wait_for
-from tests.redislab import PASSWORD, RedisServer, start_redis
+from tests.helpers import fixture, reading, start_bridge, wait_for
+from tests.redislab import PASSWORD, RedisServer, host_env, meter, rows_of, start_redis
 from tests.upstream import FakeUpstream
 
 USAGE = "/api/oauth/usage"
-
-
-@pytest.fixture
-def fleet_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    server = start_redis(tmp_path)
-    yield server
-    server.stop()
-
-
-def host_env(tmp_path: Path, name: str, url: str) -> dict[str, str]:
-    """One host's environment: its own state dir, the shared login and Redis."""
-    return {
-        **os.environ,
-        "CLAUDEMETER_STATE_DIR": str(tmp_path / f"{name}-state"),
-        "CLAUDEMETER_REDIS_URL": url,
-    }
-
-
-def meter(
-    env: dict[str, str], *args: str, stdin: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    """``claude-meter *args`` on the host whose environment is ``env``."""
-    return cli(*args, stdin=stdin, env=env)
-
-
-def rows_of(env: dict[str, str]) -> list[JSON]:
-    """The host's rows, as ``claude-meter --json --cached`` prints them there."""
-    return cli_rows("--json", "--cached", env=env)
 
 
 def test_one_request_for_the_whole_fleet_and_every_host_reads_it(
@@ -135,11 +101,7 @@ def test_a_browser_reading_on_one_host_reaches_another_hosts_bridge_by_itself(
         for name, env in (("laptop", laptop), ("box", box))
     ]
     try:
-        resets = (datetime.now(timezone.utc) + timedelta(hours=2)).isoformat()
-        reading = snapshot(
-            "Chrome", usage={"five_hour": {"utilization": 77.0, "resets_at": resets}}
-        )
-        assert bridges[0].post([reading]).status == 200
+        assert bridges[0].post([reading(77.0)]).status == 200
 
         def on_the_box() -> list[dict[str, Any]]:
             return [r for r in rows_of(box) if r["browser"] == "Chrome"]
