@@ -74,6 +74,7 @@ def test_guard_gate_and_resume_share_threshold_grace_and_poll(
     assert guard.threshold == gate.threshold == resume.threshold == defaults.THRESHOLD
     assert guard.grace == gate.grace == resume.grace == defaults.GRACE
     assert guard.poll == gate.poll == defaults.POLL
+    assert guard.buckets == defaults.BUCKETS
     assert (resume.text, resume.stagger) == (defaults.RESUME_TEXT, defaults.RESUME_STAGGER)
 
 

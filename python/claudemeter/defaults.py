@@ -22,6 +22,8 @@ CRIT = 90.0
 #: holds back for a 7-day bucket and pace projects ``threshold_at`` (``--threshold``,
 #: ``CLAUDEMETER_THRESHOLD``, ``@claude_meter_threshold``).
 THRESHOLD = 90.0
+#: The buckets cm-guard and ``hook gate`` watch (``cm-guard --bucket``; SPEC 4).
+BUCKETS = ("five_hour", "seven_day", "seven_day_oauth_apps")
 #: Seconds past a reset before cm-guard, ``hook gate`` and ``resume`` go on (``--grace``).
 GRACE = 30.0
 #: Seconds between two reads of the store by a running guard or a holding gate (``--poll``).

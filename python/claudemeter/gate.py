@@ -16,13 +16,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from . import defaults
 from .model import JSON, Snapshot, format_time
 from .render import duration
 from .sources.claude_account import Account
 from .store import login_problem
 from .windows import KNOWN_WINDOWS
-
-DEFAULT_BUCKETS = ("five_hour", "seven_day", "seven_day_oauth_apps")
 
 UNDER = "under"
 OVER = "over"
@@ -199,10 +198,10 @@ def decide(
     now: datetime,
     *,
     threshold: float,
-    buckets: Sequence[str] = DEFAULT_BUCKETS,
+    buckets: Sequence[str] = defaults.BUCKETS,
     email: str | None = None,
     login: Account | None = None,
-    grace: float = 30.0,
+    grace: float = defaults.GRACE,
 ) -> Verdict:
     """The verdict for the selected account's row at ``now``."""
     row = select_row(rows, buckets, email, login)

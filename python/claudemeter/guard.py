@@ -27,7 +27,7 @@ from pathlib import Path
 
 from . import defaults, env, registry
 from .flock import LockTimeout
-from .gate import DEFAULT_BUCKETS, OVER, UNKNOWN, Verdict, decide, mismatch
+from .gate import OVER, UNKNOWN, Verdict, decide, mismatch
 from .job import (
     CONTINUED,
     JOB_CONTROL_STOPS,
@@ -154,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--bucket",
         action="append",
         metavar="NAME",
-        help="bucket to watch; repeatable (default: " + ", ".join(DEFAULT_BUCKETS) + ")",
+        help="bucket to watch; repeatable (default: " + ", ".join(defaults.BUCKETS) + ")",
     )
     parser.add_argument(
         "--account",
@@ -226,7 +226,7 @@ def parse_options(argv: Sequence[str]) -> Options:
             threshold = _threshold(configured) if configured else defaults.THRESHOLD
         except argparse.ArgumentTypeError as exc:
             raise UsageError(f"CLAUDEMETER_THRESHOLD: {exc}") from None
-    buckets = tuple(dict.fromkeys(args.bucket or DEFAULT_BUCKETS))
+    buckets = tuple(dict.fromkeys(args.bucket or defaults.BUCKETS))
     return Options(
         threshold,
         buckets,

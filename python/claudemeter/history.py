@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .model import json_number
+from .windows import FIVE_HOUR
 
 TYPE_CHECKING = False  # typing is for mypy: importing it costs the hot paths milliseconds
 if TYPE_CHECKING:
@@ -78,8 +79,6 @@ MAX_ARCHIVE_BYTES = 1024 * 1024
 #: Over its bound, the archive drops its oldest days down to this much before it
 #: thins what is left (fifty busy accounts: about a day at full detail).
 ARCHIVE_FLOOR_SECONDS = 86400.0
-#: A session idle this long no longer counts for the ``{top}`` of any 5-hour window.
-WINDOW_SECONDS = 5 * 3600.0
 #: Limit hits and resets kept per account (far more than 8 days produce).
 MAX_EVENTS = 2000
 #: Where a limit hit came from (``LimitHit.source``).
@@ -665,7 +664,8 @@ def _bounded(files: Files, limit: int, now: float, keep: float) -> bytes:
     while len(data) > limit:
         over = len(data) / limit
         accounts = files.accounts.values()
-        idle = _sessions_by_last_point(files, before=now - WINDOW_SECONDS)
+        # a session idle a whole 5-hour window no longer counts for any window's {top}
+        idle = _sessions_by_last_point(files, before=now - FIVE_HOUR)
         oldest = _oldest(files, now)
         if idle:
             for _t, key, _session, account in idle[: max(1, len(idle) // 2)]:
