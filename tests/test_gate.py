@@ -19,6 +19,7 @@ from claudemeter.gate import (
     select_row,
 )
 from claudemeter.model import Snapshot, format_time
+from claudemeter.sources import SourceBook
 from claudemeter.sources.claude_account import Account
 from claudemeter.store import login_problem
 
@@ -118,7 +119,7 @@ def test_select_row_order_of_preference() -> None:
 
 
 def test_login_problem_is_the_sources_own_words() -> None:
-    books = {
+    books: dict[str, SourceBook] = {
         "oauth:org-a": {
             "status": "login",
             "error": "login expired at 2026-11-24: run `claude` once to refresh the login",

@@ -18,7 +18,7 @@ import pytest
 import claudemeter
 from claudemeter.model import JSON, SOURCE_CLAUDE_CODE_CACHE, SOURCE_OAUTH, format_time
 from claudemeter.refresh import OAUTH_INTERVAL, refresh
-from claudemeter.sources import oauth
+from claudemeter.sources import SourceBook, oauth
 from claudemeter.store import Store
 from tests.helpers import fixture, fixture_body, utilization
 from tests.upstream import FakeUpstream, Reply
@@ -46,7 +46,7 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     return move
 
 
-def book() -> dict[str, object]:
+def book() -> SourceBook:
     return next(iter(Store().read().sources.values()))
 
 

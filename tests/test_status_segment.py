@@ -14,6 +14,7 @@ from claudemeter.options import DEFAULTS, OPTIONS, Settings, parse_show_options
 from claudemeter.popup import GUARD_WIDTH, guard_lines
 from claudemeter.registry import GuardEntry
 from claudemeter.render import short_command
+from claudemeter.sources import SourceBook
 from claudemeter.status import Piece, fill, job_output, render, short_names
 from claudemeter.store import State
 from claudemeter.tmux import socket_path
@@ -53,7 +54,7 @@ def segment(
     *rows: Snapshot,
     settings: Settings | None = None,
     paused: int = 0,
-    sources: dict[str, dict[str, object]] | None = None,
+    sources: dict[str, SourceBook] | None = None,
 ) -> str:
     state = State(rows=list(rows), sources=dict(sources or {}))
     return render(state, NOW, settings or Settings(), paused).segment
@@ -89,9 +90,7 @@ def test_old_data_always_says_so_even_with_a_format_that_forgets() -> None:
 
 
 def test_expired_login_and_no_data() -> None:
-    login: dict[str, dict[str, object]] = {
-        "oauth:org-a": {"status": "login", "error": "login expired"}
-    }
+    login: dict[str, SourceBook] = {"oauth:org-a": {"status": "login", "error": "login expired"}}
     assert segment(row(age=3600), sources=login).endswith("login 1h00m#[default]")
     assert segment(row(), sources=login) == "5h 42%% ↻1h23m · 7d 61%%"  # fresh data: fine
     assert segment(sources=login) == "claude: login"

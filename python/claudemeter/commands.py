@@ -117,16 +117,15 @@ def cmd_default(args: argparse.Namespace) -> int:
     from .summary import summary
 
     if not any(row.usage is not None for row in rows):
-        reasons = [b.get("error") for b in state.sources.values() if b.get("error")]
+        reasons = state.problems()
         reason = reasons[0] if reasons else _login_reason() or NO_DATA_HINT
-        print(f"claude-meter: {printable(str(reason))}", file=sys.stderr)
+        print(f"claude-meter: {printable(reason)}", file=sys.stderr)
         if rows:
             print(summary(rows, now))
         return 1
     print(summary(rows, now))
-    for book in state.sources.values():
-        if book.get("status") not in (None, "ok") and book.get("error"):
-            warn(f"note: {book['error']}")  # e.g. the login expired while a browser works
+    for problem in state.problems(failing=True):
+        warn(f"note: {problem}")  # e.g. the login expired while a browser works
     return 0
 
 

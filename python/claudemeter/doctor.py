@@ -71,7 +71,7 @@ def check_logins(state: State) -> list[Check]:
         if login.expired(utcnow()):
             checks.append(Check(FAIL, "oauth", f"{who}: login expired: {oauth.RELOGIN_HINT}"))
             continue
-        book = state.sources.get(login.key, {})
+        book = state.book(login.key)
         status = book.get("status")
         if status is None:
             checks.append(
@@ -80,7 +80,7 @@ def check_logins(state: State) -> list[Check]:
                 )
             )
         elif status == oauth.STATUS_OK:
-            age = duration(time.time() - float(book.get("last_ok", 0)))
+            age = duration(time.time() - book.get("last_ok", 0.0))
             checks.append(Check(OK, "oauth", f"{who}: usage fetched {age} ago"))
         else:
             level = FAIL if status == oauth.STATUS_LOGIN else WARN

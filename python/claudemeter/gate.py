@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from . import defaults
 from .model import JSON, Snapshot, format_time
 from .render import duration
+from .sources import SourceBook
 from .sources.claude_account import Account
 from .store import login_problem
 from .windows import KNOWN_WINDOWS
@@ -194,7 +195,7 @@ def _pct(value: float) -> str:
 
 def decide(
     rows: Sequence[Snapshot],
-    sources: Mapping[str, JSON],
+    sources: Mapping[str, SourceBook],
     now: datetime,
     *,
     threshold: float,

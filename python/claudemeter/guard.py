@@ -309,11 +309,9 @@ class Refresher:
         clock = now.timestamp()
         if clock - self._last < REFRESH_AFTER:
             return
-        for key, book in state.sources.items():
-            if not key.startswith("oauth:"):
-                continue
-            last = float(book.get("last_attempt", 0) or 0)
-            if clock - last < REFRESH_AFTER or clock < float(book.get("next_allowed", 0) or 0):
+        for book in state.oauth_books():
+            last = book.get("last_attempt", 0.0)
+            if clock - last < REFRESH_AFTER or clock < book.get("next_allowed", 0.0):
                 return  # someone asked lately, or the source is backing off
         self._last = clock
         if not self.claim(clock):

@@ -32,6 +32,7 @@ from urllib.parse import urlsplit
 from . import env
 from .model import Snapshot, ValidationError, parse_many, redact, utcnow
 from .render import duration
+from .sources import STATUS_ERROR, STATUS_OK, SourceBook
 from .store import State, Store, StoreError
 
 #: The longest ``serve`` waits between two pulls of a peer: well inside a row's 300 s
@@ -48,9 +49,6 @@ TIMEOUT = 5.0
 MAX_BODY = 1024 * 1024
 #: The ``browser`` of a pulled row starts with this, then the peer's host:port.
 SOURCE_PREFIX = "peer "
-#: ``State.sources`` books of the peers are kept under their source name.
-STATUS_OK = "ok"
-STATUS_ERROR = "error"
 TUNNEL_HINT = "is the SSH tunnel up? (ssh -R 63763:127.0.0.1:63762 THIS-BOX, on the laptop)"
 
 
@@ -222,7 +220,7 @@ def covering(state: State, account_key: str) -> Snapshot | None:
             and row.account_key == account_key
             and row.usage is not None
             and not row.is_stale(now)
-            and state.sources.get(row.browser, {}).get("status") == STATUS_OK
+            and state.book(row.browser).get("status") == STATUS_OK
         ):
             return row
     return None
@@ -262,7 +260,8 @@ class Pace:
 
 
 class Puller:
-    """Pulls every peer into the store, each when its pace says, and says what changed."""
+    """Pulls every peer into the store, each when its pace says, and says what changed;
+    books each peer under its source name (``peer HOST:PORT``) in ``State.sources``."""
 
     def __init__(
         self,
@@ -299,12 +298,14 @@ class Puller:
                 for result in pulls:
                     for row in result.rows:
                         state.put(row)
-                    book = dict(state.sources.get(result.peer.source, {}))
+                    book = state.book(result.peer.source).copy()
                     book.update(
-                        status=STATUS_OK if result.ok else STATUS_ERROR,
-                        last_attempt=time.time(),
-                        # `show` and `claude-meter` list book errors: say whose
-                        error=None if result.ok else f"{result.peer.source}: {result.message}",
+                        SourceBook(
+                            status=STATUS_OK if result.ok else STATUS_ERROR,
+                            last_attempt=time.time(),
+                            # `show` and `claude-meter` list book errors: say whose
+                            error=None if result.ok else f"{result.peer.source}: {result.message}",
+                        )
                     )
                     if result.ok:
                         book["last_ok"] = time.time()

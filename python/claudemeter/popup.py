@@ -27,7 +27,7 @@ from typing import TextIO
 
 from . import defaults, env, history, pace, registry
 from .history import AccountHistory, HistoryPoint, of_account
-from .model import JSON, Provenance, Snapshot, Window, printable
+from .model import Provenance, Snapshot, Window, printable
 from .options import Settings
 from .registry import GuardEntry
 from .render import (
@@ -39,7 +39,8 @@ from .render import (
     short_reset,
     tier,
 )
-from .store import State, Store, login_books
+from .sources import STATUS_LOGIN, SourceBook
+from .store import State, Store
 from .times import local_time
 from .tmux import Tmux, TmuxError, socket_path
 from .top import filling_lines, gather
@@ -154,7 +155,7 @@ def guard_lines(entry: GuardEntry, now: datetime, width: int = GUARD_WIDTH) -> l
 def account_block(
     row: Snapshot,
     raws: list[Snapshot],
-    bookings: dict[str, JSON],
+    bookings: Mapping[str, SourceBook],
     guards: list[GuardEntry],
     now: datetime,
     look: Look,
@@ -182,10 +183,10 @@ def account_block(
     problems = list(row.errors)
     for book in bookings.values():
         error = book.get("error")
-        if book.get("status") == "login" and isinstance(error, str):
+        if book.get("status") == STATUS_LOGIN and error is not None:
             lines.append(look.paint(f"  Claude Code: {error}", "crit"))
             problems = [p for p in problems if p != error]
-        elif isinstance(error, str) and error and error not in problems:
+        elif error and error not in problems:
             problems.append(error)
     lines.extend(f"  error: {problem}" for problem in problems[-3:])
     lines.extend(f"  {line}" for entry in guards for line in guard_lines(entry, now))
@@ -208,12 +209,7 @@ def breakdown(
     placed: set[int] = set()
     for row in rows:
         raws = [raw for raw in state.rows if belongs(raw, row)]
-        bookings = {
-            key: book
-            for key, book in state.sources.items()
-            if isinstance(book, dict) and key == f"oauth:{row.org_uuid}"
-        }
-        bookings.update(login_books(state.sources, row))
+        bookings = state.books_of(row)
         mine = [
             g
             for g in guards
@@ -231,15 +227,7 @@ def breakdown(
             ["guards (default account)"]
             + [f"  {line}" for entry in unclaimed for line in guard_lines(entry, now)]
         )
-    orphans = [
-        book
-        for key, book in state.sources.items()
-        if isinstance(book, dict)
-        and book.get("error")
-        and not any(
-            key == f"oauth:{row.org_uuid}" or key in login_books(state.sources, row) for row in rows
-        )
-    ]
+    orphans = state.unclaimed(rows)
     if orphans:
         blocks.append(["sources without data"] + [f"  error: {b['error']}" for b in orphans])
     return "\n\n".join("\n".join(block) for block in blocks)

@@ -125,10 +125,10 @@ def _refresh_locked(store: Store, min_age: float, explicit: bool) -> list[Result
             results.append(Result("oauth", False, str(login)))  # the message names the dir
             continue
         state = store.read()
-        book = state.sources.get(login.key, {})
+        book = state.book(login.key)
         now = utcnow().timestamp()
-        last = float(book.get("last_attempt", 0))
-        next_allowed = float(book.get("next_allowed", 0))
+        last = book.get("last_attempt", 0.0)
+        next_allowed = book.get("next_allowed", 0.0)
         if last > now + CLOCK_SLACK or next_allowed > now + MAX_WAIT:
             last = next_allowed = 0.0  # booked in the future: the clock went back
         status = book.get("status")

@@ -50,6 +50,7 @@ from urllib.parse import urlsplit
 
 from . import env, registry
 from .model import SOURCE_SHARED, Snapshot, ValidationError, redact
+from .sources import STATUS_ERROR, STATUS_OK, SourceBook
 from .store import Store, StoreError
 
 #: Every key (and the channel) starts with this. Fixed, with the layout's version in it:
@@ -82,10 +83,8 @@ GUARD_TTL = 30.0
 WATCH = 0.2
 #: At most this many of a host's guards go to Redis.
 MAX_GUARDS = 200
-#: ``State.sources`` key of the sync's own book: ``{"status": "ok"|"error", …}``.
+#: ``State.sources`` key of the sync's own book (status ok or error, its error).
 SOURCE = SOURCE_SHARED
-STATUS_OK = "ok"
-STATUS_ERROR = "error"
 
 # KEYS: rows, row times. ARGV: ttl ms, oldest kept (epoch s), channel, host id, then
 # field, time, json… Publishes the fields it kept.
@@ -315,12 +314,12 @@ def sync(store: Store, shared: Shared, force: bool = False) -> str | None:
     problem = None
     remote: list[Snapshot] = []
     state = store.read()
-    book = state.sources.get(SOURCE, {})
+    book = state.book(SOURCE)
     last = book.get("last_attempt")
-    recent = isinstance(last, (int, float)) and 0 <= time.time() - last < SYNC_EVERY
+    recent = last is not None and 0 <= time.time() - last < SYNC_EVERY
     if not force and recent:
         error = book.get("error")
-        return str(error) if book.get("status") == STATUS_ERROR and error else None
+        return error if book.get("status") == STATUS_ERROR and error else None
     me = host_id(store.directory)
     try:
         shared.push(state.rows, me)
@@ -339,8 +338,8 @@ def sync(store: Store, shared: Shared, force: bool = False) -> str | None:
         with store.update() as state:
             for row in newer:
                 state.put(row)
-            book = dict(state.sources.get(SOURCE, {}))
-            book.update(status=status, error=problem)
+            book = state.book(SOURCE).copy()
+            book.update(SourceBook(status=status, error=problem))
             book["last_attempt"] = time.time()
             if not problem:
                 book["last_ok"] = time.time()

@@ -20,6 +20,7 @@ from .model import SOURCE_SHARED, Snapshot, Window, freshness_of, printable
 from .options import Settings
 from .render import CRIT, OK, WARN, account_name, duration, percent
 from .render import tier as render_tier
+from .sources import STATUS_ERROR
 from .store import State
 from .windows import short_label
 
@@ -33,10 +34,6 @@ _PROBES = (300.0, 1200.0, HORIZON)
 MAX_PROBES = 12
 #: Probes go this long after a foreseen change, and the last look before it this long before.
 _STEP = 0.5
-
-#: The OAuth source books this status when the login expired or was rejected
-#: (``sources.STATUS_LOGIN``; not imported: the status line adds no module to its path).
-LOGIN_STATUS = "login"
 
 #: tmux placeholders (SPEC section 7) and the token each one shows.
 PLACEHOLDERS = {
@@ -105,8 +102,7 @@ def login_expired(state: State, row: Snapshot | None) -> bool:
     any OAuth booking says ``login``."""
     if row is not None:
         return state.login_problem(row) is not None
-    books = state.sources.values()
-    return any(isinstance(b, dict) and b.get("status") == LOGIN_STATUS for b in books)
+    return state.any_login_rejected()
 
 
 def _window_piece(label: str, window: Window | None, now: datetime, settings: Settings) -> Piece:
@@ -343,7 +339,7 @@ def render(
             segment += " " + _styled(values["paused"], settings)
     else:
         segment = fill(fmt, values, settings, holes)
-    if state.sources.get(SOURCE_SHARED, {}).get("status") == "error":
+    if state.book(SOURCE_SHARED).get("status") == STATUS_ERROR:
         segment += " " + _styled(Piece("shared?", "stale"), settings)  # on this host's file
     parts["claude_meter"] = segment or escape("claude: ?")
     return Rendered(parts["claude_meter"], parts)

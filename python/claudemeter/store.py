@@ -28,7 +28,7 @@ from . import env
 from .dedupe import dedupe_by_account
 from .history import HistoryPoint, LimitHit, Pending, SessionSample
 from .model import JSON, Snapshot, printable, utcnow
-from .sources import STATUS_LOGIN
+from .sources import OAUTH_PREFIX, STATUS_LOGIN, STATUS_OK, SourceBook, book_from_json, oauth_key
 
 TYPE_CHECKING = False  # typing is for mypy: importing it costs the hot paths milliseconds
 if TYPE_CHECKING:
@@ -59,10 +59,13 @@ class StoreError(RuntimeError):
 
 @dataclass
 class State:
-    """What the file holds. ``sources`` is free-form bookkeeping owned by each source."""
+    """What the file holds: every source's latest row per account, and each source's
+    bookkeeping (:class:`~claudemeter.sources.SourceBook`) by source key. A source
+    writes its own book (``sources[key] = book``); readers ask the methods below, whose
+    one rule (:meth:`books_of`) says which row a book concerns."""
 
     rows: list[Snapshot] = field(default_factory=list)
-    sources: dict[str, JSON] = field(default_factory=dict)
+    sources: dict[str, SourceBook] = field(default_factory=dict)
     problem: str | None = None  # set when the file on disk could not be read
     #: Per account key, what :mod:`claudemeter.derived` derived from the history when
     #: a reading was written (``derived.json``; its JSON: only that module reads it).
@@ -74,9 +77,46 @@ class State:
     skipped: int = 0
     skipped_why: str = ""
 
+    def book(self, key: str) -> SourceBook:
+        """The book of the source ``key`` (empty when it has booked nothing)."""
+        return self.sources.get(key) or SourceBook()
+
+    def books_of(self, row: Snapshot) -> dict[str, SourceBook]:
+        """The books that concern ``row``'s account: its OAuth booking
+        (``oauth:<org uuid>``, whatever its status) and every rejected login that may be
+        its (:func:`login_books`). The one attribution rule: the popup lists these under
+        the row, and a book with an error that no row claims is "without data"."""
+        found = {k: b for k, b in self.sources.items() if k == oauth_key(row.org_uuid)}
+        found.update(login_books(self.sources, row))
+        return found
+
+    def unclaimed(self, rows: Iterable[Snapshot]) -> list[SourceBook]:
+        """Books with an error that concern none of ``rows`` (:meth:`books_of`)."""
+        claimed = {key for row in rows for key in self.books_of(row)}
+        return [b for k, b in self.sources.items() if b.get("error") and k not in claimed]
+
     def login_problem(self, row: Snapshot | None) -> str | None:
         """Why ``row``'s login was rejected, in the OAuth source's words (:func:`login_problem`)."""
         return login_problem(self.sources, row)
+
+    def any_login_rejected(self) -> bool:
+        """Some OAuth login, whatever its account, was rejected or expired: with no row
+        to show, the segment says ``login`` rather than ``setup``."""
+        return any(book.get("status") == STATUS_LOGIN for book in self.sources.values())
+
+    def oauth_books(self) -> list[SourceBook]:
+        """Every login's OAuth booking (when each last asked, how long it backs off)."""
+        return [b for k, b in self.sources.items() if k.startswith(OAUTH_PREFIX)]
+
+    def problems(self, failing: bool = False) -> list[str]:
+        """Every book's error, in the sources' own words; with ``failing``, only of
+        books whose status says the source is not working (not ok, not yet asked)."""
+        return [
+            error
+            for book in self.sources.values()
+            if (error := book.get("error"))
+            and not (failing and book.get("status") in (None, STATUS_OK))
+        ]
 
     def accounts(self, now: datetime | None = None) -> list[Snapshot]:
         """The deduped rows, one per account: what every reader shows."""
@@ -155,7 +195,7 @@ class State:
         return {
             "version": FORMAT_VERSION,
             "rows": [row.to_json() for row in self.rows],
-            "sources": self.sources,
+            "sources": dict(self.sources),
         }
 
     @classmethod
@@ -170,11 +210,11 @@ class State:
             except Exception as exc:  # any bad row is skipped, never fatal
                 skipped, why = skipped + 1, why or _short(exc)
         sources = body.get("sources")
-        books = (
-            {k: v for k, v in sources.items() if isinstance(v, dict)}
-            if isinstance(sources, dict)
-            else {}
-        )
+        books = {}
+        for key, raw in sources.items() if isinstance(sources, dict) else ():
+            book = book_from_json(raw)
+            if book is not None:
+                books[key] = book
         state = cls(rows, books, skipped=skipped, skipped_why=why)
         # A state file from before the history had its own file: the next writer moves
         # its readings there (readers never look at them).
@@ -290,29 +330,27 @@ def private_lock(path: Path, timeout: float) -> FileLock:
     return FileLock(path, timeout)
 
 
-def login_books(sources: Mapping[str, JSON], row: Snapshot | None) -> dict[str, JSON]:
+def login_books(sources: Mapping[str, SourceBook], row: Snapshot | None) -> dict[str, SourceBook]:
     """The OAuth bookings (``oauth:<org>`` or ``oauth:<config dir>``) whose login was
     rejected (status ``login``) and that concern ``row``: the one keyed by its org, and
     any whose account is not known (keyed by its config dir, no ``account_key``): it may
     be this account's. The one attribution rule the segment, ``cm-guard`` and the popup
     ask, so they say the same thing."""
-    org = row.org_uuid if row else ""
+    own = oauth_key(row.org_uuid if row else "")
     return {
         key: book
         for key, book in sources.items()
-        if key.startswith("oauth:")
-        and isinstance(book, dict)
+        if key.startswith(OAUTH_PREFIX)
         and book.get("status") == STATUS_LOGIN
-        and (key == f"oauth:{org}" or book.get("account_key") in (None, f"oauth:{org}"))
+        and (key == own or book.get("account_key") in (None, own))
     }
 
 
-def login_problem(sources: Mapping[str, JSON], row: Snapshot | None) -> str | None:
+def login_problem(sources: Mapping[str, SourceBook], row: Snapshot | None) -> str | None:
     """The OAuth source's own words when the login behind ``row``'s account was rejected
     (:func:`login_books`), or None."""
     for book in login_books(sources, row).values():
-        error = book.get("error")
-        return str(error) if error else "the Claude Code login was rejected"
+        return book.get("error") or "the Claude Code login was rejected"
     return None
 
 

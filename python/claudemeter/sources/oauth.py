@@ -29,6 +29,7 @@ from . import STATUS_BACKOFF as STATUS_BACKOFF  # re-exported: refresh, doctor u
 from . import STATUS_ERROR as STATUS_ERROR
 from . import STATUS_LOGIN as STATUS_LOGIN
 from . import STATUS_OK as STATUS_OK
+from . import SourceBook, oauth_key
 from .claude_account import Account, ClaudeJson, read_claude_json
 from .claude_config import ClaudeConfig
 
@@ -94,8 +95,8 @@ class Login:
 
 def source_key(config: ClaudeConfig, account: Account | None) -> str:
     if account and account.org_uuid:
-        return f"oauth:{account.org_uuid}"
-    return f"oauth:{config.label()}"
+        return oauth_key(account.org_uuid)
+    return oauth_key(config.label())
 
 
 def keychain_service(config: ClaudeConfig) -> str:
@@ -216,7 +217,7 @@ class Outcome:
     """What one attempt produced: a snapshot (maybe without usage) and its booking."""
 
     snapshot: Snapshot | None
-    book: JSON
+    book: SourceBook
     rate_limited: bool = False  # answered 429: a limit hit for the history
 
 
@@ -305,7 +306,7 @@ def _get_json(session: requests.Session, url: str, token: str, what: str) -> Any
         raise _HttpProblem(f"{what}: malformed response (not JSON)", STATUS_ERROR) from None
 
 
-def wait_after(book: JSON, status: str, retry: float | None) -> float:
+def wait_after(book: SourceBook, status: str, retry: float | None) -> float:
     """Seconds to wait after a failed attempt, counting it in ``book``: a rate limit
     waits ``retry`` (``Retry-After``) when above 0, else the next step of
     :data:`RATE_LIMIT_LADDER`; any other failure doubles from :data:`BACKOFF_BASE`.
@@ -314,32 +315,33 @@ def wait_after(book: JSON, status: str, retry: float | None) -> float:
     if status == STATUS_LOGIN:
         return 0.0
     if status == STATUS_BACKOFF:
-        limited = int(book.get("rate_limited", 0)) + 1
+        limited = book.get("rate_limited", 0) + 1
         book["rate_limited"] = limited
         if retry is not None and retry > 0:
             return min(retry, MAX_RETRY)
         return RATE_LIMIT_LADDER[min(limited, len(RATE_LIMIT_LADDER)) - 1]
-    failures = int(book.get("failures", 0)) + 1
+    failures = book.get("failures", 0) + 1
     book["failures"] = failures
     return float(min(BACKOFF_BASE * 2.0 ** (failures - 1), BACKOFF_MAX, MAX_RETRY))
 
 
 def fetch(
-    login: Login, previous: JSON | None = None, session: requests.Session | None = None
+    login: Login, previous: SourceBook | None = None, session: requests.Session | None = None
 ) -> Outcome:
     """One attempt at the usage (and, now and then, the profile). Never raises for an
     upstream problem: it is recorded in the snapshot's ``errors`` and the booking
     (``status``, ``error``, ``next_allowed`` epoch seconds, ``login`` fingerprint)."""
     now_dt = utcnow()
     now = now_dt.timestamp()
-    kept = ("failures", "rate_limited", "profile_at", "last_ok")
-    book: JSON = {k: v for k, v in (previous or {}).items() if k in kept}
-    book.update(last_attempt=now, config_dir=login.config.label(), login=login.fingerprint)
+    book = _carried(previous or SourceBook())
+    book.update(
+        SourceBook(last_attempt=now, config_dir=login.config.label(), login=login.fingerprint)
+    )
     account = login.account
     errors: list[str] = []
     if login.expired(now_dt):
         message = f"login expired at {login.expires_at:%Y-%m-%d %H:%M} UTC: {RELOGIN_HINT}"
-        book.update(status=STATUS_LOGIN, error=message, next_allowed=now)
+        book.update(SourceBook(status=STATUS_LOGIN, error=message, next_allowed=now))
         return Outcome(_snapshot(account, None, [message], now_dt), book)
     if session is None:
         import requests
@@ -366,13 +368,15 @@ def fetch(
         wait = wait_after(book, failed.status, failed.retry)
         if wait:
             message += f"; next try in {int(wait)}s"
-        book.update(status=failed.status, error=message, next_allowed=now + wait)
+        book.update(SourceBook(status=failed.status, error=message, next_allowed=now + wait))
         snapshot = _snapshot(account, None, [message], now_dt)
         return Outcome(snapshot, book, rate_limited=failed.code == 429)
     book.update(
-        status=STATUS_OK, error=None, failures=0, rate_limited=0, last_ok=now, next_allowed=now
+        SourceBook(
+            status=STATUS_OK, error=None, failures=0, rate_limited=0, last_ok=now, next_allowed=now
+        )
     )
-    if account is None or now - float(book.get("profile_at", 0)) > PROFILE_EVERY:
+    if account is None or now - book.get("profile_at", 0.0) > PROFILE_EVERY:
         try:
             profile = _get_json(session, base + PROFILE_PATH, login.access_token, "profile")
             account = _account_from_profile(profile) or account
@@ -381,10 +385,25 @@ def fetch(
             errors.append(redact(str(problem)))
     if account is None:
         errors.append("account unknown: no oauthAccount in .claude.json and no profile")
-        book.update(error=errors[-1])
+        book["error"] = errors[-1]
         return Outcome(None, book)
     book["account_key"] = source_key(login.config, account)
     return Outcome(_snapshot(account, usage, errors, now_dt), book)
+
+
+def _carried(previous: SourceBook) -> SourceBook:
+    """What a new attempt's booking keeps of the last one: the failure and rate-limit
+    counts (the back-off grows), when the profile was fetched and the last good fetch."""
+    book = SourceBook()
+    if "failures" in previous:
+        book["failures"] = previous["failures"]
+    if "rate_limited" in previous:
+        book["rate_limited"] = previous["rate_limited"]
+    if "profile_at" in previous:
+        book["profile_at"] = previous["profile_at"]
+    if "last_ok" in previous:
+        book["last_ok"] = previous["last_ok"]
+    return book
 
 
 def _account_from_profile(profile: Any) -> Account | None:
