@@ -11,11 +11,12 @@ from pathlib import Path
 import pytest
 
 from claudemeter import defaults, pace
-from claudemeter.guard import parse_options
+from claudemeter.guard import REFRESH_AFTER, parse_options
 from claudemeter.history import HistoryPoint
 from claudemeter.hooks import GateOptions
 from claudemeter.options import DEFAULTS, OPTIONS, Settings
 from claudemeter.popup import Look
+from claudemeter.refresh import OAUTH_INTERVAL
 from claudemeter.resume import ResumeOptions
 
 PLUGIN = Path(__file__).resolve().parents[1] / "scripts" / "plugin.sh"
@@ -86,3 +87,9 @@ def test_pace_projects_to_the_guards_default_threshold() -> None:
     ]
     found = pace.compute(points, "five_hour", now)
     assert found is not None and found.threshold == defaults.THRESHOLD
+
+
+def test_a_guard_asks_for_a_refresh_at_the_pollers_interval() -> None:
+    """cm-guard keeps refresh's imports (the OAuth client) out of its process, so it
+    spells the interval; it must be the OAuth source's."""
+    assert REFRESH_AFTER == OAUTH_INTERVAL

@@ -51,7 +51,8 @@ EXIT_OVER = 75
 EXIT_FAILED = 125
 #: How long a full-screen program gets to restore the terminal before SIGSTOP.
 STOP_GRACE = 1.0
-#: The OAuth source's interval (refresh.OAUTH_INTERVAL). A guard asks for a refresh
+#: The OAuth source's interval (refresh.OAUTH_INTERVAL, not imported: it brings the OAuth
+#: client; tests/test_defaults.py holds the two equal). A guard asks for a refresh
 #: only when its row is older than this and nobody has tried for as long; the refresh
 #: itself is single-flight and interval-limited, so twenty guards cost one request.
 REFRESH_AFTER = 300.0
