@@ -78,14 +78,26 @@ def cli(
     )
 
 
+def cli_out(*args: str, stdin: str | None = None, env: Mapping[str, str] | None = None) -> str:
+    """What ``claude-meter *args`` prints on stdout; fails the test, showing stderr, on a
+    non-zero exit."""
+    done = cli(*args, stdin=stdin, env=env)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
 def cli_rows(*args: str, env: Mapping[str, str] | None = None) -> list[JSON]:
     """The JSON array of objects ``claude-meter *args`` prints (``--json --cached``,
     ``top --json``, ``history --json``); fails the test on a non-zero exit."""
-    done = cli(*args, env=env)
-    assert done.returncode == 0, done.stderr
-    rows = json.loads(done.stdout)
+    rows = json.loads(cli_out(*args, env=env))
     assert isinstance(rows, list) and all(isinstance(row, dict) for row in rows), rows
     return rows
+
+
+def ingest(body: object, env: Mapping[str, str] | None = None) -> None:
+    """``claude-meter ingest -`` of ``body`` (one reading or a list of them, the bridge's
+    JSON, SPEC 2), as the extension's bridge stores it; fails the test on a refusal."""
+    cli_out("ingest", "-", stdin=json.dumps(body), env=env)
 
 
 def guard_check(*args: str) -> subprocess.CompletedProcess[str]:

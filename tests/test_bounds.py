@@ -5,7 +5,6 @@ a source silent for ``CLAUDEMETER_FORGET_DAYS`` while others go on is dropped.""
 from __future__ import annotations
 
 import json
-import subprocess
 from datetime import timedelta
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import pytest
 
 from claudemeter.model import Snapshot, format_time, utcnow
 from claudemeter.store import MAX_ROWS_PER_ACCOUNT, Store
-from tests.helpers import fixture_bodies
+from tests.helpers import cli, fixture_bodies
 
 NOW = "2026-11-25T12:30:00Z"
 
@@ -32,9 +31,7 @@ def test_500_browser_names_are_not_500_rows(
     bodies = [reading(f"Chrome profile {n:03d}", 500 - n) for n in range(500)]
     path = tmp_path / "many.json"
     path.write_text(json.dumps(bodies))
-    done = subprocess.run(
-        ["claude-meter", "ingest", str(path)], capture_output=True, text=True, check=False
-    )
+    done = cli("ingest", str(path))
     assert done.returncode == 0, done.stderr
     state = Store(state_dir).read()
     assert len(state.rows) == MAX_ROWS_PER_ACCOUNT

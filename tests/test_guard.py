@@ -28,11 +28,13 @@ from tests.helpers import (
     LOGIN_ORG,
     TICKER,
     child_of,
+    cli_out,
     entry_of,
     fixture_body,
     grows,
     guard_bin,
     guard_run,
+    ingest,
     is_running,
     is_stopped,
     proc_state,
@@ -452,15 +454,7 @@ def ingest_fixture_usage(email: str = "ada@example.com", org: str = "org-a") -> 
         "fetched_at": format_time(utcnow()),
         "usage": usage,
     }
-    done = subprocess.run(
-        ["claude-meter", "ingest", "-"],
-        input=json.dumps(snapshot),
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
+    ingest(snapshot)
 
 
 MODES = [["--check"], ["--wait"], ["sh", "-c", "echo ran"]]
@@ -882,9 +876,7 @@ def test_hold_lines_name_the_account_of_two_orgs(tmp_path: Path) -> None:
     )
     entry = entry_of(guard.pid)
     assert entry is not None and entry.account == TEAM  # not the email both rows share
-    show = subprocess.run(
-        ["claude-meter", "show", "--no-colour"], capture_output=True, text=True, check=True
-    ).stdout
+    show = cli_out("show", "--no-colour")
     blocks = show.split("\n\n")
     team = [b for b in blocks if b.startswith("lee@example.net  (org 22222222)")]
     personal = [b for b in blocks if b.startswith("lee@example.net  (org 11111111)")]
@@ -897,21 +889,9 @@ def test_hold_lines_name_the_account_of_two_orgs(tmp_path: Path) -> None:
 
 def test_the_segment_tells_two_orgs_of_one_email_apart() -> None:
     two_orgs_of_one_email()
-    segment = subprocess.run(
-        ["claude-meter", "status"], capture_output=True, text=True, check=True
-    ).stdout
+    segment = cli_out("status")
     assert "lee/1" in segment and "lee/a" in segment, segment  # org uuid start, org name
-    ambiguous = subprocess.run(
-        ["claude-meter", "status", "--account", "lee@example.net"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    ambiguous = cli_out("status", "--account", "lee@example.net")
     assert "lee@example.net? 2 accounts" in ambiguous
-    team = subprocess.run(
-        ["claude-meter", "status", "--account", TEAM[:8]],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    team = cli_out("status", "--account", TEAM[:8])
     assert "95%" in team

@@ -18,7 +18,7 @@ import pytest
 from claudemeter import history, registry, stopped
 from claudemeter.model import Snapshot, format_time, utcnow
 from claudemeter.store import Store
-from tests.helpers import FIXTURES, LOGIN_ORG
+from tests.helpers import FIXTURES, LOGIN_ORG, cli
 
 PROMPT = (FIXTURES / "claude_code_hook_user_prompt_submit.json").read_bytes()
 WALL = (FIXTURES / "claude_code_hook_stop_failure.json").read_bytes()
@@ -193,12 +193,6 @@ ORIGINAL = (
 )
 
 
-def cm(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["claude-meter", *args], capture_output=True, text=True, timeout=30, check=False
-    )
-
-
 def settings_of(claude_dir: Path) -> dict[str, Any]:
     body: dict[str, Any] = json.loads((claude_dir / "settings.json").read_text())
     return body
@@ -210,7 +204,7 @@ def test_install_keeps_everything_else_and_uninstall_restores_the_bytes(
     path = claude_dir / "settings.json"
     path.write_bytes(ORIGINAL)
     path.chmod(0o640)
-    done = cm("install-hooks", "--grace", "10")
+    done = cli("install-hooks", "--grace", "10")
     assert done.returncode == 0, done.stderr
     body = settings_of(claude_dir)
     assert body["model"] == "opus" and body["env"] == {"FOO": "bar"}
@@ -227,9 +221,9 @@ def test_install_keeps_everything_else_and_uninstall_restores_the_bytes(
     assert wall["command"].endswith("claude-meter hook stop-failure")
     assert stat.S_IMODE(path.stat().st_mode) == 0o640
     assert len(list(claude_dir.glob("settings.json.claudemeter-backup-*"))) == 1
-    assert "already installed" in cm("install-hooks", "--grace", "10").stdout
+    assert "already installed" in cli("install-hooks", "--grace", "10").stdout
 
-    done = cm("install-hooks", "--uninstall")
+    done = cli("install-hooks", "--uninstall")
     assert done.returncode == 0, done.stderr
     assert path.read_bytes() == ORIGINAL
 
@@ -237,11 +231,11 @@ def test_install_keeps_everything_else_and_uninstall_restores_the_bytes(
 def test_uninstall_after_an_edit_takes_out_only_ours(claude_dir: Path) -> None:
     path = claude_dir / "settings.json"
     path.write_bytes(ORIGINAL)
-    assert cm("install-hooks").returncode == 0
+    assert cli("install-hooks").returncode == 0
     body = settings_of(claude_dir)
     body["theme"] = "light"
     path.write_text(json.dumps(body))
-    assert cm("install-hooks", "--uninstall").returncode == 0
+    assert cli("install-hooks", "--uninstall").returncode == 0
     after = settings_of(claude_dir)
     assert after["theme"] == "light"
     assert after["hooks"] == json.loads(ORIGINAL)["hooks"]
@@ -249,11 +243,11 @@ def test_uninstall_after_an_edit_takes_out_only_ours(claude_dir: Path) -> None:
 
 def test_install_into_no_file_and_back(claude_dir: Path) -> None:
     path = claude_dir / "settings.json"
-    assert cm("install-hooks", "--max-wait", "3600").returncode == 0
+    assert cli("install-hooks", "--max-wait", "3600").returncode == 0
     gate = settings_of(claude_dir)["hooks"]["UserPromptSubmit"][0]["hooks"][0]
     assert gate["timeout"] == 3660 and "--max-wait 3600" in gate["command"]
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert cm("install-hooks", "--uninstall").returncode == 0
+    assert cli("install-hooks", "--uninstall").returncode == 0
     assert not path.exists()
 
 
@@ -264,7 +258,7 @@ def test_install_into_no_file_and_back(claude_dir: Path) -> None:
 def test_install_refuses_what_it_cannot_parse(claude_dir: Path, content: bytes) -> None:
     path = claude_dir / "settings.json"
     path.write_bytes(content)
-    done = cm("install-hooks")
+    done = cli("install-hooks")
     assert done.returncode == 1
     assert "nothing was changed" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
@@ -273,16 +267,16 @@ def test_install_refuses_what_it_cannot_parse(claude_dir: Path, content: bytes) 
 
 
 def test_doctor_says_whether_the_hooks_are_installed(claude_dir: Path) -> None:
-    assert not re.search(r"^\S+\s+hooks\s", cm("doctor").stdout, re.MULTILINE)  # optional
-    assert cm("install-hooks").returncode == 0
-    assert "ok    hooks" in cm("doctor").stdout
+    assert not re.search(r"^\S+\s+hooks\s", cli("doctor").stdout, re.MULTILINE)  # optional
+    assert cli("install-hooks").returncode == 0
+    assert "ok    hooks" in cli("doctor").stdout
     body = settings_of(claude_dir)
     del body["hooks"]["PostToolUse"]
     (claude_dir / "settings.json").write_text(json.dumps(body))
-    shown = cm("doctor").stdout
+    shown = cli("doctor").stdout
     assert "no claudemeter hook on PostToolUse" in shown
     assert hook("stop-failure", data=WALL).returncode == 0
-    assert "1 agent(s) stopped on the limit wait for" in cm("doctor").stdout
+    assert "1 agent(s) stopped on the limit wait for" in cli("doctor").stdout
 
 
 def test_installing_again_with_other_options_replaces_ours_and_uninstall_still_restores(
@@ -290,11 +284,11 @@ def test_installing_again_with_other_options_replaces_ours_and_uninstall_still_r
 ) -> None:
     path = claude_dir / "settings.json"
     path.write_bytes(ORIGINAL)
-    assert cm("install-hooks").returncode == 0
-    assert cm("install-hooks", "--threshold", "80").returncode == 0
+    assert cli("install-hooks").returncode == 0
+    assert cli("install-hooks", "--threshold", "80").returncode == 0
     hooks = settings_of(claude_dir)["hooks"]
     gates = [h for g in hooks["PreToolUse"] for h in g["hooks"] if "hook gate" in h["command"]]
     assert len(gates) == 1 and gates[0]["command"].endswith("hook gate --threshold 80")
     assert hooks["PreToolUse"][0]["hooks"][0]["command"] == "my-linter"
-    assert cm("install-hooks", "--uninstall").returncode == 0
+    assert cli("install-hooks", "--uninstall").returncode == 0
     assert path.read_bytes() == ORIGINAL  # the bytes from before the first install

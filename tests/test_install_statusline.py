@@ -11,24 +11,13 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import FIXTURES
+from tests.helpers import FIXTURES, cli
 
 # Claude Code's own formatting is not ours to normalise: odd spacing on purpose.
 ORIGINAL = (
     b'{\n    "model": "opus",\n  "permissions": {"allow": ["Bash(ls:*)"]},'
     b'\n "env": {"FOO": "bar"}\n}'
 )
-
-
-def cm(*args: str, data: bytes | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["claude-meter", *args],
-        input=data.decode() if data else None,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
 
 
 def like_claude_code(command: str, data: bytes) -> subprocess.CompletedProcess[bytes]:
@@ -63,7 +52,7 @@ def test_round_trip_restores_the_file_byte_for_byte(claude_config: Path) -> None
     path = claude_config / "settings.json"
     path.write_bytes(ORIGINAL)
     path.chmod(0o640)
-    done = cm("install-statusline")
+    done = cli("install-statusline")
     assert done.returncode == 0, done.stderr
     body = settings(claude_config)
     assert list(body) == ["model", "permissions", "env", "statusLine"]
@@ -73,14 +62,14 @@ def test_round_trip_restores_the_file_byte_for_byte(claude_config: Path) -> None
     assert path.stat().st_mode & 0o777 == 0o640
     [backup] = backups(claude_config)
     assert backup.read_bytes() == ORIGINAL
-    done = cm("install-statusline", "--uninstall")
+    done = cli("install-statusline", "--uninstall")
     assert done.returncode == 0, done.stderr
     assert path.read_bytes() == ORIGINAL
     assert path.stat().st_mode & 0o777 == 0o640
 
 
 def test_installed_command_runs_this_claude_meter(claude_dir: Path) -> None:
-    assert cm("install-statusline").returncode == 0
+    assert cli("install-statusline").returncode == 0
     command = settings(claude_dir)["statusLine"]["command"]
     data = (FIXTURES / "claude_code_statusline_input_api_key_user.json").read_bytes()
     done = like_claude_code(command, data)
@@ -90,10 +79,10 @@ def test_installed_command_runs_this_claude_meter(claude_dir: Path) -> None:
 
 def test_no_settings_file_before_means_none_after(claude_config: Path) -> None:
     path = claude_config / "settings.json"
-    assert cm("install-statusline").returncode == 0
+    assert cli("install-statusline").returncode == 0
     assert set(settings(claude_config)) == {"statusLine"}
     assert backups(claude_config) == []
-    assert cm("install-statusline", "--uninstall").returncode == 0
+    assert cli("install-statusline", "--uninstall").returncode == 0
     assert not path.exists()
 
 
@@ -106,16 +95,16 @@ def test_a_different_statusline_is_refused_unless_chained(claude_config: Path) -
         }
     ).encode()
     path.write_bytes(original)
-    done = cm("install-statusline")
+    done = cli("install-statusline")
     assert done.returncode == 1
     assert "--chain" in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert path.read_bytes() == original
     assert backups(claude_config) == []
 
-    assert cm("install-statusline", "--chain").returncode == 0
+    assert cli("install-statusline", "--chain").returncode == 0
     line = settings(claude_config)["statusLine"]
     assert line["command"].endswith("statusline") and line["padding"] == 0
-    assert cm("install-statusline", "--uninstall").returncode == 0
+    assert cli("install-statusline", "--uninstall").returncode == 0
     assert path.read_bytes() == original
 
 
@@ -128,7 +117,7 @@ def test_chained_install_runs_the_previous_command_first(
     script.chmod(0o755)
     path = claude_dir / "settings.json"
     path.write_text(json.dumps({"statusLine": {"type": "command", "command": str(script)}}))
-    assert cm("install-statusline", "--chain").returncode == 0
+    assert cli("install-statusline", "--chain").returncode == 0
     now = int(time.time())
     data = json.dumps(
         {"rate_limits": {"five_hour": {"used_percentage": 12, "resets_at": now + 3600}}}
@@ -144,31 +133,31 @@ def test_uninstall_after_other_edits_keeps_them(claude_config: Path) -> None:
     path = claude_config / "settings.json"
     previous = {"type": "command", "command": "echo old"}
     path.write_text(json.dumps({"statusLine": previous, "a": 1}))
-    assert cm("install-statusline", "--chain").returncode == 0
+    assert cli("install-statusline", "--chain").returncode == 0
     body = settings(claude_config)
     body["b"] = 2  # Claude Code (or the user) changed something since
     path.write_text(json.dumps(body))
-    assert cm("install-statusline", "--uninstall").returncode == 0
+    assert cli("install-statusline", "--uninstall").returncode == 0
     assert settings(claude_config) == {"statusLine": previous, "a": 1, "b": 2}
 
 
 def test_uninstall_after_edits_removes_a_key_that_was_not_there(claude_config: Path) -> None:
     path = claude_config / "settings.json"
     path.write_text('{"a": 1}')
-    assert cm("install-statusline").returncode == 0
+    assert cli("install-statusline").returncode == 0
     body = settings(claude_config)
     body["b"] = 2
     path.write_text(json.dumps(body))
-    assert cm("install-statusline", "--uninstall").returncode == 0
+    assert cli("install-statusline", "--uninstall").returncode == 0
     assert settings(claude_config) == {"a": 1, "b": 2}
 
 
 def test_second_install_changes_nothing(claude_config: Path) -> None:
     path = claude_config / "settings.json"
     path.write_bytes(ORIGINAL)
-    assert cm("install-statusline").returncode == 0
+    assert cli("install-statusline").returncode == 0
     installed = path.read_bytes()
-    done = cm("install-statusline")
+    done = cli("install-statusline")
     assert done.returncode == 0 and "already installed" in done.stdout
     assert path.read_bytes() == installed
     assert len(backups(claude_config)) == 1
@@ -179,7 +168,7 @@ def test_invalid_settings_is_left_alone(claude_config: Path, content: bytes) -> 
     path = claude_config / "settings.json"
     path.write_bytes(content)
     for args in (("install-statusline",), ("install-statusline", "--uninstall")):
-        done = cm(*args)
+        done = cli(*args)
         assert done.returncode == 1
         assert "Traceback" not in done.stderr
         assert len(done.stderr.strip().splitlines()) == 1
@@ -192,7 +181,7 @@ def test_non_command_statusline_cannot_be_chained(claude_config: Path) -> None:
     path = claude_config / "settings.json"
     original = b'{"statusLine": "plain text"}'
     path.write_bytes(original)
-    done = cm("install-statusline", "--chain")
+    done = cli("install-statusline", "--chain")
     assert done.returncode == 1 and "cannot be chained" in done.stderr
     assert path.read_bytes() == original
 
@@ -204,21 +193,21 @@ def test_symlinked_settings_stays_a_symlink(claude_config: Path, tmp_path: Path)
     target.write_bytes(ORIGINAL)
     link = claude_config / "settings.json"
     link.symlink_to(target)
-    assert cm("install-statusline").returncode == 0
+    assert cli("install-statusline").returncode == 0
     assert link.is_symlink()
     assert "statusLine" in json.loads(target.read_text())
-    assert cm("install-statusline", "--uninstall").returncode == 0
+    assert cli("install-statusline", "--uninstall").returncode == 0
     assert link.is_symlink() and target.read_bytes() == ORIGINAL
 
 
 def test_uninstall_when_not_installed(claude_config: Path) -> None:
     path = claude_config / "settings.json"
     path.write_bytes(ORIGINAL)
-    done = cm("install-statusline", "--uninstall")
+    done = cli("install-statusline", "--uninstall")
     assert done.returncode == 0 and "not installed" in done.stdout
     assert path.read_bytes() == ORIGINAL
 
 
 def test_help() -> None:
-    done = cm("install-statusline", "--help")
+    done = cli("install-statusline", "--help")
     assert done.returncode == 0 and "--uninstall" in done.stdout and "--chain" in done.stdout

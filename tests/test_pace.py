@@ -3,9 +3,7 @@ history was generated from, not from the code under test."""
 
 from __future__ import annotations
 
-import json
 import random
-import subprocess
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -16,7 +14,7 @@ from claudemeter.history import AccountHistory, HistoryPoint
 from claudemeter.model import Snapshot, format_time
 from claudemeter.store import Store
 from claudemeter.times import local_time
-from tests.helpers import LOGIN_ORG
+from tests.helpers import LOGIN_ORG, cli_rows
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
 T = NOW.timestamp()
@@ -208,10 +206,7 @@ def test_json_rows_carry_pace(claude_dir: Path, state_dir: Path) -> None:
     store = Store()
     for snapshot in readings:
         store.put([snapshot])
-    done = subprocess.run(
-        ["claude-meter", "--json", "--cached"], capture_output=True, text=True, check=True
-    )
-    [row] = json.loads(done.stdout)
+    [row] = cli_rows("--json", "--cached")
     assert set(row) == {
         "org_uuid",
         "browser",
@@ -251,10 +246,7 @@ def test_json_rows_without_history_have_no_pace(claude_dir: Path, state_dir: Pat
             )
         ]
     )
-    done = subprocess.run(
-        ["claude-meter", "--json", "--cached"], capture_output=True, text=True, check=True
-    )
-    assert "pace" not in json.loads(done.stdout)[0]
+    assert "pace" not in cli_rows("--json", "--cached")[0]
 
 
 def test_history_of_a_folded_row_includes_readings_kept_under_its_email() -> None:

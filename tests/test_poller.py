@@ -6,8 +6,6 @@ Code's own usage cache makes our request unnecessary, and we say who we are."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from importlib.metadata import version
@@ -20,7 +18,7 @@ from claudemeter.model import JSON, SOURCE_CLAUDE_CODE_CACHE, SOURCE_OAUTH, form
 from claudemeter.refresh import OAUTH_INTERVAL, refresh
 from claudemeter.sources import SourceBook, oauth
 from claudemeter.store import Store
-from tests.helpers import fixture, fixture_body, utilization
+from tests.helpers import cli, cli_rows, fixture, fixture_body, utilization
 from tests.upstream import FakeUpstream, Reply
 
 USAGE = "/api/oauth/usage"
@@ -178,10 +176,7 @@ def test_a_fresh_claude_code_cache_means_no_request(
     assert row.usage == body["cachedUsageUtilization"]["utilization"]
     assert row.fetched_at == CACHED_AT  # aged by Claude Code's fetchedAtMs, not by us
     assert (row.account_email, utilization(row, "five_hour")) == ("ada@example.com", 48.0)
-    shown = subprocess.run(
-        [sys.executable, "-m", "claudemeter", "--json"], capture_output=True, text=True, timeout=60
-    )
-    [printed] = json.loads(shown.stdout)
+    [printed] = cli_rows("--json")
     assert printed["usage"]["seven_day_oauth_apps"]["utilization"] == 31.0
     assert "Claude Code cache" in printed["browser"]
     # Claude Code stops: once its cache is older than the interval, we ask ourselves.
@@ -237,14 +232,7 @@ def test_the_statusline_command_stores_the_cache_too(
     (claude_dir / ".credentials.json").unlink()
     cached_claude_json(isolated)
     clock(10)
-    done = subprocess.run(
-        [sys.executable, "-m", "claudemeter", "statusline"],
-        input=json.dumps({"session_id": "s"}),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = cli("statusline", stdin=json.dumps({"session_id": "s"}))
     assert done.returncode == 0 and "5h 48%" in done.stdout
     [row] = json.loads((state_dir / "state.json").read_text())["rows"]
     assert row["browser"] == SOURCE_CLAUDE_CODE_CACHE

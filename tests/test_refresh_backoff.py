@@ -3,7 +3,6 @@ counted in requests to a fake upstream on loopback."""
 
 from __future__ import annotations
 
-import subprocess
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
@@ -15,7 +14,7 @@ from claudemeter import refresh as refresh_module
 from claudemeter.model import Snapshot
 from claudemeter.refresh import OAUTH_INTERVAL, OAUTH_INTERVAL_WITH_STATUSLINE, refresh
 from claudemeter.store import Store
-from tests.helpers import LOGIN_ORG
+from tests.helpers import LOGIN_ORG, cli
 from tests.upstream import FakeUpstream
 
 USAGE = "/api/oauth/usage"
@@ -97,8 +96,6 @@ def test_explicit_refresh_asks_anyway(claude_dir: Path, upstream: FakeUpstream) 
     refresh(store)
     last_oauth_attempt(store, refresh_module.MIN_SPACING + 5)
     store.put([statusline_reading(age=1)])
-    done = subprocess.run(
-        ["claude-meter", "refresh"], capture_output=True, text=True, timeout=60, check=False
-    )
+    done = cli("refresh")
     assert done.returncode == 0, done.stderr
     assert len(upstream.hits(USAGE)) == 2

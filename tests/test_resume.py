@@ -6,7 +6,6 @@ types into a real tmux pane."""
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -16,7 +15,7 @@ from claudemeter import stopped
 from claudemeter.model import Snapshot, format_time, utcnow
 from claudemeter.resume import ResumeOptions, pane_problem, plan, waiting_lines
 from claudemeter.store import Store
-from tests.helpers import LOGIN_ORG
+from tests.helpers import LOGIN_ORG, cli, cli_out
 from tests.tmuxlab import Lab, lab_fixture, plugin_dir, until
 
 __all__ = ["lab_fixture"]  # the `lab` fixture, imported so pytest finds it
@@ -91,24 +90,18 @@ def test_never_typed_into_a_pane_that_no_longer_runs_that_session() -> None:
 def test_resume_now_skips_and_reports_what_it_cannot_type_into() -> None:
     put(five_hour=(100.0, 600))
     record(pane="%4", tmux="/nonexistent", agent_pid=2**22 + 7, agent_start=1)
-    done = subprocess.run(
-        ["claude-meter", "resume", "--now"], capture_output=True, text=True, timeout=30, check=False
-    )
+    done = cli("resume", "--now")
     assert done.returncode == 1
     assert "%4 (app): skipped, its Claude Code session has ended" in done.stdout
     [entry] = stopped.all_records()
     assert entry.outcome == stopped.SKIPPED
-    shown = subprocess.run(
-        ["claude-meter", "show"], capture_output=True, text=True, timeout=30, check=True
-    ).stdout
+    shown = cli_out("show")
     assert "agents stopped on the limit" in shown
     assert "%4 (app) stopped" in shown and "skipped, its Claude Code session has ended" in shown
 
 
 def test_nothing_waiting_is_said_and_is_success() -> None:
-    done = subprocess.run(
-        ["claude-meter", "resume"], capture_output=True, text=True, timeout=30, check=False
-    )
+    done = cli("resume")
     assert (done.returncode, done.stdout.strip()) == (
         0,
         "claude-meter resume: no agent is waiting for a reset",

@@ -22,7 +22,7 @@ from claudemeter.pace import Pace
 from claudemeter.procs import read_proc
 from claudemeter.status import HORIZON, job_output, steady
 from claudemeter.store import State
-from tests.helpers import wait_for
+from tests.helpers import cli_out, ingest, wait_for
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 
@@ -120,21 +120,7 @@ def test_a_segment_that_changes_holds_until_the_change() -> None:
 
 def status() -> str:
     """The segment, its countdown left out (it may tick between two calls)."""
-    done = subprocess.run(
-        ["claude-meter", "status"], capture_output=True, text=True, check=True, timeout=60
-    )
-    return re.sub("↻[0-9hdms]+", "↻", done.stdout.strip())
-
-
-def ingest(snapshot: Snapshot) -> None:
-    subprocess.run(
-        ["claude-meter", "ingest", "-"],
-        input=json.dumps(snapshot.to_json()),
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    )
+    return re.sub("↻[0-9hdms]+", "↻", cli_out("status").strip())
 
 
 def cache_file(state_dir: Path) -> Path:
@@ -147,19 +133,19 @@ def test_the_files_it_keys_on_are_the_stores() -> None:
 
 
 def test_status_is_cached_and_follows_each_new_reading(state_dir: Path) -> None:
-    ingest(reading(42.0, age=0.0))
+    ingest(reading(42.0, age=0.0).to_json())
     assert "5h 42%" in status()
     written = cache_file(state_dir).read_bytes()
     assert cache_file(state_dir).stat().st_mode & 0o777 == 0o600
     assert "5h 42%" in status()  # from the cache: the same bytes are still there
     assert cache_file(state_dir).read_bytes() == written
-    ingest(reading(43.0, age=0.0))
+    ingest(reading(43.0, age=0.0).to_json())
     assert "5h 43%" in status()
     assert cache_file(state_dir).read_bytes() != written
 
 
 def test_a_damaged_or_foreign_cache_is_rendered_over(state_dir: Path) -> None:
-    ingest(reading(42.0, age=0.0))
+    ingest(reading(42.0, age=0.0).to_json())
     full = status()
     for damage in (b"", b"[", b'{"key": 1}', b"\xff\xfe", json.dumps({"x": [1] * 3}).encode()):
         cache_file(state_dir).write_bytes(damage)
@@ -172,7 +158,7 @@ def test_a_damaged_or_foreign_cache_is_rendered_over(state_dir: Path) -> None:
 
 
 def test_status_sees_a_guard_pause_and_its_end(state_dir: Path) -> None:
-    ingest(reading(42.0, age=0.0))
+    ingest(reading(42.0, age=0.0).to_json())
     assert "⏸" not in status()
     child = subprocess.Popen(["sleep", "60"])
     try:
@@ -193,7 +179,7 @@ def test_status_sees_a_guard_pause_and_its_end(state_dir: Path) -> None:
 def test_a_pinned_clock_never_uses_the_cache(
     state_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ingest(reading(42.0, age=0.0))
+    ingest(reading(42.0, age=0.0).to_json())
     status()
     monkeypatch.setenv("CLAUDEMETER_NOW", format_time(NOW + timedelta(hours=5)))
     assert "stale" in status()
@@ -203,7 +189,7 @@ def test_another_hosts_guard_counts_until_its_heartbeat_lapses(state_dir: Path) 
     """A fleet sync left another host's paused guard with a heartbeat 4 s long: the
     cached segment shows it, and stops showing it when the heartbeat lapses although
     no file changed."""
-    ingest(reading(42.0, age=0.0))
+    ingest(reading(42.0, age=0.0).to_json())
     entry = registry.GuardEntry(pid=4242, command="claude", account=None, state=registry.PAUSED)
     registry.keep_fleet([registry.FleetHost("box", time.time() + 4.0, [entry])])
     assert "⏸1" in status()

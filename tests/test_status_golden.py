@@ -19,7 +19,15 @@ import pytest
 
 from claudemeter import registry
 from claudemeter.procs import read_proc
-from tests.helpers import LOGIN_ORG, fixture, fixture_bodies, fixture_body, fixture_text
+from tests.helpers import (
+    LOGIN_ORG,
+    cli,
+    fixture,
+    fixture_bodies,
+    fixture_body,
+    fixture_text,
+    ingest,
+)
 
 GOLDEN = Path(__file__).parent / "golden"
 NOW = "2026-11-25T12:02:00.000Z"
@@ -46,16 +54,6 @@ def pinned_clock(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CLAUDEMETER_NOW", NOW)
 
 
-def ingest(body: object) -> None:
-    subprocess.run(
-        ["claude-meter", "ingest", "-"],
-        input=json.dumps(body),
-        text=True,
-        check=True,
-        capture_output=True,
-    )
-
-
 def expire_login(home: Path) -> None:
     """Claude Code's login, expired: `refresh` books it as `login` without a request."""
     claude = home / ".claude"
@@ -64,7 +62,7 @@ def expire_login(home: Path) -> None:
     creds["claudeAiOauth"]["expiresAt"] = 1_700_000_000_000  # 2023-11-14
     (claude / ".credentials.json").write_text(json.dumps(creds))
     (home / ".claude.json").write_text(fixture_text("claude_json_oauth_account.json"))
-    subprocess.run(["claude-meter", "refresh"], capture_output=True, check=False)
+    cli("refresh")
 
 
 def fresh(home: Path, state: Path) -> None:

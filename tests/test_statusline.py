@@ -18,7 +18,16 @@ from libtmux.test.retry import retry_until
 from claudemeter import history
 from claudemeter.model import Snapshot
 from claudemeter.store import Store
-from tests.helpers import FIXTURES, LOGIN_ORG, alive, cli_rows, fixture_body, guard_check
+from tests.helpers import (
+    FIXTURES,
+    LOGIN_ORG,
+    alive,
+    cli,
+    cli_out,
+    cli_rows,
+    fixture_body,
+    guard_check,
+)
 
 FIXTURE_EMAIL = "ada@example.com"
 
@@ -348,9 +357,7 @@ def test_chain_back_to_ourselves_does_not_loop(claude_dir: Path) -> None:
 
 
 def test_help() -> None:
-    done = subprocess.run(
-        ["claude-meter", "statusline", "--help"], capture_output=True, text=True, check=False
-    )
+    done = cli("statusline", "--help")
     assert done.returncode == 0 and "--chain" in done.stdout
 
 
@@ -411,14 +418,7 @@ def test_carried_over_buckets_do_not_enter_the_history(claude_dir: Path) -> None
     body["rate_limits"]["seven_day"]["resets_at"] = int(time.time()) + 86400
     for later in (30, 60, 90):  # further apart than readings that merge into one point
         at = format_time(start + timedelta(seconds=later))
-        subprocess.run(
-            [sys.executable, "-m", "claudemeter", "statusline"],
-            input=json.dumps(body),
-            capture_output=True,
-            text=True,
-            check=True,
-            env={**os.environ, "CLAUDEMETER_NOW": at},
-        )
+        cli_out("statusline", stdin=json.dumps(body), env={"CLAUDEMETER_NOW": at})
     state = Store().read()
     row = next(r for r in state.rows if r.browser == "statusline")
     assert "seven_day_oauth_apps" not in (row.usage or {})  # the fold brings it, per bucket
@@ -468,9 +468,7 @@ def test_a_gateway_spend_limit_is_kept_and_shown_as_money(claude_dir: Path) -> N
     assert "$12.35 of $50.00 (month)" in done.stdout.decode()
     [row] = cli_rows("--json", "--cached")
     assert row["usage"]["spend_limit"] == {"used_usd": 12.345, "limit_usd": 50.0, "period": "month"}
-    summary = subprocess.run(
-        ["claude-meter", "--cached"], capture_output=True, text=True, check=True
-    ).stdout
+    summary = cli_out("--cached")
     assert "spend limit: $12.35 of $50.00 (month)" in summary
 
 

@@ -6,10 +6,8 @@ tests/tmuxlab.py kills every server and waits for its tmux-loop to exit.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import subprocess
 import sys
 from collections.abc import Callable
 from datetime import timedelta
@@ -20,7 +18,7 @@ import pytest
 from claudemeter.model import format_time, utcnow
 from claudemeter.options import DEFAULTS
 from claudemeter.placeholders import interpolate
-from tests.helpers import LOGIN_ORG, alive, fixture
+from tests.helpers import LOGIN_ORG, alive, cli, fixture, ingest
 from tests.tmuxlab import (
     PLACEHOLDERS,
     REPO,
@@ -37,16 +35,6 @@ __all__ = ["lab_fixture"]  # the `lab` fixture, imported so pytest finds it
 NOW = "2026-11-25T12:05:00.000Z"
 
 EXPECTED_RIGHT = interpolate(PLACEHOLDERS)
-
-
-def ingest(*snapshots: dict[str, object]) -> None:
-    subprocess.run(
-        ["claude-meter", "ingest", "-"],
-        input=json.dumps(list(snapshots)),
-        text=True,
-        check=True,
-        capture_output=True,
-    )
 
 
 def snapshot(fetched_at: str, five: float = 61.0, resets: str | None = None) -> dict[str, object]:
@@ -379,9 +367,7 @@ def test_the_key_gives_back_what_tmux_had_bound_there(lab: Lab, isolated: Path) 
 
 
 def test_tmux_loop_outside_tmux_says_what_it_needs() -> None:
-    done = subprocess.run(
-        ["claude-meter", "tmux-loop"], capture_output=True, text=True, check=False
-    )
+    done = cli("tmux-loop")
     assert done.returncode == 1
     assert "not inside tmux ($TMUX is unset)" in done.stderr
     assert "Traceback" not in done.stderr

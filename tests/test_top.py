@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ from typing import Any
 import pytest
 
 from claudemeter.model import format_time
-from tests.helpers import LOGIN_ORG, fixture_body
+from tests.helpers import LOGIN_ORG, cli, cli_out, cli_rows, fixture_body, ingest
 
 E = 1_796_040_000.0  # the pinned clock the agents start at
 FIVE_RESETS = E + 4 * 3600  # the 5-hour window began an hour before E
@@ -28,30 +27,13 @@ def at(epoch: float) -> str:
 
 
 def statusline(body: dict[str, Any], now: float, pane: str) -> str:
-    done = subprocess.run(
-        ["claude-meter", "statusline"],
-        input=json.dumps(body),
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-        env={**os.environ, "CLAUDEMETER_NOW": at(now), "TMUX_PANE": pane},
+    return cli_out(
+        "statusline", stdin=json.dumps(body), env={"CLAUDEMETER_NOW": at(now), "TMUX_PANE": pane}
     )
-    return done.stdout
 
 
 def top(now: float, *args: str) -> list[dict[str, Any]]:
-    done = subprocess.run(
-        ["claude-meter", "top", "--json", *args],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-        env={**os.environ, "CLAUDEMETER_NOW": at(now)},
-    )
-    rows = json.loads(done.stdout)
-    assert isinstance(rows, list)
-    return rows
+    return cli_rows("top", "--json", *args, env={"CLAUDEMETER_NOW": at(now)})
 
 
 def turn_input(
@@ -84,14 +66,7 @@ def ingest_poll(now: float, five: float, seven: float) -> None:
             "seven_day": {"utilization": seven, "resets_at": at(SEVEN_RESETS)},
         },
     }
-    subprocess.run(
-        ["claude-meter", "ingest", "-"],
-        input=json.dumps(body),
-        capture_output=True,
-        text=True,
-        check=True,
-        env={**os.environ, "CLAUDEMETER_NOW": at(now)},
-    )
+    ingest(body, env={"CLAUDEMETER_NOW": at(now)})
 
 
 def test_three_panes_rank_by_their_cost(claude_dir: Path) -> None:
@@ -128,30 +103,15 @@ def test_three_panes_rank_by_their_cost(claude_dir: Path) -> None:
         100.0 - rows[0]["unexplained_5h"], abs=0.2
     )
     # the human table says the same, largest first
-    done = subprocess.run(
-        ["claude-meter", "top"],
-        capture_output=True,
-        text=True,
-        check=True,
-        env={**os.environ, "CLAUDEMETER_NOW": at(now + 5)},
-    )
-    lines = done.stdout.splitlines()
+    lines = cli_out("top", env={"CLAUDEMETER_NOW": at(now + 5)}).splitlines()
     assert lines[0].startswith("ada@example.com · since ")
     assert [line.split()[0] for line in lines[2:5]] == ["%2", "%1", "%0"]
     # the popup's section, and the segment's {top} (derived when the history compacted)
-    later = {**os.environ, "CLAUDEMETER_NOW": at(now + 5)}
-    shown = subprocess.run(
-        ["claude-meter", "show"], capture_output=True, text=True, check=True, env=later
-    ).stdout.splitlines()
+    later = {"CLAUDEMETER_NOW": at(now + 5)}
+    shown = cli_out("show", env=later).splitlines()
     start = shown.index("  who is filling it (this 5-hour window; claude-meter top)")
     assert [line.split()[0] for line in shown[start + 2 : start + 5]] == ["%2", "%1", "%0"]
-    segment = subprocess.run(
-        ["claude-meter", "status", "--format", "{5h} {top}"],
-        capture_output=True,
-        text=True,
-        check=True,
-        env=later,
-    ).stdout.strip()
+    segment = cli_out("status", "--format", "{5h} {top}", env=later).strip()
     # worked out at the last compaction, a few turns before the end: the leader, near 50 %
     found = re.search(r"%2 app2 (\d+)%$", segment)
     assert found is not None, segment
@@ -216,8 +176,6 @@ def test_a_session_without_our_statusline_is_read_from_its_transcript(claude_dir
 
 
 def test_since_must_be_a_duration(claude_dir: Path) -> None:
-    done = subprocess.run(
-        ["claude-meter", "top", "--since", "yesterday"], capture_output=True, text=True
-    )
+    done = cli("top", "--since", "yesterday")
     assert done.returncode == 2
     assert "expected a duration like 30m, 1h or 2d" in done.stderr

@@ -6,15 +6,13 @@ what they spent, each share within 5 points of the 1 : 2 : 3 the tokens were set
 
 from __future__ import annotations
 
-import json
-import subprocess
 from functools import partial
 
 from claudemeter import history
 from claudemeter.store import Store
 from tests.claude_code import ORG, Agent, Agents, Login, meter_command
 from tests.fake_messages import FakeMessages
-from tests.helpers import wait_for
+from tests.helpers import cli_rows, wait_for
 
 #: input tokens per answer, by project: the sessions' costs stand 1 : 2 : 3
 TOKENS = {"alpha": 100_000, "beta": 200_000, "gamma": 300_000}
@@ -55,10 +53,7 @@ def test_top_ranks_three_panes_by_their_cost(
                 60,
                 agent.screen,
             )
-    done = subprocess.run(
-        ["claude-meter", "top", "--json"], capture_output=True, text=True, check=True, timeout=60
-    )
-    rows = json.loads(done.stdout)
+    rows = cli_rows("top", "--json")
     panes = {agent.pane: agent.name for agent in started}
     mine = [row for row in rows if row["pane"] in panes]
     assert [panes[row["pane"]] for row in mine] == ["gamma", "beta", "alpha"], rows
