@@ -59,6 +59,31 @@ def fixture_bodies(name: str) -> list[JSON]:
     return bodies
 
 
+def statusline_input(
+    five: object = 57.0,
+    seven: object = 33.0,
+    five_resets: object = None,
+    seven_resets: object = None,
+) -> JSON:
+    """Claude Code's statusLine input (the fixture) with ``rate_limits`` of ``five`` and
+    ``seven`` percent, resetting at ``five_resets``/``seven_resets`` (epoch seconds; by
+    default 2 hours and 3 days from now: the fixture's are long past). Any value goes,
+    for hostile inputs."""
+    body = fixture_body("claude_code_statusline_input.json")
+    now = int(time.time())
+    body["rate_limits"] = {
+        "five_hour": {
+            "used_percentage": five,
+            "resets_at": now + 7200 if five_resets is None else five_resets,
+        },
+        "seven_day": {
+            "used_percentage": seven,
+            "resets_at": now + 3 * 86400 if seven_resets is None else seven_resets,
+        },
+    }
+    return body
+
+
 def cli(
     *args: str,
     stdin: str | None = None,

@@ -16,7 +16,7 @@ import pytest
 from claudemeter.sources import claude_config, oauth
 from claudemeter.sources.claude_account import read_account
 from claudemeter.sources.claude_config import ClaudeConfig
-from tests.helpers import LOGIN_ORG, cli, fixture_body
+from tests.helpers import LOGIN_ORG, cli, cli_rows, fixture_body, statusline_input
 from tests.upstream import FakeUpstream
 
 HOME = Path("/Users/you")
@@ -235,13 +235,10 @@ def test_an_api_key_user_is_still_told_apart(claude_dir: Path) -> None:
 # --- the issue's input: a leftover ~/.claude/.claude.json of another account ----------
 
 
-def statusline_input(five: float, now: float) -> str:
-    body = fixture_body("claude_code_statusline_input.json")
-    body["rate_limits"] = {
-        "five_hour": {"used_percentage": five, "resets_at": int(now + 3600)},
-        "seven_day": {"used_percentage": 41.0, "resets_at": int(now + 4 * 86400)},
-    }
-    return json.dumps(body)
+def turn(five: float, now: float) -> str:
+    """A statusLine input at ``five`` % of the 5-hour bucket (resets in an hour) and 41 %
+    of the 7-day one (in four days)."""
+    return json.dumps(statusline_input(five, 41.0, int(now + 3600), int(now + 4 * 86400)))
 
 
 def test_a_leftover_claude_json_in_the_default_dir_captures_nothing(
@@ -253,10 +250,10 @@ def test_a_leftover_claude_json_in_the_default_dir_captures_nothing(
     )
     (claude_dir / ".claude.json").write_text(json.dumps(leftover))
     now = time.time()
-    assert "5h 57%" in cli("statusline", stdin=statusline_input(57.0, now)).stdout
-    assert "5h 61%" in cli("statusline", stdin=statusline_input(61.0, now)).stdout
+    assert "5h 57%" in cli("statusline", stdin=turn(57.0, now)).stdout
+    assert "5h 61%" in cli("statusline", stdin=turn(61.0, now)).stdout
     assert cli("refresh").returncode == 0  # the OAuth source agrees on the account
-    rows = json.loads(cli("--json", "--cached").stdout)
+    rows = cli_rows("--json", "--cached")
     assert [(r["org_uuid"], r["account_email"]) for r in rows] == [(LOGIN_ORG, "ada@example.com")]
     stored = json.loads((state_dir / "state.json").read_text())["rows"]
     assert {r["org_uuid"] for r in stored} == {LOGIN_ORG}
@@ -276,6 +273,6 @@ def test_the_leftover_file_is_what_claude_config_dir_set_to_the_default_reads(
     (claude_dir / ".claude.json").write_text(json.dumps(inside))
     monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(claude_dir))
     now = time.time()
-    assert cli("statusline", stdin=statusline_input(12.0, now)).returncode == 0
+    assert cli("statusline", stdin=turn(12.0, now)).returncode == 0
     rows = json.loads((state_dir / "state.json").read_text())["rows"]
     assert [r["org_uuid"] for r in rows] == ["org-inside"]

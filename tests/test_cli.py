@@ -20,7 +20,7 @@ from claudemeter.model import JSON, parse_many, utcnow
 from claudemeter.options import DEFAULTS, Settings
 from claudemeter.status import TOKEN_HELP, tokens
 from claudemeter.store import Store
-from tests.helpers import FIXTURES, cli, fixture, fixture_bodies, guard_check
+from tests.helpers import FIXTURES, cli, cli_rows, fixture, fixture_bodies, guard_check
 from tests.upstream import FakeUpstream
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -164,7 +164,7 @@ def test_corrupt_state_is_a_warning_not_a_crash(state_dir: Path) -> None:
     assert "moved it aside" in done.stderr  # at once, not at some later write
     assert len(list(state_dir.glob("state.json.corrupt-*"))) == 1
     assert cli("ingest", str(BRIDGE_FIXTURE)).returncode == 0
-    assert len(json.loads(cli("--json", "--cached").stdout)) == 2
+    assert len(cli_rows("--json", "--cached")) == 2
 
 
 @pytest.mark.parametrize("command", ["", *COMMANDS])
@@ -307,7 +307,7 @@ def test_arc_null_seven_day_keeps_chromes_93_with_provenance_in_json_and_popup(
         "usage": {"five_hour": {**five, "utilization": 41.0}, "seven_day": None},
     }
     assert cli("ingest", "-", stdin=json.dumps([chrome, arc])).returncode == 0
-    [row] = json.loads(cli("--json", "--cached").stdout)
+    [row] = cli_rows("--json", "--cached")
     assert row["usage"]["seven_day"]["utilization"] == 93.0
     assert row["usage"]["five_hour"]["utilization"] == 41.0
     assert row["provenance"]["seven_day"] == {
@@ -357,5 +357,5 @@ def test_a_strict_claudemeter_script_runs_on_every_row(monkeypatch: pytest.Monke
     assert "limits seven_day_opus 71.0" in lines and "limits five_hour 15.0" in lines
     assert "idle seven_day_cowork -" in lines and "idle extra True" in lines
     assert "failed five_hour -" in lines and "failed extra False" in lines
-    [row] = [r for r in json.loads(cli("--json", "--cached").stdout) if r["org_uuid"] == "limits"]
+    [row] = [r for r in cli_rows("--json", "--cached") if r["org_uuid"] == "limits"]
     assert row["usage"]["limits"][0]["kind"] == "session"  # what was received stays too

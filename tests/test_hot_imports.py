@@ -15,12 +15,11 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import FIXTURES, fixture_body
+from tests.helpers import FIXTURES, statusline_input
 
 # Runs the console script's entry point as `claude-meter ARGS...` and writes the names
 # of every module loaded by the end to the file named last.
@@ -153,21 +152,13 @@ def loaded(args: list[str], tmp_path: Path, stdin: bytes = b"") -> set[str]:
     return set(json.loads(out.read_text()))
 
 
-def statusline_input() -> bytes:
-    body = fixture_body("claude_code_statusline_input.json")
-    now = int(time.time())
-    body["rate_limits"]["five_hour"]["resets_at"] = now + 7200
-    body["rate_limits"]["seven_day"]["resets_at"] = now + 3 * 86400
-    return json.dumps(body).encode()
-
-
 def ours(modules: set[str]) -> set[str]:
     return {name for name in modules if name.split(".")[0] == "claudemeter"}
 
 
 def test_status_loads_only_its_modules(tmp_path: Path, isolated: Path, claude_dir: Path) -> None:
     # a reading stored first (through the statusline), so status renders a real segment
-    loaded(["statusline"], tmp_path, statusline_input())
+    loaded(["statusline"], tmp_path, json.dumps(statusline_input()).encode())
     assert (isolated / ".local/state/claudemeter").is_dir()
     modules = loaded(["status"], tmp_path)
     assert not modules & NEVER_ON_STATUS, sorted(modules & NEVER_ON_STATUS)
@@ -181,7 +172,7 @@ def test_status_loads_only_its_modules(tmp_path: Path, isolated: Path, claude_di
 @pytest.mark.parametrize("reading", [True, False], ids=["reading", "no-readings"])
 def test_statusline_loads_only_its_modules(tmp_path: Path, claude_dir: Path, reading: bool) -> None:
     stdin = (
-        statusline_input()
+        json.dumps(statusline_input()).encode()
         if reading
         else (FIXTURES / "claude_code_statusline_input_api_key_user.json").read_bytes()
     )
@@ -193,7 +184,9 @@ def test_statusline_loads_only_its_modules(tmp_path: Path, claude_dir: Path, rea
 def test_the_probe_sees_what_a_command_imports(tmp_path: Path) -> None:
     """The check can fail: ``--chain`` loads ``subprocess``, which the plain calls must not."""
     assert "platformdirs" not in loaded(["--version"], tmp_path)
-    assert loaded(["statusline", "--chain", "true"], tmp_path, statusline_input()) >= {"subprocess"}
+    assert loaded(
+        ["statusline", "--chain", "true"], tmp_path, json.dumps(statusline_input()).encode()
+    ) >= {"subprocess"}
 
 
 @pytest.mark.parametrize("xdg", ["set", "unset", "blank"])

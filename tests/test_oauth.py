@@ -14,7 +14,7 @@ import pytest
 from claudemeter.refresh import MIN_SPACING, refresh
 from claudemeter.sources import oauth
 from claudemeter.store import Store
-from tests.helpers import LOGIN_ORG, cli, fixture, fixture_body, utilization
+from tests.helpers import LOGIN_ORG, cli, cli_rows, fixture, fixture_body, utilization
 from tests.upstream import FakeUpstream, Reply
 
 TOKEN = "sk-ant-oat01-FAKE-TOKEN-FOR-TESTS-ONLY"
@@ -456,7 +456,7 @@ def test_an_in_band_error_after_a_good_reading_keeps_it(
     row = Store().accounts()[0]
     assert row.usage == good and utilization(row, "five_hour") == 95.0
     assert any("rate_limit_error" in e for e in row.errors)
-    printed = json.loads(cli("--json").stdout)
+    printed = cli_rows("--json")
     assert printed[0]["usage"]["five_hour"]["utilization"] == 95.0
     check = subprocess.run(
         ["cm-guard", "--check"], capture_output=True, text=True, timeout=60, check=False

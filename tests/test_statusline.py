@@ -27,6 +27,7 @@ from tests.helpers import (
     cli_rows,
     fixture_body,
     guard_check,
+    statusline_input,
 )
 
 FIXTURE_EMAIL = "ada@example.com"
@@ -44,25 +45,6 @@ def run(data: bytes, *args: str, timeout: float = 30) -> subprocess.CompletedPro
 
 def rfc3339(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
-
-
-def statusline_input(
-    five: Any = 57.0, seven: Any = 33.0, five_resets: Any = None, seven_resets: Any = None
-) -> dict[str, Any]:
-    """The fixture, with reset times in the future (the fixture's are long past)."""
-    body = fixture_body("claude_code_statusline_input.json")
-    now = int(time.time())
-    body["rate_limits"] = {
-        "five_hour": {
-            "used_percentage": five,
-            "resets_at": now + 7200 if five_resets is None else five_resets,
-        },
-        "seven_day": {
-            "used_percentage": seven,
-            "resets_at": now + 3 * 86400 if seven_resets is None else seven_resets,
-        },
-    }
-    return body
 
 
 def encode(body: object) -> bytes:
