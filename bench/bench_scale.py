@@ -8,7 +8,9 @@ clock). Then, on a clock pinned at the end of those hours, every figure at 10 an
 accounts stands beside the same figure at one account, measured in the same run (goal:
 within 1.2x):
 
-- ``claude-meter status`` and ``claude-meter statusline`` (a 2.1.332 input), timed calls
+- ``claude-meter status`` and ``claude-meter statusline`` (on the real clock, the stores
+  ending when the run began, so the status line's segment cache serves as it does for
+  users) (a 2.1.332 input), timed calls
   taking turns across the sizes;
 - the bridge's valid ``POST /snapshots`` rate, one client, into each store;
 - ``tmux-loop``'s CPU while idle (% of a core over ``--seconds``, from the kernel's
@@ -38,15 +40,15 @@ import bench_guard
 import common
 import scale_store
 from common import Command, Figure
-from scale_store import END, at
+from scale_store import at
 
 GOAL = "<= 1.2x"
 
 
 def statusline_input() -> bytes:
     body = json.loads((common.FIXTURES / "claude_code_2_1_332_statusline_input.json").read_text())
-    body["rate_limits"]["five_hour"]["resets_at"] = int(END + 2 * 3600)
-    body["rate_limits"]["seven_day"]["resets_at"] = int(END + 3 * 86400)
+    body["rate_limits"]["five_hour"]["resets_at"] = int(time.time() + 2 * 3600)
+    body["rate_limits"]["seven_day"]["resets_at"] = int(time.time() + 3 * 86400)
     return json.dumps(body).encode()
 
 
@@ -65,12 +67,11 @@ def once(command: Command, env: dict[str, str]) -> float:
 
 def size_env(tmp: Path, accounts: int) -> dict[str, str]:
     """The environment of one size's store: claudemeter's default dirs (as users have
-    them) under ``tmp/<n>``, Claude Code's login naming account 0, the clock pinned."""
+    them) under ``tmp/<n>``, Claude Code's login naming account 0, the real clock."""
     return common.default_dirs_env(
         tmp,
         XDG_STATE_HOME=str(tmp / f"{accounts}" / "state"),
         XDG_CONFIG_HOME=str(tmp / f"{accounts}" / "config"),
-        CLAUDEMETER_NOW=at(END),
     )
 
 
@@ -98,14 +99,14 @@ def post_rate(env: dict[str, str], root: Path, posts: int) -> float:
         headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
 
         def post(i: int) -> int:
-            when = END - 10.0 + i * 0.001  # newer than any stored browser reading
+            when = time.time()  # newer than any stored browser reading
             body = {
                 "org_uuid": scale_store.FIRST_ORG,
                 "browser": "Chrome",
                 "account_email": "ada@example.com",
                 "fetched_at": at(when),
                 "usage": {
-                    "five_hour": {"utilization": float(i % 100), "resets_at": at(END + 3600)}
+                    "five_hour": {"utilization": float(i % 100), "resets_at": at(when + 3600)}
                 },
                 "errors": [],
             }
@@ -299,9 +300,10 @@ def measure(
             common.FIXTURES / "claude_json_oauth_account.json", tmp / "home" / ".claude.json"
         )
         filled: dict[int, float] = {}
+        end = time.time() // 60 * 60  # readers run on the real clock: the users' path
         for n, env in envs.items():
             t0 = time.monotonic()
-            scale_store.fill(env, n, hours, batch)
+            scale_store.fill(env, n, hours, end, batch)
             filled[n] = time.monotonic() - t0
         directories = {n: Path(env["XDG_STATE_HOME"]) / "claudemeter" for n, env in envs.items()}
         state_bytes = {n: (d / "state.json").stat().st_size for n, d in directories.items()}

@@ -8,6 +8,9 @@ hours), a browser posting through the bridge (``Chrome``) every two minutes, and
 OAuth poller (``Claude Code``) every five. The five-hour bucket climbs and resets every
 five hours (one window in three hits 100 %), the weekly one climbs slowly.
 
+Readers then run on the real clock when ``end`` is now (the status line's segment cache
+is only used then), or on ``CLAUDEMETER_NOW`` pinned at ``end``.
+
 Writes are batched: one ``Store.update`` per ``batch`` simulated minutes holds every
 reading of those minutes (each with its own ``fetched_at``), with the clock pinned at
 the batch's end, so a day at fifty accounts fills in about a minute; the history files
@@ -25,8 +28,6 @@ from pathlib import Path
 
 import common
 
-#: The pinned clock's end: any date works, the data is generated for it.
-END = 1_796_040_000.0
 MINUTE = 60.0
 HOUR = 3600.0
 FIVE = 5 * HOUR
@@ -80,7 +81,7 @@ def readings(accounts: int, start: float, end: float) -> Iterator[Reading]:
         minute += 1
 
 
-def usage(index: int, t: float, start: float) -> dict[str, object]:
+def usage(index: int, t: float, start: float, end: float) -> dict[str, object]:
     """The buckets as the server would report them at ``t`` (each account its own
     phase, so the windows do not all reset together)."""
     shifted = t - start + index * 1234.0
@@ -94,32 +95,35 @@ def usage(index: int, t: float, start: float) -> dict[str, object]:
         },
         "seven_day": {
             "utilization": round(min(100.0, 10.0 + 3.0 * (t - start) / 86400.0), 1),
-            "resets_at": at(END + 3 * 86400.0 + index * 60.0),
+            "resets_at": at(end + 3 * 86400.0 + index * 60.0),
         },
     }
 
 
-def fill(env: dict[str, str], accounts: int, hours: float, batch: int = 5) -> Path:
-    """Fill the store ``env`` names; returns its directory."""
+def fill(env: dict[str, str], accounts: int, hours: float, end: float, batch: int = 5) -> Path:
+    """Fill the store ``env`` names with the ``hours`` before ``end`` (epoch seconds: any
+    time works, the data is generated for it); returns its directory."""
     from claudemeter import history
     from claudemeter.model import Snapshot
     from claudemeter.store import Store
 
-    start = END - hours * HOUR
+    start = end - hours * HOUR
     spent: dict[tuple[int, int], float] = {}
     with common.environ(env):
         store = Store()
         directory: Path = store.directory
         t = start
-        while t < END:
-            until = min(t + batch * MINUTE, END)
+        while t < end:
+            until = min(t + batch * MINUTE, end)
             os.environ["CLAUDEMETER_NOW"] = at(until)
             with store.update() as state:
                 for reading in readings(accounts, t, until):
                     i = reading.account
                     when = datetime.fromtimestamp(reading.t, timezone.utc)
                     state.put(
-                        Snapshot(org(i), reading.source, email(i), when, usage(i, reading.t, start))
+                        Snapshot(
+                            org(i), reading.source, email(i), when, usage(i, reading.t, start, end)
+                        )
                     )
                     if reading.source != "statusline":
                         continue

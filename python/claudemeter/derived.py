@@ -122,6 +122,7 @@ def file_history(directory: Path, state: State, now: datetime) -> None:
     derived facts (``derived.json``, and ``state.derived``) of the accounts it touched.
     Called by ``Store.update`` with the history's lock held, after the state is written;
     raises OSError when a file cannot be written."""
+    from .dedupe import dedupe_by_account
     from .store import DERIVED_FILE, Store, write_private
 
     pending = state.pending
@@ -131,7 +132,7 @@ def file_history(directory: Path, state: State, now: datetime) -> None:
     state.pending = history.Pending()
     whole = history.read(directory) if recorded.compacted else None
     derived = Store(directory).read_derived()  # as the last writer left it
-    rows = state.accounts(now)
+    rows = dedupe_by_account(state.rows if whole else _rows_of(state.rows, touched), now)
     for row in rows:
         keys = {row.account_key, f"email:{(row.account_email or '').lower()}"}
         if not keys & touched and whole is None:
@@ -143,11 +144,25 @@ def file_history(directory: Path, state: State, now: datetime) -> None:
             top = _top(history.of_account(whole, row.org_uuid, row.account_email), now)
         summary = Summary(now.timestamp(), pace.paces(recent.points, now), top)
         derived[row.account_key] = summary.to_json()
-    known = {row.account_key for row in rows}
+    known = {row.account_key for row in state.rows}  # each folded row's key among them
     state.derived = {k: v for k, v in derived.items() if k in known}
     data = json.dumps(state.derived, separators=(",", ":")).encode()
     # Not fsynced: rewritten by every write; lost, it is derived again by the next one.
     write_private(directory / DERIVED_FILE, data, durable=False)
+
+
+def _rows_of(rows: list[Snapshot], touched: set[str]) -> list[Snapshot]:
+    """The rows of the accounts ``touched`` names (by account key, or ``email:``), and
+    any row sharing an org or an email with them: every row their fold needs, so one
+    reading does not fold every account in the store."""
+
+    def email(row: Snapshot) -> str:
+        return (row.account_email or "").lower()
+
+    mine = [r for r in rows if r.account_key in touched or f"email:{email(r)}" in touched]
+    orgs = {r.org_uuid for r in mine if r.org_uuid}
+    emails = {email(r) for r in mine if r.account_email}
+    return [r for r in rows if r.org_uuid in orgs or email(r) in emails]
 
 
 def _top(account: history.AccountHistory, now: datetime) -> TopSession | None:

@@ -34,7 +34,7 @@ import errno
 import json
 import math
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -317,27 +317,67 @@ class AccountHistory:
 
 @dataclass
 class Files:
-    """One history file: its accounts and when the recent one was last compacted."""
+    """One history file: its accounts and when the recent one was last compacted.
+
+    A writer adding one account's reading parses only that account: the others stay
+    in ``unread`` (their JSON as the file holds it) and are written back as they were,
+    so a write costs the same at fifty accounts as at one, bar the bytes."""
 
     accounts: dict[str, AccountHistory] = field(default_factory=dict)
     compacted_at: float = 0.0
+    unread: dict[str, Any] = field(default_factory=dict)
+
+    def account(self, key: str) -> AccountHistory:
+        """One account's history, parsed now if it was not yet; a new one if none."""
+        if key not in self.accounts:
+            raw = self.unread.pop(key, None)
+            self.accounts[key] = AccountHistory() if raw is None else AccountHistory.from_json(raw)
+        return self.accounts[key]
+
+    def read_all(self) -> dict[str, AccountHistory]:
+        """Every account, parsed."""
+        for key in list(self.unread):
+            self.account(key)
+        return self.accounts
 
     def to_bytes(self) -> bytes:
         body = {
             "version": FORMAT_VERSION,
             "compacted_at": self.compacted_at,
-            "accounts": {k: a.to_json() for k, a in self.accounts.items()},
+            "accounts": {**self.unread, **{k: a.to_json() for k, a in self.accounts.items()}},
         }
         return json.dumps(body, separators=(",", ":")).encode()
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> Files:
-        """Raises ValueError for anything that is not a history file."""
+    def from_bytes(cls, data: bytes, lazy: bool = False) -> Files:
+        """Raises ValueError for anything that is not a history file. ``lazy``: each
+        account is parsed when :meth:`account` first asks for it."""
         body = json.loads(data)
         if not isinstance(body, dict) or not isinstance(body.get("accounts", {}), dict):
             raise ValueError("not a claudemeter history file")
-        accounts = {str(k): AccountHistory.from_json(v) for k, v in body["accounts"].items()}
-        return cls(accounts, json_number(body.get("compacted_at")) or 0.0)
+        raw = {str(k): v for k, v in body.get("accounts", {}).items()}
+        files = cls(compacted_at=json_number(body.get("compacted_at")) or 0.0, unread=raw)
+        if not lazy:
+            files.read_all()
+        return files
+
+
+class Parsing(Mapping[str, AccountHistory]):
+    """A file's accounts as a mapping, each parsed when first looked up."""
+
+    def __init__(self, files: Files) -> None:
+        self.files = files
+
+    def __getitem__(self, key: str) -> AccountHistory:
+        if key not in self.files.accounts and key not in self.files.unread:
+            raise KeyError(key)
+        return self.files.account(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([*self.files.accounts, *self.files.unread])
+
+    def __len__(self) -> int:
+        return len(self.files.accounts) + len(self.files.unread)
 
 
 @dataclass
@@ -356,9 +396,10 @@ class Pending:
 # --- reading ---------------------------------------------------------------------------
 
 
-def _load(path: Path) -> Files:
+def _load(path: Path, lazy: bool = False) -> Files:
     """A history file; missing is empty. Raises ValueError (corrupt) or OSError
-    (a symlink planted in its place is not followed)."""
+    (a symlink planted in its place is not followed). ``lazy``: see
+    :meth:`Files.from_bytes`."""
     from .store import read_private  # the store imports this module
 
     try:
@@ -370,7 +411,7 @@ def _load(path: Path) -> Files:
             raise ValueError(f"history file {path} is not a regular file") from None
         raise
     try:
-        return Files.from_bytes(data)
+        return Files.from_bytes(data, lazy)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise ValueError(f"history file {path} is corrupt ({str(exc)[:80]})") from None
 
@@ -423,9 +464,10 @@ def of_account(
 @dataclass(frozen=True)
 class Recorded:
     """What :func:`record` left: the recent file's accounts (what pace is derived
-    from), and whether it compacted into the archive this time."""
+    from; each parsed when first looked up), and whether it compacted into the archive
+    this time."""
 
-    recent: dict[str, AccountHistory]
+    recent: Mapping[str, AccountHistory]
     compacted: bool
 
 
@@ -435,25 +477,25 @@ def record(directory: Path, pending: Pending, now: float) -> Recorded:
     file cannot be written; a corrupt file is moved aside with one line on stderr and
     history starts clean."""
     recent_path = directory / RECENT_FILE
-    files = _load_or_move_aside(recent_path)
+    files = _load_or_move_aside(recent_path, lazy=True)
     if not files.compacted_at:
         files.compacted_at = now  # a fresh file: the first compaction is one interval away
     for key, points in pending.legacy.items():
-        account = files.accounts.setdefault(key, AccountHistory())
+        account = files.account(key)
         for point in points:
             _add_reading(account, point, now)
     for key, point in pending.readings:
-        _add_reading(files.accounts.setdefault(key, AccountHistory()), point, now)
+        _add_reading(files.account(key), point, now)
     for key, hit in pending.hits:
-        files.accounts.setdefault(key, AccountHistory()).hits.append(hit)
+        files.account(key).hits.append(hit)
     for sample in pending.sessions:
-        _add_session(files.accounts.setdefault(sample.account, AccountHistory()), sample)
+        _add_session(files.account(sample.account), sample)
     due = now - files.compacted_at >= COMPACT_EVERY or now < files.compacted_at - CLOCK_SKEW
     if due or pending.legacy:
         _compact(directory, files, now)
     # Not fsynced: rewritten on every write, a power cut loses at most its last hour.
     _write(recent_path, _bounded(files, MAX_RECENT_BYTES, now, KEEP_SECONDS), durable=False)
-    return Recorded(files.accounts, compacted=due or bool(pending.legacy))
+    return Recorded(Parsing(files), compacted=due or bool(pending.legacy))
 
 
 def record_limit_hit(org_uuid: str, bucket: str | None, source: str, at: float) -> None:
@@ -468,9 +510,9 @@ def record_limit_hit(org_uuid: str, bucket: str | None, source: str, at: float) 
         state.record_limit_hit(org_uuid, LimitHit(at, bucket, source))
 
 
-def _load_or_move_aside(path: Path) -> Files:
+def _load_or_move_aside(path: Path, lazy: bool = False) -> Files:
     try:
-        return _load(path)
+        return _load(path, lazy)
     except ValueError as exc:
         aside = path.with_name(f"{path.name}.corrupt-{int(time.time())}")
         with contextlib.suppress(OSError):
@@ -562,7 +604,7 @@ def _compact(directory: Path, files: Files, now: float) -> None:
     archive_path = directory / ARCHIVE_FILE
     archive = _load_or_move_aside(archive_path)
     cut = now - RECENT_SECONDS
-    for key, account in files.accounts.items():
+    for key, account in files.read_all().items():
         old = AccountHistory(
             points=[p for p in account.points if p.t < cut],
             hits=list(account.hits),
@@ -661,6 +703,8 @@ def _bounded(files: Files, limit: int, now: float, keep: float) -> bytes:
        accounts: what is left fits)."""
     data = files.to_bytes()
     slot = MIN_SPACING
+    if len(data) > limit:
+        files.read_all()
     while len(data) > limit:
         over = len(data) / limit
         accounts = files.accounts.values()

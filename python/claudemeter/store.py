@@ -53,6 +53,20 @@ MAX_ROWS_PER_ACCOUNT = 12
 WRITE_LOCK_TIMEOUT = 10.0
 
 
+#: Rows as parsed, by (org, source), with the JSON each was parsed from.
+ParsedRows = dict[tuple[str, str], tuple[object, Snapshot]]
+
+
+def _row_key(item: Any) -> tuple[str, str] | None:
+    if not isinstance(item, dict):
+        return None
+    org, browser = item.get("org_uuid"), item.get("browser")
+    email = item.get("account_email")
+    if not isinstance(org, str) or not isinstance(browser, str):
+        return None
+    return (org or f"email:{email}", browser)
+
+
 class StoreError(RuntimeError):
     """A state file we cannot write: the message is one line a user can act on."""
 
@@ -76,6 +90,10 @@ class State:
     #: them), and why the first one did not.
     skipped: int = 0
     skipped_why: str = ""
+    #: The rows as :meth:`from_json` made them, with the JSON each came from: each of
+    #: those reads back (the writer re-checks only the others), and a long-lived
+    #: reader's next read parses only the rows that changed (:class:`Store`).
+    parsed: ParsedRows = field(default_factory=dict, repr=False)
 
     def book(self, key: str) -> SourceBook:
         """The book of the source ``key`` (empty when it has booked nothing)."""
@@ -199,23 +217,37 @@ class State:
         }
 
     @classmethod
-    def from_json(cls, body: Any) -> State:
+    def from_json(cls, body: Any, known: ParsedRows | None = None) -> State:
+        """The state in a parsed file. ``known``: rows an earlier read parsed, with
+        their JSON; a row whose JSON equals the one it was parsed from is copied, not
+        parsed again (the same JSON makes the same row)."""
         if not isinstance(body, dict) or not isinstance(body.get("rows", []), list):
             raise ValueError("not a claudemeter state file")
         rows = []
+        parsed: ParsedRows = {}
         skipped, why = 0, ""
         for item in body.get("rows", []):
-            try:
-                rows.append(Snapshot.from_json(item))
-            except Exception as exc:  # any bad row is skipped, never fatal
-                skipped, why = skipped + 1, why or _short(exc)
+            key = _row_key(item)
+            seen = known.get(key) if known is not None and key is not None else None
+            if seen is not None and seen[0] == item:
+                row = Snapshot(**seen[1].__dict__)
+            else:
+                try:
+                    row, seen = Snapshot.from_json(item), None
+                except Exception as exc:  # any bad row is skipped, never fatal
+                    skipped, why = skipped + 1, why or _short(exc)
+                    continue
+            rows.append(row)
+            if key is not None:
+                # the caller's row may be changed in place: the memo keeps its own copy
+                parsed[key] = seen or (item, Snapshot(**row.__dict__))
         sources = body.get("sources")
         books = {}
         for key, raw in sources.items() if isinstance(sources, dict) else ():
             book = book_from_json(raw)
             if book is not None:
                 books[key] = book
-        state = cls(rows, books, skipped=skipped, skipped_why=why)
+        state = cls(rows, books, skipped=skipped, skipped_why=why, parsed=parsed)
         # A state file from before the history had its own file: the next writer moves
         # its readings there (readers never look at them).
         legacy = body.get("history")
@@ -364,6 +396,9 @@ class Store:
     def __init__(self, directory: Path | None = None) -> None:
         self.directory = directory or env.state_dir()
         self.path = self.directory / STATE_FILE
+        #: The rows the last read parsed, with their JSON: the bridge and the tmux loop
+        #: read the file again and again, and parse only the rows that changed.
+        self._parsed: ParsedRows = {}
 
     def read(self) -> State:
         """Lock-free read. A missing file is an empty state; a bad one says why in
@@ -379,9 +414,10 @@ class Store:
         except OSError as exc:
             return State(problem=f"cannot read {self.path}: {exc.strerror or exc}")
         try:
-            state = State.from_json(json.loads(raw))
+            state = State.from_json(json.loads(raw), self._parsed)
         except Exception as exc:  # any parse failure (RecursionError, MemoryError...): aside
             return State(problem=f"state file {self.path} is corrupt ({_short(exc)})")
+        self._parsed = state.parsed
         if state.skipped:
             warn(
                 f"skipped {state.skipped} unreadable row{'s' if state.skipped > 1 else ''}"
@@ -504,11 +540,13 @@ class Store:
 
 def _encode(state: State) -> bytes:
     """The file's bytes, checked by reading them back as every reader will: a state
-    that would not read back whole is never written (the old file stays)."""
+    that would not read back whole is never written (the old file stays). Rows this
+    update left as they were read are the text they were parsed from: only the others
+    are parsed again (fifty accounts' rows are not all re-checked for one reading)."""
     try:
         # Compact: indenting forces json's pure-Python encoder, 3x slower.
         data = json.dumps(state.to_json(), separators=(",", ":"), allow_nan=False).encode()
-        again = State.from_json(json.loads(data))
+        again = State.from_json(json.loads(data), state.parsed)
     except (ValueError, RecursionError, OverflowError) as exc:
         raise StoreError(
             f"refusing to write a state that would not read back ({_short(exc)})"
