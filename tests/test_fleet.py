@@ -10,6 +10,7 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -246,3 +247,31 @@ def test_two_fleets_on_one_redis_are_apart_by_the_database_in_the_url(
     keys = fleet_redis.client().keys("*")  # str: the client decodes replies
     assert keys and all(isinstance(key, str) and key.startswith("claudemeter:v1:") for key in keys)
     listener.close()
+
+
+def test_without_the_redis_client_every_host_goes_on_alone_and_says_so(
+    tmp_path: Path, fleet_redis: RedisServer
+) -> None:
+    """The variable set, the extra not installed: refresh, the status segment and
+    doctor say so in one line, and the host reads and polls on its own."""
+    env = host_env(tmp_path, "box", fleet_redis.url)
+    over_the_threshold(Store(Path(env["CLAUDEMETER_STATE_DIR"])))
+    without = "import sys\nsys.modules['redis'] = None  # as if never installed\n"
+
+    def run(code: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-c", without + code],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    refreshed = run("from claudemeter.refresh import refresh\nprint(refresh())")
+    assert refreshed.returncode == 0, refreshed.stderr
+    assert "the redis client is missing: pip install 'claudemeter[redis]'" in refreshed.stdout
+    assert "shared?" in meter(env, "status").stdout
+    doctor = run("from claudemeter.cli import main\nsys.argv = ['claude-meter', 'doctor']\nmain()")
+    line = next(line for line in doctor.stdout.splitlines() if " shared " in line)
+    assert line.startswith("FAIL") and "pip install" in line, doctor.stdout

@@ -218,12 +218,10 @@ def check_shared() -> list[Check]:
         return []
     try:
         fleet.ping()
+    except shared.ClientMissing as exc:
+        return [Check(FAIL, "shared", str(exc))]
     except shared.SharedUnavailable as exc:
         return [Check(WARN, "shared", f"{exc}; this host reads and polls on its own meanwhile")]
-    except ImportError:
-        return [
-            Check(FAIL, "shared", "the redis client is missing: pip install 'claudemeter[redis]'")
-        ]
     from . import registry
 
     now = time.time()

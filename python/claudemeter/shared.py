@@ -153,6 +153,11 @@ class SharedUnavailable(Exception):
     """Redis did not answer or refused; the message names the server, never the password."""
 
 
+class ClientMissing(SharedUnavailable):
+    """``CLAUDEMETER_REDIS_URL`` is set but the ``redis`` package is not installed: the
+    host goes on alone, as with a Redis that does not answer."""
+
+
 def where(url: str) -> str:
     """``redis://:pw@host:6379/0`` → ``host:6379``: what messages may show."""
     try:
@@ -170,8 +175,13 @@ class Shared:
     _client: Any = field(default=None, repr=False)
 
     def _call(self, what: str, work: Any) -> Any:
-        import redis  # the optional extra; only hosts that name a Redis load it
-
+        try:
+            import redis  # the optional extra; only hosts that name a Redis load it
+        except ImportError:
+            raise ClientMissing(
+                f"shared store {where(self.url)}: the redis client is missing:"
+                " pip install 'claudemeter[redis]'"
+            ) from None
         try:
             if self._client is None:
                 self._client = redis.Redis.from_url(
