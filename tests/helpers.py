@@ -119,6 +119,27 @@ def cli_rows(*args: str, env: Mapping[str, str] | None = None) -> list[JSON]:
     return rows
 
 
+def store_usage(
+    usage: JSON,
+    *,
+    org: str = LOGIN_ORG,
+    browser: str = "Chrome",
+    email: str = "ada@example.com",
+    fetched_at: datetime | None = None,
+) -> None:
+    """Store one reading of ``usage`` (a usage body: bucket name to utilization and
+    resets_at) in this test's state dir, as a source writes it, fetched now or at
+    ``fetched_at``."""
+    reading = Snapshot(
+        org_uuid=org,
+        browser=browser,
+        account_email=email,
+        fetched_at=fetched_at or utcnow(),
+        usage=usage,
+    )
+    Store().put([reading])
+
+
 def ingest(body: object, env: Mapping[str, str] | None = None) -> None:
     """``claude-meter ingest -`` of ``body`` (one reading or a list of them, the bridge's
     JSON, SPEC 2), as the extension's bridge stores it; fails the test on a refusal."""
@@ -316,17 +337,7 @@ def put(
     now = utcnow()
     resets = now + timedelta(seconds=resets_in) if resets_in is not None else None
     body = {"utilization": util, "resets_at": format_time(resets) if resets else None}
-    Store().put(
-        [
-            Snapshot(
-                org_uuid=org,
-                browser="Chrome",
-                account_email=email,
-                fetched_at=fetched_at or now,
-                usage={bucket: body},
-            )
-        ]
-    )
+    store_usage({bucket: body}, org=org, email=email, fetched_at=fetched_at or now)
     # format_time keeps milliseconds: the guard sees the stored value, so must we.
     return parse_time(format_time(resets)) if resets else None
 

@@ -16,9 +16,8 @@ from typing import Any
 import pytest
 
 from claudemeter import history, registry, stopped
-from claudemeter.model import Snapshot, format_time, utcnow
-from claudemeter.store import Store
-from tests.helpers import FIXTURES, LOGIN_ORG, cli
+from claudemeter.model import format_time, parse_time, utcnow
+from tests.helpers import FIXTURES, LOGIN_ORG, cli, store_usage
 
 PROMPT = (FIXTURES / "claude_code_hook_user_prompt_submit.json").read_bytes()
 WALL = (FIXTURES / "claude_code_hook_stop_failure.json").read_bytes()
@@ -42,19 +41,9 @@ def put(util: float, resets_in: float, bucket: str = "five_hour") -> float:
     """The login's account at ``util`` percent; returns resets_at (epoch seconds, as stored)."""
     now = utcnow()
     resets = format_time(now + timedelta(seconds=resets_in))
-    Store().put(
-        [
-            Snapshot(
-                org_uuid=LOGIN_ORG,
-                browser="statusline",
-                account_email="ada@example.com",
-                fetched_at=now,
-                usage={bucket: {"utilization": util, "resets_at": resets}},
-            )
-        ]
+    store_usage(
+        {bucket: {"utilization": util, "resets_at": resets}}, browser="statusline", fetched_at=now
     )
-    from claudemeter.model import parse_time
-
     return parse_time(resets).timestamp()
 
 

@@ -14,7 +14,7 @@ from claudemeter.history import AccountHistory, HistoryPoint
 from claudemeter.model import Snapshot, format_time
 from claudemeter.store import Store
 from claudemeter.times import local_time
-from tests.helpers import LOGIN_ORG, cli_rows
+from tests.helpers import LOGIN_ORG, cli_rows, store_usage
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
 T = NOW.timestamp()
@@ -235,16 +235,8 @@ def test_json_rows_carry_pace(claude_dir: Path, state_dir: Path) -> None:
 
 
 def test_json_rows_without_history_have_no_pace(claude_dir: Path, state_dir: Path) -> None:
-    Store().put(
-        [
-            Snapshot(
-                org_uuid="o",
-                browser="Chrome",
-                account_email="a@example.com",
-                fetched_at=datetime.now(timezone.utc),
-                usage={"five_hour": {"utilization": 5.0, "resets_at": None}},
-            )
-        ]
+    store_usage(
+        {"five_hour": {"utilization": 5.0, "resets_at": None}}, org="o", email="a@example.com"
     )
     assert "pace" not in cli_rows("--json", "--cached")[0]
 

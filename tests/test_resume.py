@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from claudemeter import stopped
-from claudemeter.model import Snapshot, format_time, utcnow
+from claudemeter.model import format_time, utcnow
 from claudemeter.resume import ResumeOptions, pane_problem, plan, waiting_lines
 from claudemeter.store import Store
-from tests.helpers import LOGIN_ORG, cli, cli_out
+from tests.helpers import LOGIN_ORG, cli, cli_out, store_usage
 from tests.tmuxlab import Lab, lab_fixture, plugin_dir, until
 
 __all__ = ["lab_fixture"]  # the `lab` fixture, imported so pytest finds it
@@ -27,17 +27,7 @@ def put(**buckets: tuple[float, float]) -> None:
         name: {"utilization": util, "resets_at": format_time(now + timedelta(seconds=left))}
         for name, (util, left) in buckets.items()
     }
-    Store().put(
-        [
-            Snapshot(
-                org_uuid=LOGIN_ORG,
-                browser="statusline",
-                account_email="ada@example.com",
-                fetched_at=now,
-                usage=usage,
-            )
-        ]
-    )
+    store_usage(usage, browser="statusline", fetched_at=now)
 
 
 def record(session: str = "s1", **kw: Any) -> stopped.StoppedSession:

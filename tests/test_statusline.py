@@ -16,7 +16,6 @@ import pytest
 from libtmux.test.retry import retry_until
 
 from claudemeter import history
-from claudemeter.model import Snapshot
 from claudemeter.store import Store
 from tests.helpers import (
     FIXTURES,
@@ -28,6 +27,7 @@ from tests.helpers import (
     fixture_body,
     guard_check,
     statusline_input,
+    store_usage,
 )
 
 FIXTURE_EMAIL = "ada@example.com"
@@ -259,17 +259,7 @@ def test_buckets_only_oauth_sees_are_carried_into_the_row(
     state_dir: Path,
 ) -> None:
     usage = fixture_body("oauth_usage_basic.json")
-    Store().put(
-        [
-            Snapshot(
-                org_uuid=LOGIN_ORG,
-                browser="Claude Code",
-                account_email=FIXTURE_EMAIL,
-                fetched_at=datetime.now(timezone.utc),
-                usage=usage,
-            )
-        ]
-    )
+    store_usage(usage, browser="Claude Code", email=FIXTURE_EMAIL)
     assert run(encode(statusline_input(five=71))).returncode == 0
     [row] = cli_rows("--json", "--cached")
     assert row["usage"]["five_hour"]["utilization"] == 71.0
@@ -384,17 +374,7 @@ def test_carried_over_buckets_do_not_enter_the_history(claude_dir: Path) -> None
     from claudemeter.model import format_time, utcnow
 
     start = utcnow()
-    Store().put(
-        [
-            Snapshot(
-                org_uuid=LOGIN_ORG,
-                browser="Claude Code",
-                account_email="ada@example.com",
-                fetched_at=start,
-                usage=fixture_body("oauth_usage_basic.json"),
-            )
-        ]
-    )
+    store_usage(fixture_body("oauth_usage_basic.json"), browser="Claude Code", fetched_at=start)
     body = fixture_body("claude_code_statusline_input.json")
     body["rate_limits"]["five_hour"]["resets_at"] = int(time.time()) + 3600
     body["rate_limits"]["seven_day"]["resets_at"] = int(time.time()) + 86400
