@@ -392,6 +392,13 @@ def steady(state: State, now: datetime, settings: Settings, paused: int = 0) -> 
     return first, same
 
 
+def foreseen_changes(state: State, now: datetime) -> set[float]:
+    """The moments (epoch seconds) the segment and its parts may change other than by
+    their clocks: :func:`_changes`, which :func:`steady` probes; the tmux loop holds
+    its parts until the first of them."""
+    return _changes(state, now)
+
+
 def _changes(state: State, now: datetime) -> set[float]:
     """Epoch seconds at which the segment may change other than by its clocks: each
     reading's and each bucket's end of freshness, each reset, each stored pace's and

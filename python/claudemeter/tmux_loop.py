@@ -36,14 +36,15 @@ from datetime import datetime
 from pathlib import Path
 from types import FrameType
 
-from . import env, pidfile, placeholders, registry
+from . import env, pidfile, placeholders, registry, segment_cache
 from .model import Snapshot
 from .options import Settings, parse_show_options, unquote
 from .render import CRIT, OK, WARN, account_name, percent, short_reset
-from .status import PLACEHOLDERS, escape, render, style, tier, used
+from .status import HORIZON, PLACEHOLDERS, escape, foreseen_changes, render, style, tier, used
 from .store import (
     DERIVED_FILE,
     STATE_FILE,
+    State,
     Store,
     StoreError,
     ensure_private_dir,
@@ -203,6 +204,51 @@ def _plain(text: str) -> list[tuple[str, str]]:
     return [(name, unquote(value)) for name, _, value in pairs]
 
 
+@dataclass(frozen=True)
+class Held:
+    """The parts as last rendered, with their countdowns and ages as holes
+    (:mod:`claudemeter.segment_cache`): until ``until`` (epoch seconds, exclusive; the
+    next moment the parts may change other than by their clocks) and while ``key``
+    (the store's files, the options, the paused count) stays the same, a round fills
+    the holes instead of reading the store and rendering every account again."""
+
+    key: tuple[object, ...]
+    parts: dict[str, str]
+    start: float
+    until: float
+
+    def holds(self, key: tuple[object, ...], now: float) -> bool:
+        return key == self.key and self.start <= now < self.until
+
+    def fill(self, now: float) -> dict[str, str]:
+        return {name: segment_cache.fill(part, now) for name, part in self.parts.items()}
+
+
+def hold(
+    state: State, now: datetime, settings: Settings, paused: int, key: tuple[object, ...]
+) -> Held:
+    """Render every part with holes, held until the first foreseen change at or after
+    ``now`` (:func:`claudemeter.status.foreseen_changes`), an hour at most."""
+    start = now.timestamp()
+    parts = dict(render(state, now, settings, paused, holes=True).parts)
+    ahead = [moment for moment in foreseen_changes(state, now) if moment >= start]
+    return Held(key, parts, start, min([start + HORIZON, *ahead]))
+
+
+def _signature(paths: list[Path]) -> tuple[tuple[int, int, int], ...]:
+    """What tells a replaced or changed file (inode, size, mtime in ns); zeros when
+    missing."""
+    found = []
+    for path in paths:
+        try:
+            info = path.stat()
+        except OSError:
+            found.append((0, 0, 0))
+            continue
+        found.append((info.st_ino, info.st_size, info.st_mtime_ns))
+    return tuple(found)
+
+
 def _stamp(paths: list[Path]) -> tuple[float, ...]:
     stamps = []
     for path in paths:
@@ -228,6 +274,7 @@ class Loop:
             registry.guards_dir(),
         ]
         self.resumer: tuple[frozenset[str], float] = (frozenset(), -math.inf)
+        self.held: Held | None = None
         self.delay_flag = ["-d", NOTICE_MS] if tmux.supports("display-message", "-d") else []
 
     def round_trip(self) -> Listing:
@@ -248,10 +295,16 @@ class Loop:
         listing = self.round_trip()
         settings = Settings.from_options(listing.options)
         self.rewrite(listing)
-        state = self.store.read()
         now = env.now()
-        rendered = render(state, now, settings, registry.paused_count())
-        wanted = dict(rendered.parts)
+        paused = registry.paused_count()
+        key = (_signature(self.watched), settings, paused)  # before the read: never newer
+        held, messages = self.held, []
+        if held is None or not held.holds(key, now.timestamp()):
+            state = self.store.read()
+            held = self.held = hold(state, now, settings, paused, key)
+            if settings.notify:  # a tier changes with the store or at a reset: here only
+                messages = self.notices.check(state.accounts(now), now, settings)
+        wanted = held.fill(now.timestamp())
         wanted[placeholders.STALLED] = stalled_option(settings)
         changed = {k: v for k, v in wanted.items() if self.pushed.get(k) != v}
         if settings.interval != self.settings.interval:
@@ -259,9 +312,8 @@ class Loop:
         self.tmux.set_user_options(changed)
         self.pushed.update(changed)
         self.settings = settings
-        if settings.notify:
-            for message in self.notices.check(state.accounts(now), now, settings):
-                self.announce(message, settings)
+        for message in messages:
+            self.announce(message, settings)
         if settings.resume:
             self.start_resume(settings)
         return settings
