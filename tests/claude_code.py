@@ -26,6 +26,8 @@ from typing import Any
 
 import pytest
 
+from claudemeter.model import Window, utcnow
+from claudemeter.store import Store
 from tests.fake_messages import READ_ME, FakeMessages
 from tests.helpers import wait_for
 from tests.tmuxlab import Lab, TmuxServer
@@ -39,6 +41,18 @@ ORG = "7b0e3c55-0000-4000-8000-00000000c0de"
 EMAIL = "agents@example.com"
 #: The TUI's input line once it is ready for a prompt.
 PROMPT = "❯"
+
+
+def stored_window(bucket: str = "five_hour") -> Window | None:
+    """The agents' account's ``bucket`` as the store folds it now; None before a reading."""
+    rows = [r for r in Store().accounts(utcnow()) if r.org_uuid == ORG]
+    return rows[0].window(bucket) if rows else None
+
+
+def stored_utilization(bucket: str = "five_hour") -> float | None:
+    """The agents' account's ``bucket`` utilization (percent) in the store now, if any."""
+    window = stored_window(bucket)
+    return window.utilization if window else None
 
 
 def version() -> str:

@@ -15,21 +15,13 @@ from collections import Counter
 from pathlib import Path
 
 from claudemeter import registry
-from claudemeter.model import utcnow
-from claudemeter.store import Store
-from tests.claude_code import ORG, Agents, Login
+from tests.claude_code import Agents, Login, stored_utilization
 from tests.fake_messages import WORK, FakeMessages
 from tests.helpers import wait_for
 
 POLL = 0.2
 GRACE = 1.0
 NAMES = ("api", "web", "docs", "cli", "infra")
-
-
-def five_hour() -> float:
-    rows = [r for r in Store().accounts(utcnow()) if r.org_uuid == ORG]
-    window = rows[0].window("five_hour") if rows else None
-    return window.utilization if window and window.utilization is not None else 0.0
 
 
 def gate_calls(log: Path) -> list[tuple[str, float, float]]:
@@ -59,7 +51,7 @@ def test_five_agents_are_held_together_and_go_on_after_the_reset(
         agent.type(f"{WORK} in {agent.name}")
 
     deadline = time.monotonic() + 30
-    while five_hour() < 90.0:
+    while (stored_utilization() or 0.0) < 90.0:
         assert time.monotonic() < deadline, f"no crossing; turns: {len(fake.turns)}"
         time.sleep(0.02)
     crossing = time.time()

@@ -7,20 +7,12 @@ from __future__ import annotations
 import time
 
 from claudemeter import registry
-from claudemeter.model import utcnow
-from claudemeter.store import Store
-from tests.claude_code import ORG, Agents, Login
+from tests.claude_code import Agents, Login, stored_utilization
 from tests.fake_messages import FakeMessages
 from tests.helpers import proc_state, wait_for
 
 POLL = 0.2
 GRACE = 1.0
-
-
-def five_hour() -> float | None:
-    rows = [r for r in Store().accounts(utcnow()) if r.org_uuid == ORG]
-    window = rows[0].window("five_hour") if rows else None
-    return window.utilization if window else None
 
 
 def test_cm_guard_pauses_and_resumes_the_real_client(
@@ -36,14 +28,14 @@ def test_cm_guard_pauses_and_resumes_the_real_client(
     claude = guard.child_pid
 
     agent.type("before the limit")
-    wait_for(lambda: five_hour() == 42.0, "the first reading", 30, agent.screen)
+    wait_for(lambda: stored_utilization() == 42.0, "the first reading", 30, agent.screen)
     assert proc_state(claude) in ("R", "S")
 
     fake.account.five_hour.fraction = 0.95
     fake.account.five_hour.resets_at = time.time() + 10
     resets_at = int(fake.account.five_hour.resets_at)
     agent.type("this answer crosses")
-    wait_for(lambda: five_hour() == 95.0, "the store to cross", 30, agent.screen)
+    wait_for(lambda: stored_utilization() == 95.0, "the store to cross", 30, agent.screen)
     wait_for(lambda: proc_state(claude) == "T", "claude stopped", 10, agent.screen)
     assert time.time() < resets_at  # paused well before the reset
     wait_for(lambda: "paused" in agent.screen(), "the guard's message in the pane", 5, agent.screen)

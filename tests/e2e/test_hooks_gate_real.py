@@ -7,19 +7,11 @@ from __future__ import annotations
 import time
 
 from claudemeter import registry
-from claudemeter.model import utcnow
-from claudemeter.store import Store
-from tests.claude_code import ORG, Agents, Login
+from tests.claude_code import Agents, Login, stored_utilization
 from tests.fake_messages import FakeMessages
 from tests.helpers import wait_for
 
 GRACE = 1.0
-
-
-def five_hour() -> float | None:
-    rows = [r for r in Store().accounts(utcnow()) if r.org_uuid == ORG]
-    window = rows[0].window("five_hour") if rows else None
-    return window.utilization if window else None
 
 
 def test_a_prompt_waits_at_the_gate_for_the_reset(
@@ -32,14 +24,14 @@ def test_a_prompt_waits_at_the_gate_for_the_reset(
     # Under the threshold: straight through, and the gate never held.
     agent.type("under the threshold")
     wait_for(lambda: fake.turns_with("under the threshold"), "the first request", 30, agent.screen)
-    wait_for(lambda: five_hour() == 42.0, "the statusline's reading", 15, agent.screen)
+    wait_for(lambda: stored_utilization() == 42.0, "the statusline's reading", 15, agent.screen)
     assert registry.active() == []
 
     # This answer takes the account over the threshold, with a reset seconds away.
     fake.account.five_hour.fraction = 0.95
     fake.account.five_hour.resets_at = time.time() + 10
     agent.type("this one crosses")
-    wait_for(lambda: five_hour() == 95.0, "the store to cross", 15, agent.screen)
+    wait_for(lambda: stored_utilization() == 95.0, "the store to cross", 15, agent.screen)
     crossed = time.time()
     resets_at = int(fake.account.five_hour.resets_at)
 

@@ -12,9 +12,7 @@ import time
 from pathlib import Path
 
 from claudemeter import stopped
-from claudemeter.model import utcnow
-from claudemeter.store import Store
-from tests.claude_code import ORG, Agents, Login
+from tests.claude_code import ORG, Agents, Login, stored_window
 from tests.fake_messages import FakeMessages
 from tests.helpers import wait_for
 
@@ -23,8 +21,7 @@ STAGGER = 3.0
 
 
 def five_hour_reset() -> float | None:
-    rows = [r for r in Store().accounts(utcnow()) if r.org_uuid == ORG]
-    window = rows[0].window("five_hour") if rows else None
+    window = stored_window()
     return window.resets_at.timestamp() if window and window.resets_at else None
 
 
