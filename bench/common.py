@@ -17,7 +17,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +53,8 @@ class Figure:
 class Command:
     argv: Sequence[str]
     stdin: bytes = b""
+    #: Run before each timed call, untimed (e.g. drop a cache the call would use).
+    before: Callable[[], object] | None = None
 
 
 def amount(value: float, unit: str) -> str:
@@ -212,6 +214,8 @@ def interleaved(
     times: dict[str, list[float]] = {name: [] for name in commands}
     for _ in range(runs):
         for name, command in commands.items():
+            if command.before is not None:
+                command.before()
             start = time.perf_counter()
             subprocess.run(
                 command.argv,

@@ -1,11 +1,10 @@
-"""``claude-meter status`` answered from ``segment.json`` (``claudemeter.segment_cache``):
+"""``claude-meter status`` answered from ``segment.cache`` (``claudemeter.segment_cache``):
 the cached segment is the full render at every moment it is used, and anything the
 segment depends on (a new reading, a guard pausing or dying, a damaged cache) makes the
 next call render in full again."""
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 import time
@@ -147,13 +146,20 @@ def test_status_is_cached_and_follows_each_new_reading(state_dir: Path) -> None:
 def test_a_damaged_or_foreign_cache_is_rendered_over(state_dir: Path) -> None:
     ingest(reading(42.0, age=0.0).to_json())
     full = status()
-    for damage in (b"", b"[", b'{"key": 1}', b"\xff\xfe", json.dumps({"x": [1] * 3}).encode()):
+    lines = cache_file(state_dir).read_bytes().split(b"\n", 4)
+    assert lines[0] == segment_cache.MAGIC.encode() and len(lines) == 5
+    damaged = [b"", b"[", b"\xff\xfe", b"\n".join(lines[:4]), b"\n".join([b"x", *lines[1:]])]
+    damaged.append(b"\n".join([*lines[:2], b"nan", *lines[3:]]))
+    for damage in damaged:
         cache_file(state_dir).write_bytes(damage)
         assert status() == full
     # a cache whose key matches but says something else is only trusted for its span
-    body = json.loads(cache_file(state_dir).read_text())
-    body.update(template="forged", until=time.time() - 1)
-    cache_file(state_dir).write_text(json.dumps(body))
+    forged = [*lines[:3], repr(time.time() - 1).encode(), b"forged"]
+    cache_file(state_dir).write_bytes(b"\n".join(forged))
+    assert status() == full
+    # and one from the future (a clock set back) is not trusted either
+    forged = [*lines[:2], repr(time.time() + 60).encode(), lines[3], b"forged"]
+    cache_file(state_dir).write_bytes(b"\n".join(forged))
     assert status() == full
 
 

@@ -186,7 +186,7 @@ def cmd_status(args: argparse.Namespace | None = None) -> int:
 
 def _keep_segment(
     store: Store,
-    cache_key: list[object],
+    cache_key: str,
     state: State,
     now: datetime,
     settings: Settings,

@@ -4,12 +4,13 @@ Rendering the segment takes the store's model, the fold, the options and the reg
 tens of milliseconds of imports on every redraw of every client. But between two
 readings the segment changes only by its clocks (``↻1h23m``, ``stale 4m``) and at
 moments known in advance (a bucket resets, a row goes stale, a pace runs out). So the
-full render (:func:`claudemeter.status.steady`) also leaves ``segment.json`` in the
+full render (:func:`claudemeter.status.steady`) also leaves ``segment.cache`` in the
 state directory: the segment with its clocks as holes, until when it holds, and the
-key of what it was rendered from. The next ``claude-meter status`` with no options
-checks the key, fills the holes from the clock and prints, importing ``json``, ``os``,
-``time`` and ``zlib`` (this module and :mod:`claudemeter.envlite`, nothing else of the
-package).
+key of what it was rendered from, a field a line (not JSON: the cached call does not
+import ``json``). The next ``claude-meter status`` with no options checks the key,
+fills the holes from the clock and prints, importing ``os``, ``stat``, ``time`` and
+``zlib`` (this module, :mod:`claudemeter.envlite` and :mod:`claudemeter.clocktext`,
+nothing else of the package).
 
 The key is what the segment depends on besides the clock: the bytes of ``state.json``
 and ``derived.json`` (length and CRC-32), each guard registry entry's bytes with the
@@ -27,7 +28,6 @@ module; deleting it costs one full render.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import stat
@@ -37,9 +37,11 @@ import zlib
 from . import envlite
 from .clocktext import duration
 
-CACHE_FILE = "segment.json"
+CACHE_FILE = "segment.cache"
 #: What the key and the template mean; a cache of another format is a miss.
 FORMAT = 1
+#: The file's first line: what it is and its format; any other is a miss.
+MAGIC = f"claudemeter segment cache {FORMAT}"
 #: The files the segment is rendered from (``store.STATE_FILE``, ``store.DERIVED_FILE``)
 #: and the guard registry's directory (``registry.GUARDS_DIR``); a test keeps them equal.
 STATE_FILES = ("state.json", "derived.json")
@@ -111,9 +113,9 @@ def _read(path: str) -> bytes | None:
         os.close(fd)
 
 
-def _digest(path: str) -> list[int] | None:
+def _digest(path: str) -> str:
     data = _read(path)
-    return None if data is None else [len(data), zlib.crc32(data)]
+    return "-" if data is None else f"{len(data)}:{zlib.crc32(data)}"
 
 
 def _started(pid: str) -> int | None:
@@ -125,10 +127,11 @@ def _started(pid: str) -> int | None:
         return None
 
 
-def key(state_dir: str) -> list[object]:
-    """What the segment in ``state_dir`` depends on besides the clock (JSON-shaped, so
-    a stored key compares equal). Raises OSError when a file cannot be read."""
-    files: list[object] = [_digest(os.path.join(state_dir, name)) for name in STATE_FILES]
+def key(state_dir: str) -> str:
+    """What the segment in ``state_dir`` depends on besides the clock, as one line of
+    text. Raises OSError when a file cannot be read."""
+    parts = [str(FORMAT), repr(envlite.time_zone())]
+    parts += [_digest(os.path.join(state_dir, name)) for name in STATE_FILES]
     guards = os.path.join(state_dir, GUARDS_DIR)
     try:
         names = sorted(os.listdir(guards))
@@ -137,14 +140,15 @@ def key(state_dir: str) -> list[object]:
     for name in names:
         if name.endswith(".json"):
             pid = name[: -len(".json")]
-            files.append([name, _digest(os.path.join(guards, name)), _started(pid)])
-    return [FORMAT, envlite.time_zone(), files]
+            entry = _digest(os.path.join(guards, name))
+            parts.append(f"{name!r}:{entry}:{_started(pid)}")
+    return " ".join(parts)
 
 
-def encode(cache_key: list[object], template: str, start: float, until: float) -> bytes:
-    """The cache file's bytes: a template valid from ``start`` until ``until`` (epoch)."""
-    body = {"key": cache_key, "from": start, "until": until, "template": template}
-    return json.dumps(body, ensure_ascii=False).encode()
+def encode(cache_key: str, template: str, start: float, until: float) -> bytes:
+    """The cache file's bytes: a template valid from ``start`` until ``until`` (epoch),
+    one field a line (the template last: it is the rest of the file)."""
+    return "\n".join([MAGIC, cache_key, repr(start), repr(until), template]).encode()
 
 
 def cached_segment() -> str | None:
@@ -157,15 +161,11 @@ def cached_segment() -> str | None:
         raw = _read(os.path.join(found, CACHE_FILE))
         if raw is None:
             return None
-        body = json.loads(raw)
-        now = time.time()
-        if not isinstance(body, dict) or body.get("key") != key(found):
+        fields = raw.decode().split("\n", 4)
+        if len(fields) != 5 or fields[0] != MAGIC or fields[1] != key(found):
             return None
-        start, until, template = body.get("from"), body.get("until"), body.get("template")
-    except (OSError, ValueError, RecursionError):
+        start, until, template = float(fields[2]), float(fields[3]), fields[4]
+    except (OSError, ValueError):  # UnicodeDecodeError is a ValueError
         return None
-    if not isinstance(start, (int, float)) or not isinstance(until, (int, float)):
-        return None
-    if not isinstance(template, str) or not start <= now < until:
-        return None
-    return fill(template, now)
+    now = time.time()
+    return fill(template, now) if start <= now < until else None
