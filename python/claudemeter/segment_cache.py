@@ -15,7 +15,7 @@ nothing else of the package).
 The key is what the segment depends on besides the clock: the bytes of ``state.json``
 and ``derived.json`` (length and CRC-32), each guard registry entry's bytes with the
 start time of its pid (a guard that dies or whose pid is reused changes it), ``TZ``,
-and this module's format. Anything else (a pinned clock, the shared store, a directory
+claudemeter's version (an upgrade may render differently) and this module's format. Anything else (a pinned clock, the shared store, a directory
 that is not private, a key or a time outside the cached span, a cache that does not
 parse) means the full render, which prints and rewrites the cache. The cache is never
 trusted for more than the state: it lives in the same private directory, is written
@@ -34,7 +34,7 @@ import stat
 import time
 import zlib
 
-from . import envlite
+from . import __version__, envlite
 from .clocktext import duration
 
 CACHE_FILE = "segment.cache"
@@ -130,7 +130,7 @@ def _started(pid: str) -> int | None:
 def key(state_dir: str) -> str:
     """What the segment in ``state_dir`` depends on besides the clock, as one line of
     text. Raises OSError when a file cannot be read."""
-    parts = [str(FORMAT), repr(envlite.time_zone())]
+    parts = [str(FORMAT), __version__, repr(envlite.time_zone())]
     parts += [_digest(os.path.join(state_dir, name)) for name in STATE_FILES]
     guards = os.path.join(state_dir, GUARDS_DIR)
     try:
