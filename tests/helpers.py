@@ -31,6 +31,22 @@ from claudemeter.store import Store
 FIXTURES = Path(__file__).parent / "fixtures"
 #: The org of the fixtures' login (tests/fixtures/claude_json_oauth_account.json)
 LOGIN_ORG = "0f6c3b2a-0000-4000-8000-00000000b001"
+#: The snapshot's fields (SPEC 3), which every ``--json`` row carries; other keys
+#: (``provenance``, ``pace``) come when there is something to say. Written out from the
+#: SPEC, not taken from claudemeter.model's parser: the tests hold the code to it.
+ROW_KEYS = frozenset(
+    {
+        "org_uuid",
+        "browser",
+        "account_email",
+        "fetched_at",
+        "usage",
+        "overage",
+        "subscription",
+        "errors",
+        "stale",
+    }
+)
 T = TypeVar("T")
 
 

@@ -20,7 +20,7 @@ from claudemeter.model import JSON, parse_many, utcnow
 from claudemeter.options import DEFAULTS, Settings
 from claudemeter.status import TOKEN_HELP, tokens
 from claudemeter.store import Store
-from tests.helpers import FIXTURES, cli, cli_rows, fixture, fixture_bodies, guard_check
+from tests.helpers import FIXTURES, ROW_KEYS, cli, cli_rows, fixture, fixture_bodies, guard_check
 from tests.upstream import FakeUpstream
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -70,17 +70,7 @@ def test_json_is_only_json_and_jq_shaped() -> None:
     assert [r["browser"] for r in rows] == ["Chrome, Arc, Brave", "Chrome"]
     assert rows[0]["usage"]["five_hour"]["utilization"] == 63.0
     for row in rows:
-        assert set(row) >= {
-            "org_uuid",
-            "browser",
-            "account_email",
-            "fetched_at",
-            "usage",
-            "overage",
-            "subscription",
-            "errors",
-            "stale",
-        }
+        assert set(row) >= ROW_KEYS
         assert row["fetched_at"].endswith("Z")
 
 

@@ -14,7 +14,7 @@ from claudemeter.history import AccountHistory, HistoryPoint
 from claudemeter.model import Snapshot, format_time
 from claudemeter.store import Store
 from claudemeter.times import local_time
-from tests.helpers import LOGIN_ORG, cli_rows, store_usage
+from tests.helpers import LOGIN_ORG, ROW_KEYS, cli_rows, store_usage
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
 T = NOW.timestamp()
@@ -207,19 +207,7 @@ def test_json_rows_carry_pace(claude_dir: Path, state_dir: Path) -> None:
     for snapshot in readings:
         store.put([snapshot])
     [row] = cli_rows("--json", "--cached")
-    assert set(row) == {
-        "org_uuid",
-        "browser",
-        "account_email",
-        "fetched_at",
-        "usage",
-        "overage",
-        "subscription",
-        "errors",
-        "stale",
-        "provenance",
-        "pace",
-    }
+    assert set(row) == ROW_KEYS | {"provenance", "pace"}
     five = row["pace"]["five_hour"]
     assert five["rate_per_hour"] == pytest.approx(9.0, abs=0.05)
     assert five["threshold"] == 90.0

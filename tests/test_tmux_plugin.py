@@ -24,9 +24,11 @@ from tests.tmuxlab import (
     REPO,
     Lab,
     TmuxServer,
+    attach,
     lab_fixture,
     plugin_config,
     plugin_dir,
+    status_line,
     until,
 )
 
@@ -124,28 +126,14 @@ def test_a_person_sees_the_segment_the_notice_and_the_popup(
     ingest(snapshot("2026-11-25T12:04:30.000Z"))
     inner = lab.server("cm-in", plugin_config(plugin_dir(isolated) / "claudemeter.tmux"))
     inner.cmd("new-session", "-d", "-s", "work", "-x", "100", "-y", "30")
-    outer = lab.server("cm-out", "set -g status off\n")
-    outer.cmd(
-        "new-session",
-        "-d",
-        "-s",
-        "screen",
-        "-x",
-        "100",
-        "-y",
-        "30",
-        f"tmux -u -L cm-in -f '{inner.config}' attach -t work",
-    )
-
-    def status_line() -> str:
-        return outer.capture("screen")[-1] if outer.capture("screen") else ""
+    outer = attach(lab, inner, width=100, height=30)
 
     expected = "5h 61% ↻4h54m · 7d 22% |5h 61%|7d 22%|↻4h54m|| "  # then tmux's own %H:%M
-    assert until(lambda: expected in status_line(), 15), status_line()
+    assert until(lambda: expected in status_line(outer), 15), status_line(outer)
 
     ingest(snapshot("2026-11-25T12:04:50.000Z", five=75.0))
     notice = "claude-meter: 5-hour at 75% (≥ warn 70%) · resets 16:59 (in 4h54m)"
-    assert until(lambda: notice in status_line(), 15), status_line()
+    assert until(lambda: notice in status_line(outer), 15), status_line(outer)
 
     outer.cmd("send-keys", "-t", "screen", "C-b", "M")
 
