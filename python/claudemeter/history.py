@@ -320,17 +320,21 @@ class Files:
     """One history file: its accounts and when the recent one was last compacted.
 
     A writer adding one account's reading parses only that account: the others stay
-    in ``unread`` (their JSON as the file holds it) and are written back as they were,
-    so a write costs the same at fifty accounts as at one, bar the bytes."""
+    in ``unread`` (their JSON as the file holds it, parsed or as text) and are written
+    back as they were, so a write costs the same at fifty accounts as at one, bar the
+    bytes. ``texts``: each account's JSON text as :meth:`to_bytes` last wrote it."""
 
     accounts: dict[str, AccountHistory] = field(default_factory=dict)
     compacted_at: float = 0.0
     unread: dict[str, Any] = field(default_factory=dict)
+    texts: dict[str, bytes] = field(default_factory=dict, repr=False)
 
     def account(self, key: str) -> AccountHistory:
         """One account's history, parsed now if it was not yet; a new one if none."""
         if key not in self.accounts:
             raw = self.unread.pop(key, None)
+            if isinstance(raw, bytes):
+                raw = json.loads(raw)
             self.accounts[key] = AccountHistory() if raw is None else AccountHistory.from_json(raw)
         return self.accounts[key]
 
@@ -341,12 +345,12 @@ class Files:
         return self.accounts
 
     def to_bytes(self) -> bytes:
-        body = {
-            "version": FORMAT_VERSION,
-            "compacted_at": self.compacted_at,
-            "accounts": {**self.unread, **{k: a.to_json() for k, a in self.accounts.items()}},
-        }
-        return json.dumps(body, separators=(",", ":")).encode()
+        """The file's compact JSON; an account still unread as text is copied as is."""
+        self.texts = {k: _text_of(v) for k, v in self.unread.items()}
+        self.texts.update((k, _text_of(a.to_json())) for k, a in self.accounts.items())
+        head = {"version": FORMAT_VERSION, "compacted_at": self.compacted_at}
+        accounts = b",".join(json.dumps(k).encode() + b":" + v for k, v in self.texts.items())
+        return _text_of(head)[:-1] + b',"accounts":{' + accounts + b"}}"
 
     @classmethod
     def from_bytes(cls, data: bytes, lazy: bool = False) -> Files:
@@ -360,6 +364,18 @@ class Files:
         if not lazy:
             files.read_all()
         return files
+
+
+def _text_of(body: Any) -> bytes:
+    if isinstance(body, bytes):
+        return body
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+#: Per path, the bytes this process last wrote there and each account's text in them:
+#: a long-lived writer (the bridge) whose file is still what it wrote neither parses
+#: nor encodes again the accounts it does not touch.
+_WRITTEN: dict[Path, tuple[bytes, float, dict[str, bytes]]] = {}
 
 
 class Parsing(Mapping[str, AccountHistory]):
@@ -399,7 +415,8 @@ class Pending:
 def _load(path: Path, lazy: bool = False) -> Files:
     """A history file; missing is empty. Raises ValueError (corrupt) or OSError
     (a symlink planted in its place is not followed). ``lazy``: see
-    :meth:`Files.from_bytes`."""
+    :meth:`Files.from_bytes`; and a file still holding what this process last wrote
+    there is not parsed again."""
     from .store import read_private  # the store imports this module
 
     try:
@@ -410,6 +427,9 @@ def _load(path: Path, lazy: bool = False) -> Files:
         if exc.errno in (errno.ELOOP, errno.EINVAL):  # a symlink, a FIFO: never ours
             raise ValueError(f"history file {path} is not a regular file") from None
         raise
+    written = _WRITTEN.get(path)
+    if lazy and written is not None and written[0] == data:
+        return Files(compacted_at=written[1], unread=dict(written[2]))
     try:
         return Files.from_bytes(data, lazy)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
@@ -494,7 +514,9 @@ def record(directory: Path, pending: Pending, now: float) -> Recorded:
     if due or pending.legacy:
         _compact(directory, files, now)
     # Not fsynced: rewritten on every write, a power cut loses at most its last hour.
-    _write(recent_path, _bounded(files, MAX_RECENT_BYTES, now, KEEP_SECONDS), durable=False)
+    data = _bounded(files, MAX_RECENT_BYTES, now, KEEP_SECONDS)
+    _write(recent_path, data, durable=False)
+    _WRITTEN[recent_path] = (data, files.compacted_at, files.texts)
     return Recorded(Parsing(files), compacted=due or bool(pending.legacy))
 
 

@@ -212,9 +212,17 @@ class State:
     def to_json(self) -> JSON:
         return {
             "version": FORMAT_VERSION,
-            "rows": [row.to_json() for row in self.rows],
+            "rows": [self._row_json(row) for row in self.rows],
             "sources": dict(self.sources),
         }
+
+    def _row_json(self, row: Snapshot) -> Any:
+        """The row's JSON: as it was read when the row is still what was read from it
+        (a writer of one reading does not encode fifty accounts' rows again)."""
+        seen = self.parsed.get((row.org_uuid or f"email:{row.account_email}", row.browser))
+        if seen is not None and seen[1].__dict__ == row.__dict__:
+            return seen[0]
+        return row.to_json()
 
     @classmethod
     def from_json(cls, body: Any, known: ParsedRows | None = None) -> State:
