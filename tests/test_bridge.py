@@ -27,6 +27,7 @@ from tests.helpers import (
     cli,
     cli_rows,
     fixture,
+    fixture_bodies,
     snapshot,
     stamp,
     start_bridge,
@@ -51,8 +52,7 @@ def test_health_needs_no_token_and_a_post_lands(bridge: Bridge) -> None:
     health = bridge.call("GET", "/healthz", token=None).body
     assert health["ok"] is True and len(health["store"]) == 12
     assert str(bridge.state_dir) not in json.dumps(health)  # names the store, shows no path
-    posted = fixture("snapshots_two_browsers_two_accounts.json")
-    assert isinstance(posted, list)
+    posted = fixture_bodies("snapshots_two_browsers_two_accounts.json")
     for item in posted:
         item["fetched_at"] = stamp()
     reply = bridge.post(posted)

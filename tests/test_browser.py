@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from tests.chromium import Cdp, Chromium, start_chromium
-from tests.helpers import LOGIN_ORG, Bridge, cli_rows, fixture, start_bridge, wait_for
+from tests.helpers import LOGIN_ORG, Bridge, cli_rows, fixture, fixture_body, start_bridge, wait_for
 from tests.upstream import FakeUpstream, Reply, self_signed
 
 EXTENSION = Path(__file__).resolve().parent.parent / "extension"
@@ -35,8 +35,7 @@ def _rfc3339(offset: timedelta) -> str:
 
 def _usage_now() -> dict[str, Any]:
     """The fixture's usage body with resets in the future, so it reads as current."""
-    usage = fixture("claude_ai_usage.json")
-    assert isinstance(usage, dict)
+    usage = fixture_body("claude_ai_usage.json")
     usage["five_hour"]["resets_at"] = _rfc3339(timedelta(hours=2))
     usage["seven_day"]["resets_at"] = _rfc3339(timedelta(days=3))
     return usage

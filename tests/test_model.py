@@ -44,8 +44,7 @@ def test_every_fixture_is_valid_json(name: str) -> None:
 def test_usage_fixtures_parse_into_windows(name: str) -> None:
     snap = Snapshot.from_json(snapshot_with(fixture(name)))
     assert snap.windows(), name
-    received = fixture(name)
-    assert isinstance(received, dict)
+    received = fixture_body(name)
     stored = snap.to_json()["usage"]
     assert set(stored) == set(received)  # every key kept, none added
     filled = {k for k in received if received[k] is None and stored[k] is not None}

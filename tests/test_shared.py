@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tests.helpers import fixture, reading, start_bridge, wait_for
+from tests.helpers import fixture_bodies, fixture_body, reading, start_bridge, wait_for
 from tests.redislab import PASSWORD, RedisServer, host_env, meter, rows_of, start_redis
 from tests.upstream import FakeUpstream
 
@@ -30,8 +30,7 @@ def test_one_request_for_the_whole_fleet_and_every_host_reads_it(
         assert done.returncode == 0, done.stderr
         assert "another host of the fleet asks this interval" in done.stdout + done.stderr
     assert len(upstream.hits(USAGE)) == 1  # one request for three hosts
-    expected = fixture("oauth_usage_basic.json")
-    assert isinstance(expected, dict)
+    expected = fixture_body("oauth_usage_basic.json")
     for env in hosts:
         rows = rows_of(env)
         assert [r["account_email"] for r in rows] == ["ada@example.com"]
@@ -64,8 +63,7 @@ def test_without_redis_every_reader_goes_on_says_shared_and_loses_nothing(
         server.stop()  # Redis goes away
 
         # The laptop's browser posts meanwhile: stored in its own file, as ever.
-        posted = fixture("snapshots_two_browsers_two_accounts.json")
-        assert isinstance(posted, list)
+        posted = fixture_bodies("snapshots_two_browsers_two_accounts.json")
         other = next(s for s in posted if s["org_uuid"].endswith("c002"))
         other["fetched_at"] = rows_of(laptop)[0]["fetched_at"]
         ingest = meter(laptop, "ingest", "-", stdin=json.dumps(other))

@@ -18,7 +18,7 @@ import pytest
 from claudemeter.model import format_time, utcnow
 from claudemeter.options import DEFAULTS
 from claudemeter.placeholders import interpolate
-from tests.helpers import LOGIN_ORG, alive, cli, fixture, ingest
+from tests.helpers import LOGIN_ORG, alive, cli, fixture_body, ingest
 from tests.tmuxlab import (
     PLACEHOLDERS,
     REPO,
@@ -40,8 +40,7 @@ EXPECTED_RIGHT = interpolate(PLACEHOLDERS)
 
 
 def snapshot(fetched_at: str, five: float = 61.0, resets: str | None = None) -> dict[str, object]:
-    usage = fixture("oauth_usage_basic.json")
-    assert isinstance(usage, dict)
+    usage = fixture_body("oauth_usage_basic.json")
     usage["five_hour"]["utilization"] = five
     if resets:
         usage["five_hour"]["resets_at"] = resets
