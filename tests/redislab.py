@@ -15,7 +15,7 @@ from pathlib import Path
 import redis
 
 from claudemeter.model import JSON
-from tests.helpers import cli, cli_rows
+from tests.helpers import Bridge, cli, cli_rows, start_bridge
 from tests.upstream import self_signed
 
 PASSWORD = "fleet-redis-password-4711"
@@ -112,3 +112,15 @@ def meter(
 def rows_of(env: dict[str, str]) -> list[JSON]:
     """The host's rows, as ``claude-meter --json --cached`` prints them there."""
     return cli_rows("--json", "--cached", env=env)
+
+
+def serve_hosts(
+    tmp_path: Path, url: str, names: tuple[str, ...] = ("laptop", "box")
+) -> tuple[list[dict[str, str]], list[Bridge]]:
+    """One ``claude-meter serve`` per named host, each with its own state dir, all on
+    the Redis at ``url``: the hosts' environments and their bridges (stop them)."""
+    envs = [host_env(tmp_path, name, url) for name in names]
+    bridges = [
+        start_bridge(tmp_path, name=name, env=env) for name, env in zip(names, envs, strict=True)
+    ]
+    return envs, bridges

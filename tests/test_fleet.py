@@ -21,14 +21,27 @@ from claudemeter import registry, shared
 from claudemeter.model import Snapshot
 from claudemeter.procs import read_proc
 from claudemeter.store import Store
-from tests.helpers import guard_bin, reading, start_bridge, wait_for
-from tests.redislab import RedisServer, host_env, meter, rows_of, start_redis
+from tests.helpers import guard_bin, reading, wait_for
+from tests.redislab import RedisServer, host_env, meter, rows_of, serve_hosts, start_redis
 
 
 def paused_segment(env: dict[str, str]) -> str:
     """The ``⏸N`` piece of the host's status segment ('' when none)."""
     found = re.search(r"⏸\d+", meter(env, "status").stdout)
     return found.group(0) if found else ""
+
+
+def guard_on(env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """A ``cm-guard`` over ``sleep 1000`` on the host ``env`` names, in a session of its
+    own (kill its group)."""
+    return subprocess.Popen(
+        [guard_bin(), "--poll", "0.2", "--", "sleep", "1000"],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
 
 
 def over_the_threshold(store: Store) -> None:
@@ -39,12 +52,8 @@ def over_the_threshold(store: Store) -> None:
 def test_every_host_sees_every_hosts_guards_and_a_reading_reaches_them_at_once(
     tmp_path: Path, fleet_redis: RedisServer
 ) -> None:
-    laptop, box = (host_env(tmp_path, name, fleet_redis.url) for name in ("laptop", "box"))
-    bridges = [
-        start_bridge(tmp_path, name=name, env=env)
-        for name, env in (("laptop", laptop), ("box", box))
-    ]
-    guard: subprocess.Popen[str] | None = None
+    (laptop, box), bridges = serve_hosts(tmp_path, fleet_redis.url)
+    guard: subprocess.Popen[bytes] | None = None
     try:
         # A browser post to the laptop's bridge reaches the box's file by itself, in
         # well under the 5 s the fleet used to sync at.
@@ -55,15 +64,7 @@ def test_every_host_sees_every_hosts_guards_and_a_reading_reaches_them_at_once(
             what="the laptop's browser reading in the box's file",
         )
         # A guard on the laptop holds on it: the box's segment and `show` count it.
-        guard = subprocess.Popen(
-            [guard_bin(), "--poll", "0.2", "--", "sleep", "1000"],
-            env=laptop,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            text=True,
-            start_new_session=True,
-        )
+        guard = guard_on(laptop)
         assert wait_for(lambda: paused_segment(box), what="⏸ on the box") == "⏸1"
         shown = meter(box, "show").stdout
         assert f"guard {socket.gethostname()}" in shown and "sleep 1000" in shown, shown
@@ -141,17 +142,7 @@ def test_without_redis_the_segment_says_shared_and_counts_this_hosts_guards(
     fleet = shared.Shared(server.url)
     for name in ("laptop", "box"):
         over_the_threshold(Store(tmp_path / f"{name}-state"))
-    guards = [
-        subprocess.Popen(
-            [guard_bin(), "--poll", "0.2", "--", "sleep", "1000"],
-            env=host_env(tmp_path, name, server.url),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        for name in ("laptop", "box")
-    ]
+    guards = [guard_on(host_env(tmp_path, name, server.url)) for name in ("laptop", "box")]
     try:
         # Over the threshold on both hosts: both guards hold and register as held.
         for name in ("laptop", "box"):
@@ -184,11 +175,7 @@ def test_writes_made_while_redis_is_away_reach_the_fleet_when_it_returns(
     post from the laptop's follower, which pushes everything when it reconnects."""
     server = start_redis(tmp_path / "r1")
     port = server.port
-    laptop, box = (host_env(tmp_path, name, server.url) for name in ("laptop", "box"))
-    bridges = [
-        start_bridge(tmp_path, name=name, env=env)
-        for name, env in (("laptop", laptop), ("box", box))
-    ]
+    (laptop, box), bridges = serve_hosts(tmp_path, server.url)
     try:
         assert bridges[0].post([reading(40.0)]).status == 200
         wait_for(lambda: rows_of(box), seconds=4, what="the first reading on the box")

@@ -11,8 +11,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tests.helpers import fixture_bodies, fixture_body, reading, start_bridge, wait_for
-from tests.redislab import PASSWORD, RedisServer, host_env, meter, rows_of, start_redis
+from tests.helpers import fixture_bodies, fixture_body, reading, wait_for
+from tests.redislab import (
+    PASSWORD,
+    RedisServer,
+    host_env,
+    meter,
+    rows_of,
+    serve_hosts,
+    start_redis,
+)
 from tests.upstream import FakeUpstream
 
 USAGE = "/api/oauth/usage"
@@ -93,11 +101,7 @@ def test_a_browser_reading_on_one_host_reaches_another_hosts_bridge_by_itself(
     tmp_path: Path, fleet_redis: RedisServer
 ) -> None:
     """No command by hand: each host's ``serve`` syncs the fleet on its own."""
-    laptop, box = (host_env(tmp_path, name, fleet_redis.url) for name in ("laptop", "box"))
-    bridges = [
-        start_bridge(tmp_path, name=name, env=env)
-        for name, env in (("laptop", laptop), ("box", box))
-    ]
+    (_laptop, box), bridges = serve_hosts(tmp_path, fleet_redis.url)
     try:
         assert bridges[0].post([reading(77.0)]).status == 200
 
