@@ -398,8 +398,14 @@ def start(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str
 
 def guard_run(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
     """``cm-guard *args`` to its end, in a session of its own, off any terminal."""
+    return run_detached([guard_bin(), *args], timeout)
+
+
+def run_detached(argv: list[str], timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    """``argv`` to its end with no stdin, in a session of its own, off any terminal (the
+    pytest run may have one, and a guard would take it)."""
     return subprocess.run(
-        [guard_bin(), *args],
+        argv,
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,

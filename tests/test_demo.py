@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import cli
 from tests.tmuxlab import REPO, Lab, lab_fixture, until
 
 __all__ = ["lab_fixture"]
@@ -79,28 +80,14 @@ def test_demo_pauses_every_guard_at_the_threshold_and_resumes_them_together(
 
 
 def test_demo_without_tmux_says_so(tmp_path: Path) -> None:
-    env = {**os.environ, "PATH": str(Path(sys.executable).parent)}
-    done = subprocess.run(
-        [sys.executable, "-m", "claudemeter", "demo", "--no-attach"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        env=env,
-        check=False,
-    )
+    done = cli("demo", "--no-attach", env={"PATH": str(Path(sys.executable).parent)})
     assert done.returncode == 1
     assert "tmux is not installed" in done.stderr and "Traceback" not in done.stderr
 
 
 @pytest.mark.parametrize("speed", ["0", "-2", "nan", "fast"])
 def test_a_speed_that_makes_no_sense_is_refused(speed: str) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "claudemeter", "demo", "--no-attach", "--speed", speed],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    done = cli("demo", "--no-attach", "--speed", speed)
     assert done.returncode == 2
     assert "expected a number from 0.1 to 100" in done.stderr and "Traceback" not in done.stderr
 

@@ -39,6 +39,7 @@ from tests.helpers import (
     is_stopped,
     proc_state,
     put,
+    run_detached,
     start,
     ticks,
     wait_for,
@@ -250,14 +251,8 @@ def test_default_signal_dispositions_even_when_the_guard_inherits_ignored_ones(
     # SigIgn in /proc/<pid>/status: the command must start with nothing ignored that a
     # shell would reset (here the guard's parent ignored INT, QUIT, TSTP, TTIN and TTOU).
     ignore = "trap '' INT QUIT TSTP TTIN TTOU; exec \"$@\""
-    done = subprocess.run(
-        ["sh", "-c", ignore, "sh", guard_bin(), "grep", "SigIgn", "/proc/self/status"],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-        start_new_session=True,
+    done = run_detached(
+        ["sh", "-c", ignore, "sh", guard_bin(), "grep", "SigIgn", "/proc/self/status"]
     )
     mask = int(done.stdout.split()[1], 16)
     for sig in (
@@ -413,31 +408,15 @@ def test_a_leaked_marker_does_not_disable_the_guard() -> None:
 
 def test_python_dash_m_runs_the_guard() -> None:
     put(10)
-    done = subprocess.run(
-        [sys.executable, "-m", "claudemeter.guard", "sh", "-c", "exit 4"],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-        start_new_session=True,
-    )
-    assert done.returncode == 4
+    assert guard_module("sh", "-c", "exit 4").returncode == 4
 
 
 # -- typos: an --account or --bucket the store does not have is the guard failing ------
 
 
 def guard_module(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "claudemeter.guard", *args],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-        start_new_session=True,
-    )
+    """``python -m claudemeter.guard *args``, run as guard_run runs cm-guard."""
+    return run_detached([sys.executable, "-m", "claudemeter.guard", *args])
 
 
 def ingest_fixture_usage(email: str = "ada@example.com", org: str = "org-a") -> None:
