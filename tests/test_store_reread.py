@@ -10,8 +10,10 @@ import json
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+
 from claudemeter.model import Snapshot, utcnow
-from claudemeter.store import Store
+from claudemeter.store import Store, StoreError
 
 
 def reading(org: int, used: float, minutes_ago: float = 1.0) -> Snapshot:
@@ -73,3 +75,15 @@ def test_a_writer_that_leaves_rows_alone_writes_them_back_the_same(state_dir: Pa
     after = json.loads((state_dir / "state.json").read_text())["rows"]
     assert after[:4] == before
     assert len(after) == 5
+
+
+def test_a_row_that_would_not_read_back_is_never_written_beside_rows_read_before(
+    state_dir: Path,
+) -> None:
+    Store(state_dir).put([reading(n, 10.0 + n) for n in range(3)])
+    before = (state_dir / "state.json").read_bytes()
+    store = Store(state_dir)
+    store.read()  # the rows read before are not re-checked; the new one is
+    with pytest.raises(StoreError, match="would not read back"):
+        store.put([reading(7, 5000.0)])  # no percentage: Snapshot.from_json refuses it
+    assert (state_dir / "state.json").read_bytes() == before
