@@ -50,6 +50,9 @@ ROW_KEYS = frozenset(
 T = TypeVar("T")
 
 
+# --- the fixtures ---------------------------------------------------------------------
+
+
 def fixture_text(name: str) -> str:
     """The text of ``tests/fixtures/<name>``."""
     return (FIXTURES / name).read_text()
@@ -98,6 +101,9 @@ def statusline_input(
         },
     }
     return body
+
+
+# --- claude-meter as a user or a script runs it ---------------------------------------
 
 
 def cli(
@@ -169,7 +175,7 @@ def guard_check(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-# --- the bridge: claude-meter serve ----------------------------------------------------
+# --- the bridge: claude-meter serve ---------------------------------------------------
 
 
 def stamp(offset: float = 0.0) -> str:
@@ -179,11 +185,11 @@ def stamp(offset: float = 0.0) -> str:
 
 
 def snapshot(
-    browser: str = "Chrome", util: float = 62.0, offset: float = 0.0, **fields: Any
+    browser: str = "Chrome", util: float = 62.0, offset: float = 0.0, **fields: object
 ) -> JSON:
     """A browser's POST body for the login's account (SPEC 2): ``util`` percent of the
     5-hour bucket, fetched ``offset`` seconds from now; ``fields`` replace any key."""
-    body: dict[str, Any] = {
+    body: JSON = {
         "org_uuid": LOGIN_ORG,
         "browser": browser,
         "account_email": "ada@example.com",
@@ -211,7 +217,7 @@ class BridgeReply:
     """The bridge's answer: status, parsed JSON body (None when empty), headers."""
 
     status: int
-    body: Any
+    body: Any  # parsed JSON of any shape, which the tests index into as they expect it
     headers: http.client.HTTPMessage
 
 
@@ -227,9 +233,11 @@ class Bridge:
 
     @property
     def token(self) -> str:
+        """The bearer token ``serve`` wrote for the extension."""
         return (self.state_dir / "bridge.token").read_text().strip()
 
     def output(self) -> str:
+        """All it printed so far, stdout then stderr."""
         return self.out.read_text() + self.err.read_text()
 
     def call(
@@ -265,23 +273,29 @@ class Bridge:
         finally:
             conn.close()
 
-    def post(self, body: Any, **kwargs: Any) -> BridgeReply:
-        headers = {"Content-Type": "application/json", **kwargs.pop("headers", {})}
-        return self.call("POST", "/snapshots", json.dumps(body).encode(), headers=headers, **kwargs)
+    def post(
+        self, body: object, *, token: str | None = "", headers: dict[str, str] | None = None
+    ) -> BridgeReply:
+        """``body`` as JSON to ``POST /snapshots``, with ``token`` as :meth:`call` sends it."""
+        sent = {"Content-Type": "application/json", **(headers or {})}
+        return self.call("POST", "/snapshots", json.dumps(body).encode(), token=token, headers=sent)
 
     def rss_kib(self) -> int:
+        """Its resident memory (KiB), from ``/proc``."""
         status = Path(f"/proc/{self.proc.pid}/status").read_text()
         found = re.search(r"VmRSS:\s+(\d+)", status)
         assert found is not None, status
         return int(found.group(1))
 
     def threads(self) -> int:
+        """How many threads it runs, from ``/proc``."""
         status = Path(f"/proc/{self.proc.pid}/status").read_text()
         found = re.search(r"Threads:\s+(\d+)", status)
         assert found is not None, status
         return int(found.group(1))
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
+        """Send ``sig`` unless it has exited; its exit code."""
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
         return self.proc.wait(timeout=30)
@@ -319,7 +333,7 @@ def start_bridge(
     return Bridge(proc, port, out, err, Path(env["CLAUDEMETER_STATE_DIR"]))
 
 
-# --- cm-guard -----------------------------------------------------------------------------
+# --- cm-guard -------------------------------------------------------------------------
 
 
 #: cm-guard options that make a test quick: poll the store every 0.2 s, 0.3 s of grace
@@ -445,7 +459,7 @@ def reap_guards() -> None:
         proc.communicate(timeout=10)
 
 
-# --- polling and processes ---------------------------------------------------------------
+# --- polling and processes ------------------------------------------------------------
 
 
 def wait_for(
