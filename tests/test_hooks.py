@@ -26,7 +26,9 @@ TOOL = json.dumps(
 ).encode()
 
 
-def hook(*args: str, data: bytes = PROMPT, env: dict[str, str] | None = None) -> Any:
+def hook(
+    *args: str, data: bytes = PROMPT, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(
         ["claude-meter", "hook", *args],
         input=data,

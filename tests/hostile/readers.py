@@ -30,7 +30,8 @@ def good_snapshot(util: float = 41.0, **fields: Any) -> dict[str, Any]:
     return body
 
 
-def ingest(body: Any) -> subprocess.CompletedProcess[str]:
+def ingest(body: object) -> subprocess.CompletedProcess[str]:
+    """``claude-meter ingest -`` of ``body`` (text as it is, anything else as JSON)."""
     text = body if isinstance(body, str) else json.dumps(body)
     return cli("ingest", "-", stdin=text)
 

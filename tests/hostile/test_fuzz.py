@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
 
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
@@ -107,7 +106,7 @@ def every_reader_reads(store: Store) -> None:
 
 @settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck))
 @given(body=BODIES)
-def test_refused_with_one_line_or_stored_and_readable_in_process(body: Any) -> None:
+def test_refused_with_one_line_or_stored_and_readable_in_process(body: object) -> None:
     store = Store(Path(os.environ["CLAUDEMETER_STATE_DIR"]))
     try:
         data = json.loads(json.dumps(body))  # as a client's JSON arrives
@@ -123,7 +122,7 @@ def test_refused_with_one_line_or_stored_and_readable_in_process(body: Any) -> N
 
 @settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
 @given(body=BODIES)
-def test_the_real_ingest_refuses_with_one_line_or_every_reader_works(body: Any) -> None:
+def test_the_real_ingest_refuses_with_one_line_or_every_reader_works(body: object) -> None:
     assert ingest(good_snapshot(util=41.0)).returncode == 0
     done = ingest(json.dumps(body))
     assert "Traceback" not in done.stderr

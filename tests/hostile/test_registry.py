@@ -26,7 +26,7 @@ def guards_dir() -> Path:
     return directory
 
 
-def plant(name: str, body: Any) -> None:
+def plant(name: str, body: object) -> None:
     (guards_dir() / name).write_text(body if isinstance(body, str) else json.dumps(body))
 
 
