@@ -93,11 +93,24 @@ _NESTED_SECRET_KEY_RE = re.compile(
 
 
 class ValidationError(ValueError):
-    """A snapshot that does not fit SPEC section 3; ``field`` names the culprit."""
+    """A snapshot that does not fit SPEC section 3; ``field`` names the culprit. The
+    message is one line whatever the input held: a line break or control character in a
+    key it names (``usage.<bucket>``) is shown escaped (``\\n``, ``\\x1b``)."""
 
     def __init__(self, field_name: str, message: str) -> None:
-        super().__init__(f"{field_name}: {message}")
+        super().__init__(_UNPRINTABLE_RE.sub(_escaped, f"{field_name}: {message}"))
         self.field = field_name
+
+
+#: What would break a one-line message or act on a terminal: C0 (line breaks and tab
+#: included), DEL, C1, the bidirectional overrides, and the Unicode line separators.
+_UNPRINTABLE_RE = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2028\u2029\u2066-\u2069]"
+)
+
+
+def _escaped(found: re.Match[str]) -> str:
+    return found.group().encode("unicode_escape").decode("ascii")
 
 
 def redact(text: str) -> str:

@@ -68,6 +68,16 @@ HOSTILE: list[tuple[str, dict[str, Any], str]] = [
     ("a huge integer", {"overage": {"used_credits": 10**30}}, "overage.used_credits"),
     ("usage.access_token", usage(access_token="sk-ant-oat01-x"), "usage: key 'access_token'"),
     ("a nested cookie", {"subscription": {"meta": {"Cookie": "sessionKey=x"}}}, "Cookie"),
+    (
+        "a line break in a bucket's name",
+        usage(**{"five\nhour": {"utilization": 5, "resets_at": "noon"}}),
+        "usage.five\\nhour.resets_at",
+    ),
+    (
+        "an escape and a line separator in a bucket's name",
+        usage(**{"\x1b[2J\u2028x": {"utilization": 5, "resets_at": "noon"}}),
+        "usage.\\x1b[2J\\u2028x.resets_at",
+    ),
 ]
 #: Refused at ingest only: Python's json reads these, a browser's JSON.stringify never sends them.
 HOSTILE_TEXT: list[tuple[str, str, str]] = [
