@@ -15,12 +15,13 @@ nothing else of the package).
 The key is what the segment depends on besides the clock: the bytes of ``state.json``
 and ``derived.json`` (length and CRC-32), each guard registry entry's bytes with the
 start time of its pid (a guard that dies or whose pid is reused changes it), ``TZ``,
-claudemeter's version (an upgrade may render differently) and this module's format. Anything else (a pinned clock, the shared store, a directory
-that is not private, a key or a time outside the cached span, a cache that does not
-parse) means the full render, which prints and rewrites the cache. The cache is never
-trusted for more than the state: it lives in the same private directory, is written
-0600 through a temp file and an atomic rename, and is only ever read back by this
-module; deleting it costs one full render.
+claudemeter's version (an upgrade may render differently) and this module's format.
+Anything else (a pinned clock, the shared store, a directory that is not private, a key
+or a time outside the cached span, a cache that does not parse) means the full render,
+which prints and rewrites the cache. The cache is never trusted for more than the
+state: it lives in the same private directory, is written 0600 through a temp file and
+an atomic rename, and is only ever read back by this module; deleting it costs one full
+render.
 """
 
 # os.path, not pathlib: importing pathlib costs this path ~5 ms.
