@@ -14,7 +14,7 @@ import pytest
 from claudemeter.refresh import MIN_SPACING, refresh
 from claudemeter.sources import oauth
 from claudemeter.store import Store
-from tests.helpers import LOGIN_ORG, cli, cli_rows, fixture, fixture_body, utilization
+from tests.helpers import LOGIN_ORG, cli, cli_rows, fixture, fixture_body, guard_check, utilization
 from tests.upstream import FakeUpstream, Reply
 
 TOKEN = "sk-ant-oat01-FAKE-TOKEN-FOR-TESTS-ONLY"
@@ -425,13 +425,7 @@ def test_a_limits_only_body_is_a_reading(
         "seven_day": 36,
         "seven_day_opus": 71,
     }
-    check = subprocess.run(
-        ["cm-guard", "--check", "--bucket", "seven_day_opus", "--threshold", "70"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    check = guard_check("--bucket", "seven_day_opus", "--threshold", "70")
     assert check.returncode == 75, check.stdout + check.stderr
     assert cli("status").stdout.find("15%") >= 0
     assert "no usage reading yet" not in cli("show").stdout
@@ -458,7 +452,5 @@ def test_an_in_band_error_after_a_good_reading_keeps_it(
     assert any("rate_limit_error" in e for e in row.errors)
     printed = cli_rows("--json")
     assert printed[0]["usage"]["five_hour"]["utilization"] == 95.0
-    check = subprocess.run(
-        ["cm-guard", "--check"], capture_output=True, text=True, timeout=60, check=False
-    )
+    check = guard_check()
     assert check.returncode == 75, check.stdout + check.stderr
