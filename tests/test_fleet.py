@@ -93,7 +93,6 @@ def test_a_dead_hosts_guards_vanish_and_foreign_pids_are_never_judged_here(
     # Lapse in seconds, not half a minute; long enough for a reader's start on a loaded
     # machine. The rule is the same.
     monkeypatch.setattr(shared, "GUARD_TTL", 6.0)
-    monkeypatch.setenv("CLAUDEMETER_REDIS_URL", fleet_redis.url)  # this process reads too
     fleet = shared.Shared(fleet_redis.url)
     laptop, box = (Store(tmp_path / f"{name}-state") for name in ("laptop", "box"))
     box_env = host_env(tmp_path, "box", fleet_redis.url)
@@ -201,16 +200,13 @@ def test_writes_made_while_redis_is_away_reach_the_fleet_when_it_returns(
 
 
 def test_the_follower_keeps_nothing_of_another_host_as_its_own(
-    tmp_path: Path, fleet_redis: RedisServer, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, fleet_redis: RedisServer
 ) -> None:
     """Other hosts' guards sit in ``guards/fleet.json``, which the local registry never
-    reads as a guard's file (so a host never beats for another's guards), and which is
-    not read at all once the host has left the fleet (the variable unset)."""
+    reads as a guard's file (so a host never beats for another's guards)."""
     box = Store(tmp_path / "box-state")
     hosts = [registry.FleetHost("laptop", 4e9, [registry.GuardEntry(4242, "x", None, "held")])]
     registry.keep_fleet(hosts, box.directory)
-    assert registry.active(box.directory) == []  # no CLAUDEMETER_REDIS_URL here yet
-    monkeypatch.setenv("CLAUDEMETER_REDIS_URL", fleet_redis.url)
     assert registry.local(box.directory) == []
     assert [e.host for e in registry.active(box.directory)] == ["laptop"]
     assert shared.sync(box, shared.Shared(fleet_redis.url), force=True) is None

@@ -249,11 +249,7 @@ class FleetHost:
 
 
 def foreign(state_dir: Path | None = None, now: float | None = None) -> list[GuardEntry]:
-    """Other hosts' guards whose heartbeat has not lapsed (``guards/fleet.json``); none
-    without ``CLAUDEMETER_REDIS_URL`` (a file left from a fleet this host has left is not
-    read, and the status segment's cache, used only without a fleet, never sees one)."""
-    if not env.redis_url():
-        return []
+    """Other hosts' guards whose heartbeat has not lapsed (``guards/fleet.json``)."""
     now = time.time() if now is None else now
     return [entry for host in fleet_hosts(state_dir) if host.until > now for entry in host.guards]
 

@@ -12,8 +12,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from claudemeter import registry
 from claudemeter.procs import read_proc
 from tests.helpers import cli, entry_of, put, start, wait_for
@@ -99,14 +97,12 @@ def test_a_real_guard_counts_once_by_pid_and_start_time(tmp_path: Path) -> None:
 
 
 def test_planted_fleet_files_never_break_a_reader_and_count_only_live_beats(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
 ) -> None:
     """``guards/fleet.json`` (other hosts' guards, from a fleet's Redis) is read as
     hostile as a guard's own file: anything but a host with a live beat and a well-formed
     entry is left out; a foreign entry's pid is never looked up here."""
     assert ingest(good_snapshot(util=41.0)).returncode == 0
-    # A fleet's host (nothing listens there: the readers never connect).
-    monkeypatch.setenv("CLAUDEMETER_REDIS_URL", "redis://127.0.0.1:9/0")
     later = 4_000_000_000.0
     bodies: list[Any] = [
         "[" * 100_000,
