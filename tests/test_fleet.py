@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -262,3 +263,38 @@ def test_without_the_redis_client_every_host_goes_on_alone_and_says_so(
     doctor = run("from claudemeter.cli import main\nsys.argv = ['claude-meter', 'doctor']\nmain()")
     line = next(line for line in doctor.stdout.splitlines() if " shared " in line)
     assert line.startswith("FAIL") and "pip install" in line, doctor.stdout
+
+
+class PostDuringTheFirstSync(shared.Follower):
+    """A follower whose first sync has a browser's post land in the state file just as
+    it finishes (the worst moment: after the sync read the state, before the follower
+    looks at the file again)."""
+
+    posted = False
+
+    def sync(self) -> None:
+        super().sync()
+        if not self.posted:
+            self.posted = True
+            self.store.put([Snapshot.from_json(reading(64.0, "Firefox"))])
+
+
+def test_a_write_landing_during_a_sync_is_pushed_at_once_not_at_the_next_beat(
+    tmp_path: Path, fleet_redis: RedisServer
+) -> None:
+    follower = PostDuringTheFirstSync(
+        Store(tmp_path / "laptop-state"), shared.Shared(fleet_redis.url), print
+    )
+    stop = threading.Event()
+    thread = threading.Thread(target=follower.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        client = fleet_redis.client()
+        wait_for(
+            lambda: any("Firefox" in field for field in client.hkeys(shared.ROWS)),
+            seconds=shared.BEAT / 2,  # the beat would push it too, later
+            what="the post in Redis",
+        )
+    finally:
+        stop.set()
+        thread.join(timeout=10)

@@ -423,9 +423,13 @@ class Follower:
                     subscription = None
             else:
                 stop.wait(WATCH)
-            if news or self.stamps() != seen or time.monotonic() >= due:
+            stamps = self.stamps()
+            if news or stamps != seen or time.monotonic() >= due:
+                # Taken before the sync: a write during it (a post landing while the
+                # state was being pushed) is looked at again. So is the sync's own, once:
+                # that second sync writes nothing, so it comes to rest.
+                seen = stamps
                 self.sync()
-                seen = self.stamps()  # after our own write: not a change to push
                 due = time.monotonic() + BEAT
 
     def sync(self) -> None:
