@@ -192,12 +192,17 @@ def test_a_pinned_clock_never_uses_the_cache(
 
 
 def test_another_hosts_guard_counts_until_its_heartbeat_lapses(state_dir: Path) -> None:
-    """A fleet sync left another host's paused guard with a heartbeat 4 s long: the
-    cached segment shows it, and stops showing it when the heartbeat lapses although
+    """A fleet sync left another host's paused guard: the cached segment shows it, holds
+    no longer than its heartbeat, and stops showing it when the heartbeat lapses although
     no file changed."""
     ingest(reading(42.0, age=0.0).to_json())
     entry = registry.GuardEntry(pid=4242, command="claude", account=None, state=registry.PAUSED)
-    registry.keep_fleet([registry.FleetHost("box", time.time() + 4.0, [entry])])
+    lapse = time.time() + 60.0
+    registry.keep_fleet([registry.FleetHost("box", lapse, [entry])])
     assert "⏸1" in status()
     assert "⏸1" in status()  # the second from the cache
+    until = float(cache_file(state_dir).read_bytes().split(b"\n", 4)[3])
+    assert until <= lapse
+    registry.keep_fleet([registry.FleetHost("box", time.time() + 2.0, [entry])])
+    status()  # renders (the fleet file changed) and caches, with or without the guard
     wait_for(lambda: "⏸" not in status(), "the lapsed guard to leave the segment", 15)
