@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -21,7 +23,7 @@ def row(
     email: str | None,
     seconds_ago: float,
     five: float | None = 10.0,
-    **extra: object,
+    **extra: Any,  # Snapshot fields, set by dataclasses.replace
 ) -> Snapshot:
     usage = None if five is None else {"five_hour": {"utilization": five, "resets_at": None}}
     snap = Snapshot(
@@ -31,9 +33,7 @@ def row(
         fetched_at=NOW - timedelta(seconds=seconds_ago),
         usage=usage,
     )
-    for key, value in extra.items():
-        setattr(snap, key, value)
-    return snap
+    return replace(snap, **extra)
 
 
 def five(snap: Snapshot) -> float | None:
@@ -299,12 +299,12 @@ def test_provenance_is_in_the_json_with_age_and_the_row_times_are_the_newest() -
 
 
 def test_errors_of_every_contributing_reading_are_kept() -> None:
-    first = reading("Claude Code", 60, seven_day=(93.0, NEXT_WEEK))
-    first.errors = ["profile: HTTP 500"]
-    second = reading("Chrome", 1, five_hour=(41.0, SOON))
-    second.errors = ["overage: HTTP 503"]
-    idle = reading("Arc", 2, five_hour=(40.0, SOON))
-    idle.errors = ["account: HTTP 503"]  # contributes nothing: not its errors
+    first = replace(
+        reading("Claude Code", 60, seven_day=(93.0, NEXT_WEEK)), errors=["profile: HTTP 500"]
+    )
+    second = replace(reading("Chrome", 1, five_hour=(41.0, SOON)), errors=["overage: HTTP 503"])
+    # contributes nothing: not its errors
+    idle = replace(reading("Arc", 2, five_hour=(40.0, SOON)), errors=["account: HTTP 503"])
     (folded,) = dedupe_by_account([first, second, idle], NOW)
     assert folded.errors == ["overage: HTTP 503", "profile: HTTP 500"]
 
@@ -333,9 +333,7 @@ one_account_reading = st.builds(
 def _reading_of(
     browser: str, ago: float, org: str, stale: bool, buckets: dict[str, object]
 ) -> Snapshot:
-    snap = reading(browser, ago, **buckets)
-    snap.org_uuid, snap.stale = org, stale
-    return snap
+    return replace(reading(browser, ago, **buckets), org_uuid=org, stale=stale)
 
 
 def fresh_values(rows: list[Snapshot]) -> dict[str, float]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -56,9 +57,7 @@ def test_fresh_statusline_readings_hold_back_automatic_fetches(
 
 
 def other_account(age: float) -> Snapshot:
-    reading = statusline_reading(age)
-    reading.org_uuid = "some-other-org"
-    return reading
+    return replace(statusline_reading(age), org_uuid="some-other-org")
 
 
 # Readings are made when the test runs (lambdas), so their ages are what they say.

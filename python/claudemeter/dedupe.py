@@ -12,7 +12,7 @@ lacks a bucket, has it null or has it expired never erases another reading's val
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from .model import JSON, MAX_ERRORS, Provenance, Snapshot, Window, format_time, utcnow
@@ -102,24 +102,26 @@ def _fold(rows: list[Snapshot], now: datetime) -> Snapshot:
         for name, offer in chosen.items():
             usage[name] = offer.entry()
     base = (contributing or newest)[0]
-    folded = Snapshot(**{**base.__dict__})
-    folded.usage = usage
-    folded.provenance = {
-        name: Provenance(o.origin.source, o.origin.fetched_at, not o.fresh)
-        for name, o in chosen.items()
-    }
-    if chosen:
-        folded.fetched_at = max(o.origin.fetched_at for o in chosen.values())
-        folded.stale = not any(o.fresh for o in chosen.values())
-    folded.org_uuid = next((r.org_uuid for r in rows if r.org_uuid), "")
-    folded.account_email = _first(r.account_email for r in newest)
-    folded.org_name = _first(r.org_name for r in newest)
-    folded.overage = _first(r.overage for r in newest)
-    folded.subscription = _first(r.subscription for r in newest)
-    folded.browser = _browsers(rows)
     errors = [e for r in (contributing or newest[:1]) for e in r.errors]
-    folded.errors = list(dict.fromkeys(errors))[:MAX_ERRORS]
-    return folded
+    return replace(
+        base,
+        usage=usage,
+        provenance={
+            name: Provenance(o.origin.source, o.origin.fetched_at, not o.fresh)
+            for name, o in chosen.items()
+        },
+        fetched_at=(
+            max(o.origin.fetched_at for o in chosen.values()) if chosen else base.fetched_at
+        ),
+        stale=not any(o.fresh for o in chosen.values()) if chosen else base.stale,
+        org_uuid=next((r.org_uuid for r in rows if r.org_uuid), ""),
+        account_email=_first(r.account_email for r in newest),
+        org_name=_first(r.org_name for r in newest),
+        overage=_first(r.overage for r in newest),
+        subscription=_first(r.subscription for r in newest),
+        browser=_browsers(rows),
+        errors=list(dict.fromkeys(errors))[:MAX_ERRORS],
+    )
 
 
 def _contributors(chosen: dict[str, _Offer], newest: list[Snapshot]) -> list[Snapshot]:

@@ -13,7 +13,7 @@ import json
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from . import env
@@ -381,7 +381,7 @@ class Provenance:
         return cls(source.strip(), when, stale) if when else None
 
 
-@dataclass
+@dataclass(frozen=True)
 class Snapshot:
     """One reading. ``extra`` keeps top-level keys we do not know, so they round-trip.
 
@@ -443,9 +443,7 @@ class Snapshot:
 
     def with_staleness(self, now: datetime | None = None) -> Snapshot:
         """A copy whose ``stale`` reflects its age now (a stale row never turns fresh)."""
-        copy = Snapshot(**{**self.__dict__})
-        copy.stale = self.stale or self.is_stale(now)
-        return copy
+        return replace(self, stale=self.stale or self.is_stale(now))
 
     def to_json(self, now: datetime | None = None) -> JSON:
         """SPEC section 3's keys, the unknown ones kept, and ``provenance`` (per bucket:

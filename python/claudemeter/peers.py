@@ -25,7 +25,7 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -203,11 +203,8 @@ def _secondhand(row: Snapshot) -> bool:
 def relabel(row: Snapshot, peer: Peer) -> Snapshot:
     """The peer's folded row as a reading of the source ``peer HOST:PORT``; its time,
     numbers and errors stay as the peer had them."""
-    copy = Snapshot(**{**row.__dict__})
-    copy.browser = peer.source
-    copy.stale = False  # recomputed from its age and our freshness limit on every read
-    copy.errors = list(row.errors)
-    return copy
+    # stale: recomputed from its age and our freshness limit on every read
+    return replace(row, browser=peer.source, stale=False, errors=list(row.errors))
 
 
 def covering(state: State, account_key: str) -> Snapshot | None:

@@ -20,7 +20,7 @@ import stat
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -157,24 +157,26 @@ class State:
         stale, and an honest reading taken now should win over it."""
         now = utcnow()
         if snapshot.fetched_at > now + CLOCK_SKEW:
-            snapshot.fetched_at = now - CLOCK_SKEW
-        for old in self.rows:
-            if old.fetched_at > now + CLOCK_SKEW:
-                old.fetched_at = now - CLOCK_SKEW  # written before the clock went back
+            snapshot = replace(snapshot, fetched_at=now - CLOCK_SKEW)
+        self.rows = [  # any written before the clock went back, likewise
+            replace(old, fetched_at=now - CLOCK_SKEW) if old.fetched_at > now + CLOCK_SKEW else old
+            for old in self.rows
+        ]
         for index, old in enumerate(self.rows):
             if old.account_key == snapshot.account_key and old.browser == snapshot.browser:
                 if snapshot.fetched_at < old.fetched_at and snapshot.usage is not None:
                     return  # an out-of-order delivery never overwrites newer data
                 if snapshot.usage is None and old.usage is not None:
-                    kept = Snapshot(**{**old.__dict__})
-                    kept.errors = list(snapshot.errors)
-                    kept.account_email = snapshot.account_email or old.account_email
-                    kept.overage = snapshot.overage or old.overage
-                    kept.subscription = snapshot.subscription or old.subscription
-                    self.rows[index] = kept
+                    self.rows[index] = replace(
+                        old,
+                        errors=list(snapshot.errors),
+                        account_email=snapshot.account_email or old.account_email,
+                        overage=snapshot.overage or old.overage,
+                        subscription=snapshot.subscription or old.subscription,
+                    )
                 else:
                     if snapshot.account_email is None:
-                        snapshot.account_email = old.account_email
+                        snapshot = replace(snapshot, account_email=old.account_email)
                     self.rows[index] = snapshot
                 break
         else:

@@ -18,7 +18,7 @@ import json
 import os
 import re
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -288,10 +288,7 @@ def merge(state: State, snapshot: Snapshot, now: datetime) -> Snapshot:
             if keep:
                 usage[name] = (previous.usage or {})[name]
                 provenance[name] = origin
-    merged = Snapshot(**{**snapshot.__dict__})
-    merged.usage = usage
-    merged.provenance = provenance
-    return merged
+    return replace(snapshot, usage=usage, provenance=provenance)
 
 
 def line(usage: JSON | None, now: datetime, warning: str | None = None) -> str:
@@ -403,10 +400,12 @@ def ours(data: bytes, now: datetime) -> str:
                 state.record_session(sample)
             if snapshot is not None:
                 stored = merge(state, snapshot, now)
-                own = Snapshot(**{**stored.__dict__})  # history: its own buckets, as stored
-                own.usage = {
-                    k: v for k, v in (stored.usage or {}).items() if k in (snapshot.usage or {})
-                }
+                own = replace(  # history: its own buckets, as stored
+                    stored,
+                    usage={
+                        k: v for k, v in (stored.usage or {}).items() if k in (snapshot.usage or {})
+                    },
+                )
                 state.put(stored, measured=own)
     except Exception:  # a full disk, a held lock or a bad state dir must not break the agent
         shown = snapshot.usage if snapshot is not None else None
