@@ -7,6 +7,7 @@ damaged by hand, a row the caller changed in place."""
 from __future__ import annotations
 
 import json
+from dataclasses import FrozenInstanceError, replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -61,8 +62,13 @@ def test_a_row_changed_in_place_by_a_caller_does_not_leak_into_the_next_read(
     reader = Store(state_dir)
     first = reader.read()
     kept = first.rows[0].fetched_at
-    first.rows[0].fetched_at = kept - timedelta(days=3)
-    first.rows[0].usage = {"five_hour": {"utilization": 99.0, "resets_at": None}}
+    with pytest.raises(FrozenInstanceError):  # a row read is never changed in place ...
+        first.rows[0].fetched_at = kept - timedelta(days=3)  # type: ignore[misc]  # frozen
+    first.rows[0] = replace(  # ... a caller changes its own copy
+        first.rows[0],
+        fetched_at=kept - timedelta(days=3),
+        usage={"five_hour": {"utilization": 99.0, "resets_at": None}},
+    )
     again = reader.read().rows[0]
     assert again.fetched_at == kept
     assert again.windows()["five_hour"].utilization == 10.0

@@ -240,7 +240,7 @@ class State:
             key = _row_key(item)
             seen = known.get(key) if known is not None and key is not None else None
             if seen is not None and seen[0] == item:
-                row = Snapshot(**seen[1].__dict__)
+                row = seen[1]  # frozen: the memo and the caller can share it
             else:
                 try:
                     row, seen = Snapshot.from_json(item), None
@@ -249,8 +249,7 @@ class State:
                     continue
             rows.append(row)
             if key is not None:
-                # the caller's row may be changed in place: the memo keeps its own copy
-                parsed[key] = seen or (item, Snapshot(**row.__dict__))
+                parsed[key] = seen or (item, row)
         sources = body.get("sources")
         books = {}
         for key, raw in sources.items() if isinstance(sources, dict) else ():
