@@ -19,7 +19,6 @@ from libtmux.test.retry import retry_until
 from tests.helpers import alive
 
 REPO = Path(__file__).resolve().parent.parent
-ENTRY = REPO / "claudemeter.tmux"
 #: A status-right with every placeholder the plugin fills, then tmux's own clock.
 PLACEHOLDERS = (
     "#{claude_meter} |#{claude_meter_5h}|#{claude_meter_7d}|"
