@@ -34,23 +34,30 @@ def reading(
     source: str = "Claude Code",
     age: float = 30.0,
     resets_in: float = 1800.0,
+    now: datetime = NOW,
 ) -> Snapshot:
     return Snapshot(
         org_uuid=org,
         browser=source,
         account_email=email,
-        fetched_at=NOW - timedelta(seconds=age),
+        fetched_at=now - timedelta(seconds=age),
         usage={
             "five_hour": {
                 "utilization": five,
-                "resets_at": format_time(NOW + timedelta(seconds=resets_in)),
+                "resets_at": format_time(now + timedelta(seconds=resets_in)),
             },
             "seven_day": {
                 "utilization": 61.0,
-                "resets_at": format_time(NOW + timedelta(days=3)),
+                "resets_at": format_time(now + timedelta(days=3)),
             },
         },
     )
+
+
+def ingest_fresh(five: float) -> None:
+    """Store a reading taken just now, on the wall clock ``claude-meter status`` reads
+    (not the module's ``NOW``: this test may run many minutes after collection)."""
+    ingest(reading(five, age=0.0, now=datetime.now(timezone.utc)).to_json())
 
 
 def heading_for_full(org: str) -> dict[str, JSON]:
@@ -132,19 +139,19 @@ def test_the_files_it_keys_on_are_the_stores() -> None:
 
 
 def test_status_is_cached_and_follows_each_new_reading(state_dir: Path) -> None:
-    ingest(reading(42.0, age=0.0).to_json())
+    ingest_fresh(42.0)
     assert "5h 42%" in status()
     written = cache_file(state_dir).read_bytes()
     assert cache_file(state_dir).stat().st_mode & 0o777 == 0o600
     assert "5h 42%" in status()  # from the cache: the same bytes are still there
     assert cache_file(state_dir).read_bytes() == written
-    ingest(reading(43.0, age=0.0).to_json())
+    ingest_fresh(43.0)
     assert "5h 43%" in status()
     assert cache_file(state_dir).read_bytes() != written
 
 
 def test_a_damaged_or_foreign_cache_is_rendered_over(state_dir: Path) -> None:
-    ingest(reading(42.0, age=0.0).to_json())
+    ingest_fresh(42.0)
     full = status()
     lines = cache_file(state_dir).read_bytes().split(b"\n", 4)
     assert lines[0] == segment_cache.MAGIC.encode() and len(lines) == 5
@@ -164,7 +171,7 @@ def test_a_damaged_or_foreign_cache_is_rendered_over(state_dir: Path) -> None:
 
 
 def test_status_sees_a_guard_pause_and_its_end(state_dir: Path) -> None:
-    ingest(reading(42.0, age=0.0).to_json())
+    ingest_fresh(42.0)
     assert "⏸" not in status()
     child = subprocess.Popen(["sleep", "60"])
     try:
@@ -185,7 +192,7 @@ def test_status_sees_a_guard_pause_and_its_end(state_dir: Path) -> None:
 def test_a_pinned_clock_never_uses_the_cache(
     state_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ingest(reading(42.0, age=0.0).to_json())
+    ingest_fresh(42.0)
     status()
     monkeypatch.setenv("CLAUDEMETER_NOW", format_time(NOW + timedelta(hours=5)))
     assert "stale" in status()
@@ -195,7 +202,7 @@ def test_another_hosts_guard_counts_until_its_heartbeat_lapses(state_dir: Path) 
     """A fleet sync left another host's paused guard: the cached segment shows it, holds
     no longer than its heartbeat, and stops showing it when the heartbeat lapses although
     no file changed."""
-    ingest(reading(42.0, age=0.0).to_json())
+    ingest_fresh(42.0)
     entry = registry.GuardEntry(pid=4242, command="claude", account=None, state=registry.PAUSED)
     lapse = time.time() + 60.0
     registry.keep_fleet([registry.FleetHost("box", lapse, [entry])])
