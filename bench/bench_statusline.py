@@ -25,9 +25,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import common
+from claudemeter.statusline_memo import MEMO_DIR
 from common import Command, Figure
 
 CCSTATUSLINE = "ccstatusline@2.2.30"
@@ -44,13 +46,30 @@ CCSTATUSLINE_WIDGETS = [
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
-def reading() -> bytes:
-    """The fixture's statusLine input with its resets moved into the future."""
+def reading(session: str | None = None) -> bytes:
+    """The fixture's statusLine input with its resets moved into the future (and its
+    ``session_id`` set to ``session``, when given)."""
     body = json.loads((common.FIXTURES / "claude_code_statusline_input.json").read_text())
     now = int(time.time())
     body["rate_limits"]["five_hour"]["resets_at"] = now + 7200
     body["rate_limits"]["seven_day"]["resets_at"] = now + 3 * 86400
+    if session is not None:
+        body["session_id"] = session
     return json.dumps(body).encode()
+
+
+#: The sessions of the two statusline rows: one stores every call (its memo is removed
+#: before each), the other carries the reading it stored (answered from its memo).
+STORED, UNCHANGED = "bench-stored", "bench-unchanged"
+
+
+def forget(state_dir: Path, session: str) -> Callable[[], None]:
+    """Before each call: remove ``session``'s statusline memo, so the call stores."""
+
+    def remove() -> None:
+        (state_dir / MEMO_DIR / f"{session}.json").unlink(missing_ok=True)
+
+    return remove
 
 
 def ccstatusline() -> tuple[Path | None, str]:
@@ -104,19 +123,23 @@ def measure(runs: int = 40) -> tuple[list[Figure], list[str]]:
     """The figures, and notes: each tool's output line, or why ccstatusline is missing."""
     no_readings = common.FIXTURES / "claude_code_statusline_input_api_key_user.json"
     statusline = [*common.meter(), "statusline"]
-    commands = {
-        "python3 -c pass": Command([sys.executable, "-c", "pass"]),
-        "statusline, reading stored": Command(statusline, reading()),
-        "statusline, no readings": Command(statusline, no_readings.read_bytes()),
-        "statusline --chain true": Command([*statusline, "--chain", "true"], reading()),
-    }
-    ours = commands["statusline, reading stored"]
     tool, why = ccstatusline()
-    if tool:
-        commands["node -e 0"] = Command(["node", "-e", "0"])
-        commands["ccstatusline"] = Command([str(tool)], reading())
     with tempfile.TemporaryDirectory(prefix="cmbench") as tmp:
         env = common.default_dirs_env(Path(tmp), COLUMNS="200")
+        state_dir = Path(env["XDG_STATE_HOME"]) / "claudemeter"
+        commands = {
+            "python3 -c pass": Command([sys.executable, "-c", "pass"]),
+            "statusline, reading stored": Command(
+                statusline, reading(STORED), forget(state_dir, STORED)
+            ),
+            "statusline, no readings": Command(statusline, no_readings.read_bytes()),
+            "statusline --chain true": Command([*statusline, "--chain", "true"], reading()),
+            "statusline, reading unchanged": Command(statusline, reading(UNCHANGED)),
+        }
+        ours = commands["statusline, reading stored"]
+        if tool:
+            commands["node -e 0"] = Command(["node", "-e", "0"])
+            commands["ccstatusline"] = Command([str(tool)], reading())
         shutil.copy(
             common.FIXTURES / "claude_json_oauth_account.json", Path(env["HOME"]) / ".claude.json"
         )
@@ -138,9 +161,9 @@ def measure(runs: int = 40) -> tuple[list[Figure], list[str]]:
             "ms",
             "python3 -c pass",
             floor,
-            "<= 2.5x" if name == "statusline, reading stored" else "",
+            "<= 2.5x" if name.startswith("statusline, reading") else "",
         )
-        for name in list(commands)[1:4]
+        for name in list(commands)[1:5]
     ]
     if tool:
         figures += [

@@ -92,6 +92,7 @@ NEVER_ON_CACHED_STATUS = NEVER_ON_STATUS | {"dataclasses", "datetime", "inspect"
 
 #: ``status`` rendering in full (no cache yet, or the data changed): it rewrites the cache.
 STATUS_MODULES = STATUS_CACHED_MODULES | {
+    "claudemeter.bar",  # percent: the bar's own, every view's
     "claudemeter.commands",
     "claudemeter.dedupe",
     "claudemeter.defaults",  # the user-changeable defaults: constants only
@@ -111,9 +112,22 @@ STATUS_MODULES = STATUS_CACHED_MODULES | {
     "claudemeter.windows",  # the bucket names, labels and lengths: constants only
 }
 
-STATUSLINE_MODULES = {
+#: ``statusline`` carrying what its session last stored (``statusline_memo``): the
+#: standard library's ``json``, ``os``, ``sys``, ``time`` and these of ours.
+STATUSLINE_MEMO_MODULES = {
     "claudemeter",
+    "claudemeter.bar",
     "claudemeter.cli",
+    "claudemeter.clocktext",
+    "claudemeter.envlite",
+    "claudemeter.statusline_memo",
+    "claudemeter.windows",  # the bucket names and short labels: constants only
+}
+
+#: Never on the memo's path: the store's model and its machinery.
+NEVER_ON_STATUSLINE_MEMO = NEVER_ON_STATUS | {"dataclasses", "datetime", "inspect", "pathlib"}
+
+STATUSLINE_MODULES = STATUSLINE_MEMO_MODULES | {
     "claudemeter.dedupe",
     "claudemeter.defaults",
     "claudemeter.env",
@@ -181,6 +195,16 @@ def test_statusline_loads_only_its_modules(tmp_path: Path, claude_dir: Path, rea
     modules = loaded(["statusline"], tmp_path, stdin)
     assert not modules & NEVER, sorted(modules & NEVER)
     assert ours(modules) <= STATUSLINE_MODULES, ours(modules) - STATUSLINE_MODULES
+
+
+def test_statusline_with_an_unchanged_reading_loads_only_the_memo(
+    tmp_path: Path, claude_dir: Path
+) -> None:
+    stdin = json.dumps(statusline_input()).encode()
+    assert "claudemeter.store" in loaded(["statusline"], tmp_path, stdin)  # stored
+    modules = loaded(["statusline"], tmp_path, stdin)  # the same reading again
+    assert not modules & NEVER_ON_STATUSLINE_MEMO, sorted(modules & NEVER_ON_STATUSLINE_MEMO)
+    assert ours(modules) <= STATUSLINE_MEMO_MODULES, ours(modules) - STATUSLINE_MEMO_MODULES
 
 
 def test_the_probe_sees_what_a_command_imports(tmp_path: Path) -> None:

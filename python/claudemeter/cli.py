@@ -167,10 +167,9 @@ def _run(argv: Sequence[str] | None) -> int:
 
         return cmd_status()
     # Claude Code runs `claude-meter statusline` on every refresh of every agent: likewise.
+    # Most of its calls carry the reading it stored last: answered from its memo.
     if argv == ["statusline"]:
-        from .sources.statusline import main as statusline
-
-        return statusline()
+        return _statusline()
     # Claude Code runs the gate before every tool call of every agent: likewise. And a
     # hook must never exit 2 over a bad option (that would block every prompt).
     if argv[:1] == ["hook"]:
@@ -189,6 +188,36 @@ def _run(argv: Sequence[str] | None) -> int:
     module, func, _help = COMMANDS[args.command]
     handler: Callable[[argparse.Namespace], int] = getattr(importlib.import_module(module), func)
     return handler(args)
+
+
+def _statusline() -> int:
+    """``claude-meter statusline`` as Claude Code runs it (no options): the bar from the
+    session's memo when it holds (``statusline_memo``), else the full path (which stores)
+    with the input already read."""
+    if sys.stdin is None or sys.stdin.isatty():
+        from .sources.statusline import main as full
+
+        return full()
+    from . import statusline_memo
+
+    try:
+        data = statusline_memo.read_input(sys.stdin.buffer)
+    except OSError:
+        data = None
+    shown = None
+    if data is not None:
+        import time
+
+        try:
+            shown = statusline_memo.answer(data, time.time())
+        except Exception:  # never fail the agent: the full path answers instead
+            shown = None
+    if shown is None:
+        from .sources.statusline import respond
+
+        return respond(None, data)
+    statusline_memo.emit(shown)
+    return 0
 
 
 def _refuse_shared_dirs() -> None:

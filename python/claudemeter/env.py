@@ -94,13 +94,13 @@ def anthropic_base() -> str:
 
 
 def home() -> Path:
-    return Path("~").expanduser()
+    return Path(envlite.home())
 
 
 def claude_config_dir_setting() -> str | None:
-    """``CLAUDE_CONFIG_DIR`` exactly as set (None when unset or empty): Claude Code's
-    rules hash the raw string, so it is not resolved here (see ``sources.claude_config``)."""
-    return _get("CLAUDE_CONFIG_DIR")
+    """``CLAUDE_CONFIG_DIR`` exactly as set (None when unset or empty); see
+    :func:`envlite.claude_config_dir_setting`."""
+    return envlite.claude_config_dir_setting()
 
 
 def claude_securestorage_setting() -> str | None:
@@ -146,7 +146,7 @@ def guard_marker() -> str | None:
 
 def tmux_pane() -> str | None:
     """The pane a process runs in (``%3``), for the guard registry."""
-    return _get("TMUX_PANE")
+    return envlite.tmux_pane()
 
 
 #: ``CLAUDEMETER_FORGET_DAYS``'s default: a source not heard from for a week is dropped.

@@ -8,7 +8,7 @@ per variable still.
 """
 
 # os.path, not pathlib: importing pathlib costs this path ~5 ms.
-# ruff: noqa: PTH111, PTH118
+# ruff: noqa: PTH111, PTH116, PTH118
 
 from __future__ import annotations
 
@@ -42,6 +42,41 @@ def state_dir() -> str | None:
 def config_dir() -> str | None:
     """``CLAUDEMETER_CONFIG_DIR``, else :func:`user_dir` of ``XDG_CONFIG_HOME``."""
     return get("CLAUDEMETER_CONFIG_DIR") or user_dir("XDG_CONFIG_HOME", "~/.config")
+
+
+def private_state_dir() -> str | None:
+    """The state directory when a hot path may answer from a file it left there: not
+    with a pinned clock (``CLAUDEMETER_NOW``: the golden tests take the full path) nor
+    the shared store, and only for a directory that is the user's own and not writable
+    by others (the full path says what is wrong with one that is not)."""
+    if clock_pinned() or shared_store():
+        return None
+    found = state_dir()
+    if found is None:
+        return None
+    try:
+        info = os.stat(found)
+    except OSError:
+        return None
+    if info.st_uid != os.getuid() or info.st_mode & 0o022:
+        return None
+    return found
+
+
+def home() -> str:
+    """``$HOME`` (``~`` expanded)."""
+    return os.path.expanduser("~")
+
+
+def claude_config_dir_setting() -> str | None:
+    """``CLAUDE_CONFIG_DIR`` exactly as set (None when unset or empty): Claude Code's
+    rules hash the raw string, so it is not resolved here (see ``sources.claude_config``)."""
+    return get("CLAUDE_CONFIG_DIR")
+
+
+def tmux_pane() -> str | None:
+    """The pane a process runs in (``%3``), for the guard registry."""
+    return get("TMUX_PANE")
 
 
 def clock_pinned() -> bool:

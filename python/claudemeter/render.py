@@ -11,15 +11,10 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import PurePosixPath
 
+from .bar import percent as percent  # every view's percent: the bar's own
 from .clocktext import duration as duration
 from .model import SPEND_LIMIT, Snapshot, Window
 from .times import local_time
-
-
-def percent(value: float | None) -> str:
-    if value is None:
-        return "?"
-    return f"{value:.0f}%" if abs(value - round(value)) < 0.05 else f"{value:.1f}%"
 
 
 def account_name(row: Snapshot) -> str:

@@ -25,7 +25,7 @@ render.
 """
 
 # os.path, not pathlib: importing pathlib costs this path ~5 ms.
-# ruff: noqa: PTH116, PTH118, PTH208
+# ruff: noqa: PTH118, PTH208
 
 from __future__ import annotations
 
@@ -72,22 +72,9 @@ def fill(template: str, now: float) -> str:
 
 
 def directory() -> str | None:
-    """The state directory when the cache may be used: not with a pinned clock
-    (``CLAUDEMETER_NOW``: the golden tests render in full) nor the shared store, and only
-    for a directory that is the user's own and not writable by others (the full render
-    says what is wrong with one that is not)."""
-    if envlite.clock_pinned() or envlite.shared_store():
-        return None
-    found = envlite.state_dir()
-    if found is None:
-        return None
-    try:
-        info = os.stat(found)
-    except OSError:
-        return None
-    if info.st_uid != os.getuid() or info.st_mode & 0o022:
-        return None
-    return found
+    """The state directory when the cache may be used (:func:`envlite.private_state_dir`:
+    not with a pinned clock, the shared store, or a directory that is not private)."""
+    return envlite.private_state_dir()
 
 
 def _read(path: str) -> bytes | None:

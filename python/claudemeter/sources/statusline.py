@@ -22,7 +22,8 @@ from dataclasses import asdict, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .. import env
+from .. import bar, env, statusline_memo
+from ..bar import NEUTRAL
 from ..history import SessionPoint, SessionSample
 from ..model import (
     JSON,
@@ -36,9 +37,9 @@ from ..model import (
     parse_time,
     utcnow,
 )
-from ..render import duration, percent, spend_text
-from ..store import State, Store, ensure_private_dir, write_private
-from ..windows import MAIN, short_label
+from ..render import spend_text
+from ..store import State, Store, StoreError, ensure_private_dir, write_private
+from ..windows import MAIN
 from . import claude_code_cache, claude_config
 from .claude_account import Account, read_claude_json
 from .claude_config import ClaudeConfig
@@ -47,14 +48,10 @@ TYPE_CHECKING = False  # typing itself costs every call milliseconds
 if TYPE_CHECKING:
     import argparse
     import subprocess  # run only for --chain: kept off the status line's import path
-    from typing import IO, Any
+    from typing import Any
 
-#: Claude Code's JSON is a few KiB; anything past this is not it.
-MAX_INPUT = 1 << 20
 #: How long the chained (previous) statusLine command may take.
 CHAIN_TIMEOUT = 3.0
-#: What Claude Code's bar shows when there is nothing to say.
-NEUTRAL = "claude-meter: –"
 #: ``resets_at`` outside these epoch seconds (2020 … 2100) is not seconds: not guessed.
 EPOCH_RANGE = (1_577_836_800.0, 4_102_444_800.0)
 #: Writers hold the store's lock for milliseconds; Claude Code's bar will not wait longer.
@@ -291,28 +288,20 @@ def merge(state: State, snapshot: Snapshot, now: datetime) -> Snapshot:
     return replace(snapshot, usage=usage, provenance=provenance)
 
 
-def line(usage: JSON | None, now: datetime, warning: str | None = None) -> str:
-    """``5h 57% ↻1h23m · 7d 33%`` for Claude Code's bar, plus a pace warning."""
-    parts = []
+def bar_of(usage: JSON | None) -> tuple[list[bar.Entry], str | None]:
+    """What the bar shows of a usage: the main buckets' entries and the spend text."""
+    entries: list[bar.Entry] = []
     for name in MAIN:
         window = (usage or {}).get(name)
-        if not isinstance(window, dict):
-            continue
-        resets = _resets(window)
-        over = resets is not None and resets <= now.timestamp()  # a stored row's old window
-        value = 0.0 if over else json_number(window.get("utilization"))
-        text = f"{short_label(name)} {percent(value)}"
-        if name == "five_hour" and resets is not None and not over:
-            text += f" ↻{duration(resets - now.timestamp())}"
-        parts.append(text)
-    spend = spend_text((usage or {}).get(SPEND_LIMIT))
-    if spend:
-        parts.append(spend)
-    if not parts:
-        return NEUTRAL
-    if warning:
-        parts.append(warning)
-    return " · ".join(parts)
+        if isinstance(window, dict):
+            entries.append((name, json_number(window.get("utilization")), _resets(window)))
+    return entries, spend_text((usage or {}).get(SPEND_LIMIT))
+
+
+def line(usage: JSON | None, now: datetime, warning: str | None = None) -> str:
+    """``5h 57% ↻1h23m · 7d 33%`` for Claude Code's bar, plus a pace warning."""
+    entries, spend = bar_of(usage)
+    return bar.line(entries, spend, now.timestamp(), warning)
 
 
 def _warning(state: State, account: Account, now: datetime) -> str | None:
@@ -384,7 +373,9 @@ def ours(data: bytes, now: datetime) -> str:
         body = json.loads(data)
     except ValueError:
         return NEUTRAL
-    account, cached = account_and_cache(claude_config.current())
+    config = claude_config.current()
+    files = login_files(config)  # before the account is read: a later change is a miss
+    account, cached = account_and_cache(config)
     if account is None:
         # API-key users and logins we cannot place: show the numbers, store nothing.
         return line(usage_from(body, now), now)
@@ -412,18 +403,59 @@ def ours(data: bytes, now: datetime) -> str:
         return line(shown, now) + " (not saved: run claude-meter doctor)"
     if snapshot is None:  # the line comes after the update: its pace is the new one
         return _line_from(state, account, now)
-    return line(stored.usage, now, _warning(state, account, now))
+    entries, spend = bar_of(stored.usage)
+    warning = _warning(state, account, now)
+    if sample is not None and isinstance(body, dict):
+        until = _memo_until(state, stored, account, now)
+        with contextlib.suppress(OSError, StoreError):  # the next call stores again
+            remember(body, files, (entries, spend, warning), now.timestamp(), until)
+    return bar.line(entries, spend, now.timestamp(), warning)
 
 
-def _read_stdin(stream: IO[bytes]) -> bytes | None:
-    """Up to :data:`MAX_INPUT` bytes; None when there is more (the rest is drained, so
-    Claude Code never writes into a closed pipe)."""
-    data = stream.read(MAX_INPUT + 1)
-    if len(data) <= MAX_INPUT:
-        return data
-    while stream.read(1 << 16):
-        pass
-    return None
+def login_files(config: ClaudeConfig) -> dict[str, list[int] | None]:
+    """The files the account and the chain are found in, each with its ``stat``
+    (``statusline_memo.stamp``): the legacy ``.config.json``, ``.claude.json`` and
+    install-statusline's record."""
+    paths = [
+        config.directory / claude_config.LEGACY_CONFIG_JSON,
+        config.claude_json(),
+        record_path(config.directory),
+    ]
+    return {str(path): statusline_memo.stamp(str(path)) for path in paths}
+
+
+def _memo_until(state: State, stored: Snapshot, account: Account, now: datetime) -> float:
+    """Epoch seconds of the first moment the bar may change other than by its countdown:
+    a stored bucket's reset, a pace running out or its projected time (``derived.moments``);
+    :data:`statusline_memo.SPAN` after ``now`` at the latest."""
+    from .. import derived
+
+    t = now.timestamp()
+    ahead = [_resets(window) for window in (stored.usage or {}).values()]
+    ahead += derived.moments(derived.Summary.from_json(state.derived.get(account.key)))
+    return min([t + statusline_memo.SPAN, *(m for m in ahead if m is not None and m > t)])
+
+
+def remember(
+    body: JSON,
+    files: dict[str, list[int] | None],
+    shown: tuple[list[bar.Entry], str | None, str | None],
+    stored: float,
+    until: float,
+) -> None:
+    """Leave this session's memo (``statusline_memo``) after a store at ``stored``
+    (epoch); none when a chained command is recorded (it must run every call). Old
+    sessions' memos are removed. Raises OSError or StoreError when it cannot be written."""
+    session = statusline_memo.session_id(body)
+    if session is None or recorded_chain() is not None:
+        return
+    directory = ensure_private_dir(env.state_dir() / statusline_memo.MEMO_DIR)
+    for old in directory.iterdir():
+        with contextlib.suppress(OSError):
+            if old.lstat().st_mtime < stored - statusline_memo.KEEP:
+                old.unlink()
+    path = Path(statusline_memo.memo_path(str(env.state_dir()), session))
+    write_private(path, statusline_memo.encode(body, files, shown, stored, until), durable=False)
 
 
 def _start_chain(command: str) -> subprocess.Popen[bytes] | None:
@@ -479,9 +511,15 @@ def main(args: argparse.Namespace | None = None) -> int:
         print(NEUTRAL)
         return 0
     try:
-        data = _read_stdin(sys.stdin.buffer)
+        data = statusline_memo.read_input(sys.stdin.buffer)
     except OSError:
         data = None
+    return respond(args, data)
+
+
+def respond(args: argparse.Namespace | None, data: bytes | None) -> int:
+    """:func:`main` once the input is read (``data``: None when it was too big or
+    unreadable): store, run the chain, print; exits 0."""
     chain = None
     if data is not None and not getattr(args, "no_chain", False) and not env.statusline_chained():
         chain = getattr(args, "chain", None) or recorded_chain()
@@ -491,10 +529,5 @@ def main(args: argparse.Namespace | None = None) -> int:
     except Exception:  # never fail the agent, not even over our own bug
         mine = NEUTRAL
     theirs = _finish_chain(child, data or b"") if child is not None else ""
-    try:
-        print(combine(theirs, mine), flush=True)
-    except OSError:
-        # Claude Code stopped listening; keep the exit-time flush from failing too.
-        with contextlib.suppress(OSError):
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    statusline_memo.emit(combine(theirs, mine))
     return 0
