@@ -225,16 +225,21 @@ def test_guard_killed_while_paused_continues_and_ends_the_command(
 ) -> None:
     put(10)
     got = tmp_path / "got"
+    ready = tmp_path / "ready"
     # The handler can only run if the command was continued: a stopped process runs none.
     code = (
         f"import signal, sys, time\n"
         f"def bye(n, f):\n    open({str(got)!r}, 'w').write(str(n)); sys.exit(0)\n"
         f"signal.signal({int(sig)}, bye)\n"
+        f"open({str(ready)!r}, 'w').close()\n"
         f"while True: time.sleep(0.05)\n"
     )
     guard = start(*FAST, sys.executable, "-c", code)
     guards.append(guard)
     child = child_of(guard)
+    # Paused before its handler is set (a slow start under load), the signal's default
+    # action would end it: that is the kernel, not the guard.
+    wait_for(ready.exists, "the command to set its handler")
     put(97, resets_in=600)
     wait_for(lambda: is_stopped(child), "the command to be paused")
     guard.send_signal(sig)
