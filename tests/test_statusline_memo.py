@@ -8,13 +8,15 @@ import json
 import os
 import subprocess
 import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from claudemeter.sources.statusline import record_path
 from claudemeter.statusline_memo import MEMO_DIR, SPAN
-from tests.helpers import statusline_input
+from tests.helpers import statusline_input, store_usage
 
 SESSION = "7f3c0d1e-0000-4000-8000-0000000000aa"  # the fixture's session_id
 
@@ -39,6 +41,10 @@ def reading(five: float = 57.0, cost: float | None = None) -> dict[str, Any]:
     if cost is not None:
         body["cost"]["total_cost_usd"] = cost
     return body
+
+
+def rfc3339(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, timezone.utc).isoformat()
 
 
 def stamp(path: Path) -> tuple[int, int, bytes]:
@@ -195,3 +201,38 @@ def test_a_pinned_clock_or_a_shared_state_dir_takes_the_full_path(
     state_dir.chmod(0o770)  # writable by the group: the memo is not trusted there
     run(body)
     assert stamp(state_dir / "state.json") != after
+
+
+def test_the_pace_warning_is_the_same_from_the_memo(claude_dir: Path, state_dir: Path) -> None:
+    """A bar with a pace warning (the 5-hour bucket climbing 2 points a minute, full long
+    before its reset): the memo's answer is the full path's, warning included."""
+    body = reading(five=72.0)
+    resets = body["rate_limits"]["five_hour"]["resets_at"]
+    start = datetime.now(timezone.utc)
+    for minutes_ago, used in ((20, 32.0), (12, 48.0), (4, 64.0)):
+        store_usage(
+            {"five_hour": {"utilization": used, "resets_at": rfc3339(resets)}},
+            fetched_at=start - timedelta(minutes=minutes_ago),
+        )
+    first = run(body)
+    assert "⚠ 100% ~" in first, first
+    before = stamp(state_dir / "state.json")
+    assert run(body) == first
+    assert stamp(state_dir / "state.json") == before, "the memo did not answer"
+    memo(state_dir).unlink()
+    assert run(body) == first
+
+
+def test_a_recorded_chain_runs_on_every_call(claude_dir: Path, tmp_path: Path) -> None:
+    """install-statusline --chain's record appearing after a memo was left: the chained
+    command runs on that call and every later one (no memo is left while it is recorded)."""
+    body = reading()
+    assert "PREVIOUS" not in run(body)
+    script = tmp_path / "prev.sh"
+    script.write_text('#!/bin/sh\ncat > /dev/null\nprintf "PREVIOUS\\n"\n')
+    script.chmod(0o755)
+    record = record_path()
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps({"chain": str(script)}))
+    for _ in range(3):
+        assert run(body).startswith("PREVIOUS │ 5h 57%")
