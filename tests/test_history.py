@@ -119,7 +119,7 @@ class Generated:
                         state.record_limit_hit(LOGIN_ORG, history.LimitHit(t, None, HIT_OAUTH_429))
             for t in self.stopped:
                 if hour_end - HOUR < t <= hour_end:
-                    history.record_limit_hit(LOGIN_ORG, None, HIT_STOP_FAILURE, t)
+                    store.record_limit_hit(LOGIN_ORG, history.LimitHit(t, None, HIT_STOP_FAILURE))
             hour_end += HOUR
         monkeypatch.setenv("CLAUDEMETER_NOW", at(END))
 

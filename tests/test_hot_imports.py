@@ -101,6 +101,7 @@ STATUS_MODULES = STATUS_CACHED_MODULES | {
     "claudemeter.model",
     "claudemeter.options",
     "claudemeter.pace",
+    "claudemeter.private",  # the private-file helpers the store reads with (were in store)
     "claudemeter.procs",  # the registry tells a live guard by its /proc start time
     "claudemeter.registry",
     "claudemeter.render",
@@ -135,6 +136,7 @@ STATUSLINE_MODULES = STATUSLINE_MEMO_MODULES | {
     "claudemeter.history",
     "claudemeter.model",
     "claudemeter.pace",
+    "claudemeter.private",
     "claudemeter.procs",  # the registry tells a live guard by its /proc start time
     "claudemeter.registry",
     "claudemeter.render",

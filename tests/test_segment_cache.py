@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from claudemeter import registry, segment_cache, store
+from claudemeter import derived, registry, segment_cache, store
 from claudemeter.derived import Summary, TopSession
 from claudemeter.model import JSON, SOURCE_STATUSLINE, Snapshot, format_time
 from claudemeter.options import Settings
@@ -134,7 +134,7 @@ def cache_file(state_dir: Path) -> Path:
 
 
 def test_the_files_it_keys_on_are_the_stores() -> None:
-    assert segment_cache.STATE_FILES == (store.STATE_FILE, store.DERIVED_FILE)
+    assert segment_cache.STATE_FILES == (store.STATE_FILE, derived.DERIVED_FILE)
     assert registry.GUARDS_DIR == segment_cache.GUARDS_DIR
 
 

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from claudemeter.model import Snapshot, parse_many, utcnow
-from claudemeter.store import Store, StoreError
+from claudemeter.private import StoreError
+from claudemeter.store import Store
 from tests.helpers import FIXTURES, fixture, utilization
 
 

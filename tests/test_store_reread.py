@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from claudemeter.model import Snapshot, utcnow
-from claudemeter.store import Store, StoreError
+from claudemeter.private import StoreError
+from claudemeter.store import Store
 
 
 def reading(org: int, used: float, minutes_ago: float = 1.0) -> Snapshot:

@@ -45,13 +45,8 @@ from urllib.parse import urlsplit
 
 from . import env
 from .model import MAX_DEPTH, ValidationError, parse_many, redact, utcnow
-from .store import (
-    Store,
-    StoreError,
-    ensure_private_dir,
-    read_private,
-    write_private,
-)
+from .private import StoreError, ensure_private_dir, read_private, write_private
+from .store import Store
 
 TOKEN_FILE = "bridge.token"  # noqa: S105 (a file name, not a secret)
 INSTANCE_LOCK = "bridge.lock"

@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .store import write_atomic
+from .private import write_atomic
 
 SETTINGS = "settings.json"
 BACKUP_INFIX = ".claudemeter-backup-"

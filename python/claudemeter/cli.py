@@ -225,7 +225,7 @@ def _refuse_shared_dirs() -> None:
     others: what it holds (a token, a state, a symlink) may be planted. ``status`` and
     ``statusline`` check too, but must print: their store read reports it instead."""
     from . import env
-    from .store import check_private_dir
+    from .private import check_private_dir
 
     check_private_dir(env.state_dir())
     check_private_dir(env.config_dir())
@@ -239,9 +239,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return 0
     except Exception as exc:
-        # The store is imported only by the commands that raise its errors.
-        store = sys.modules.get("claudemeter.store")
-        if store is None or not isinstance(exc, store.StoreError):
+        # The private-file helpers are imported only by the commands that raise their errors.
+        private = sys.modules.get("claudemeter.private")
+        if private is None or not isinstance(exc, private.StoreError):
             raise
         print(f"claude-meter: {exc}", file=sys.stderr)
         return 1

@@ -11,7 +11,8 @@ from datetime import datetime
 
 from . import defaults, segment_cache
 from .model import JSON, MAX_DEPTH, Snapshot, ValidationError, parse_many, printable, utcnow
-from .store import State, Store, warn, write_private
+from .private import warn, write_private
+from .store import State, Store
 
 TYPE_CHECKING = False  # typing is for mypy: importing it costs the hot paths milliseconds
 if TYPE_CHECKING:

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from . import history, pace
 from .model import JSON, Snapshot, json_number
+from .private import read_private, write_private
 from .windows import FIVE_HOUR
 
 TYPE_CHECKING = False  # typing is for mypy: importing it costs the hot paths milliseconds
@@ -33,6 +34,8 @@ if TYPE_CHECKING:
     from typing import Any
 
     from .store import State
+
+DERIVED_FILE = "derived.json"
 
 
 @dataclass(frozen=True)
@@ -117,13 +120,24 @@ def moments(summary: Summary | None) -> list[float]:
     return found
 
 
+def read_derived(directory: Path) -> dict[str, JSON]:
+    """``derived.json`` in the state ``directory`` (a few hundred bytes per account);
+    anything unreadable is empty: the next writer rewrites it."""
+    try:
+        body = json.loads(read_private(directory / DERIVED_FILE, 1 << 20))
+    except (OSError, ValueError, UnicodeDecodeError, RecursionError):
+        return {}
+    if not isinstance(body, dict):
+        return {}
+    return {k: v for k, v in body.items() if isinstance(v, dict)}
+
+
 def file_history(directory: Path, state: State, now: datetime) -> None:
     """File what an update added into the history (``history.record``) and refresh the
     derived facts (``derived.json``, and ``state.derived``) of the accounts it touched.
     Called by ``Store.update`` with the history's lock held, after the state is written;
     raises OSError when a file cannot be written."""
     from .dedupe import dedupe_by_account
-    from .store import DERIVED_FILE, Store, write_private
 
     pending = state.pending
     touched = {key for key, _ in pending.readings} | {key for key, _ in pending.hits}
@@ -131,7 +145,7 @@ def file_history(directory: Path, state: State, now: datetime) -> None:
     recorded = history.record(directory, pending, now.timestamp())
     state.pending = history.Pending()
     whole = history.read(directory) if recorded.compacted else None
-    derived = Store(directory).read_derived()  # as the last writer left it
+    derived = read_derived(directory)  # as the last writer left it
     rows = dedupe_by_account(state.rows if whole else _rows_of(state.rows, touched), now)
     for row in rows:
         keys = {row.account_key, f"email:{(row.account_email or '').lower()}"}

@@ -40,10 +40,11 @@ from .job import (
 )
 from .model import Snapshot, printable, utcnow
 from .options import number
+from .private import StoreError, private_lock
 from .render import duration, short_command
 from .sources import claude_config
 from .sources.claude_account import Account, read_account
-from .store import State, Store, StoreError, private_lock
+from .store import State, Store
 from .windows import KNOWN_WINDOWS
 
 PROG = "cm-guard"

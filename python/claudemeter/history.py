@@ -24,7 +24,7 @@ thinned alike (pace still has its last hour, coarser), and only a store of thous
 accounts loses the accounts read longest ago.
 
 Writers that are not inside ``Store.update`` (a hook process) call
-:func:`record_limit_hit`. Times are epoch seconds, percents 0-100, costs US dollars.
+``Store.record_limit_hit``. Times are epoch seconds, percents 0-100, costs US dollars.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .model import json_number
+from .private import read_private, warn, write_private
 from .windows import FIVE_HOUR
 
 TYPE_CHECKING = False  # typing is for mypy: importing it costs the hot paths milliseconds
@@ -417,8 +418,6 @@ def _load(path: Path, lazy: bool = False) -> Files:
     (a symlink planted in its place is not followed). ``lazy``: see
     :meth:`Files.from_bytes`; and a file still holding what this process last wrote
     there is not parsed again."""
-    from .store import read_private  # the store imports this module
-
     try:
         data = read_private(path)
     except FileNotFoundError:
@@ -515,21 +514,9 @@ def record(directory: Path, pending: Pending, now: float) -> Recorded:
         _compact(directory, files, now)
     # Not fsynced: rewritten on every write, a power cut loses at most its last hour.
     data = _bounded(files, MAX_RECENT_BYTES, now, KEEP_SECONDS)
-    _write(recent_path, data, durable=False)
+    write_private(recent_path, data, durable=False)
     _WRITTEN[recent_path] = (data, files.compacted_at, files.texts)
     return Recorded(Parsing(files), compacted=due or bool(pending.legacy))
-
-
-def record_limit_hit(org_uuid: str, bucket: str | None, source: str, at: float) -> None:
-    """Remember that ``org_uuid``'s account hit a limit at ``at`` (epoch seconds).
-
-    For processes outside ``Store.update`` (Claude Code's StopFailure hook: ``source``
-    :data:`HIT_STOP_FAILURE`, ``bucket`` None). Takes the store's locks; raises
-    :class:`store.StoreError` (one line) when the state dir cannot be written."""
-    from .store import Store
-
-    with Store().update() as state:
-        state.record_limit_hit(org_uuid, LimitHit(at, bucket, source))
 
 
 def _load_or_move_aside(path: Path, lazy: bool = False) -> Files:
@@ -539,16 +526,8 @@ def _load_or_move_aside(path: Path, lazy: bool = False) -> Files:
         aside = path.with_name(f"{path.name}.corrupt-{int(time.time())}")
         with contextlib.suppress(OSError):
             path.replace(aside)
-        from .store import warn
-
         warn(f"{exc}; moved it aside to {aside.name} and started clean")
         return Files()
-
-
-def _write(path: Path, data: bytes, durable: bool = True) -> None:
-    from .store import write_private
-
-    write_private(path, data, durable)
 
 
 def _add_reading(account: AccountHistory, point: HistoryPoint, now: float) -> None:
@@ -647,7 +626,7 @@ def _compact(directory: Path, files: Files, now: float) -> None:
         _downsample(account, now)
     archive.compacted_at = now
     files.compacted_at = now
-    _write(archive_path, _bounded(archive, MAX_ARCHIVE_BYTES, now, ARCHIVE_FLOOR_SECONDS))
+    write_private(archive_path, _bounded(archive, MAX_ARCHIVE_BYTES, now, ARCHIVE_FLOOR_SECONDS))
 
 
 def _downsample(account: AccountHistory, now: float) -> None:

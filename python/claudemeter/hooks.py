@@ -346,8 +346,8 @@ def stop_failure(hook: dict[str, Any]) -> int:
     if login is not None:  # the history's limit hits (claude-meter history)
         from . import history
 
-        hit_at = utcnow().timestamp()
-        history.record_limit_hit(login.key, None, history.HIT_STOP_FAILURE, hit_at)
+        hit = history.LimitHit(utcnow().timestamp(), None, history.HIT_STOP_FAILURE)
+        Store().record_limit_hit(login.key, hit)
     return 0
 
 

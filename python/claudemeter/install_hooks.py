@@ -37,9 +37,9 @@ from .claude_settings import (
     write,
 )
 from .hooks import DEFAULT_MAX_WAIT, bounded
+from .private import ensure_private_dir, write_private
 from .sources import claude_config
 from .sources.statusline import record_path
-from .store import ensure_private_dir, write_private
 
 KEY = "hooks"
 RECORD_DIR = "hooks"

@@ -29,9 +29,9 @@ from .claude_settings import (
     undo_untouched,
     write,
 )
+from .private import ensure_private_dir, write_private
 from .sources import claude_config
 from .sources.statusline import record_path
-from .store import ensure_private_dir, write_private
 
 KEY = "statusLine"
 #: A statusLine command that runs ours, however it was spelled.

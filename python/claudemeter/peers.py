@@ -31,9 +31,10 @@ from urllib.parse import urlsplit
 
 from . import env
 from .model import Snapshot, ValidationError, parse_many, redact, utcnow
+from .private import StoreError
 from .render import duration
 from .sources import STATUS_ERROR, STATUS_OK, SourceBook
-from .store import State, Store, StoreError
+from .store import State, Store
 
 #: The longest ``serve`` waits between two pulls of a peer: well inside a row's 300 s
 #: freshness limit, so a live peer's reading never lapses between pulls.

@@ -15,10 +15,11 @@ from . import peers, shared
 from .flock import LockTimeout
 from .history import HIT_OAUTH_429, LimitHit
 from .model import SOURCE_CLAUDE_CODE_CACHE, SOURCE_STATUSLINE, utcnow
+from .private import private_lock
 from .sources import claude_code_cache, oauth
 from .sources.claude_account import ClaudeJson, read_claude_json
 from .sources.claude_config import ClaudeConfig, configured
-from .store import State, Store, private_lock
+from .store import State, Store
 
 REFRESH_LOCK = "refresh.lock"
 #: Automatic readers (the bridge's poller, a guard) refresh OAuth this often. Five

@@ -28,8 +28,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from . import env
+from .private import ensure_private_dir, read_private, write_private
 from .procs import read_proc
-from .store import ensure_private_dir, read_private, write_private
 
 TYPE_CHECKING = False  # typing is for mypy: importing it costs the hot paths milliseconds
 if TYPE_CHECKING:

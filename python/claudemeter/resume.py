@@ -33,9 +33,10 @@ from . import defaults, env, stopped
 from .gate import OVER, decide
 from .hooks import bounded
 from .model import utcnow
+from .private import ensure_private_dir
 from .render import duration
 from .sources.claude_account import Account
-from .store import State, Store, ensure_private_dir
+from .store import State, Store
 from .times import local_time
 from .tmux import Tmux, TmuxGone
 from .windows import label

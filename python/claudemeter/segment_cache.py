@@ -43,7 +43,7 @@ CACHE_FILE = "segment.cache"
 FORMAT = 1
 #: The file's first line: what it is and its format; any other is a miss.
 MAGIC = f"claudemeter segment cache {FORMAT}"
-#: The files the segment is rendered from (``store.STATE_FILE``, ``store.DERIVED_FILE``)
+#: The files the segment is rendered from (``store.STATE_FILE``, ``derived.DERIVED_FILE``)
 #: and the guard registry's directory (``registry.GUARDS_DIR``); a test keeps them equal.
 STATE_FILES = ("state.json", "derived.json")
 GUARDS_DIR = "guards"

@@ -34,7 +34,8 @@ from .bridge import (
 from .flock import LockTimeout
 from .model import printable
 from .poller import keep_fresh
-from .store import Store, private_lock, write_private
+from .private import private_lock, write_private
+from .store import Store
 
 
 def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:

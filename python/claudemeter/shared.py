@@ -50,8 +50,9 @@ from urllib.parse import urlsplit
 
 from . import env, registry
 from .model import SOURCE_SHARED, Snapshot, ValidationError, redact
+from .private import StoreError
 from .sources import STATUS_ERROR, STATUS_OK, SourceBook
-from .store import Store, StoreError
+from .store import Store
 
 #: Every key (and the channel) starts with this. Fixed, with the layout's version in it:
 #: several fleets on one server are told apart by the database in the URL (``/0``, ``/1``

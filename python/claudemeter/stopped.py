@@ -23,8 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from . import env
+from .private import ensure_private_dir, write_private
 from .sources.claude_account import Account
-from .store import State, ensure_private_dir, write_private
+from .store import State
 
 STOPPED_DIR = "stopped"
 #: Records older than this are dropped on read: the session is long gone.

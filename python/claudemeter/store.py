@@ -13,11 +13,7 @@ new one, never half of either. That keeps the status line's read path lock-free.
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
-import os
-import stat
-import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -26,8 +22,10 @@ from pathlib import Path
 
 from . import env
 from .dedupe import dedupe_by_account
+from .derived import file_history, read_derived
 from .history import HistoryPoint, LimitHit, Pending, SessionSample
-from .model import JSON, Snapshot, printable, utcnow
+from .model import JSON, Snapshot, utcnow
+from .private import StoreError, check_private_dir, private_lock, read_private, warn, write_private
 from .sources import OAUTH_PREFIX, STATUS_LOGIN, STATUS_OK, SourceBook, book_from_json, oauth_key
 
 TYPE_CHECKING = False  # typing is for mypy: importing it costs the hot paths milliseconds
@@ -41,7 +39,6 @@ LOCK_FILE = "state.lock"
 #: The history's own lock: its files are written after the state's lock is released, so
 #: history I/O never holds up the state (what the guards read).
 HISTORY_LOCK_FILE = "history.lock"
-DERIVED_FILE = "derived.json"
 FORMAT_VERSION = 1
 
 #: How far ahead of our clock a reading may be before we call it a clock jump.
@@ -65,10 +62,6 @@ def _row_key(item: Any) -> tuple[str, str] | None:
     if not isinstance(org, str) or not isinstance(browser, str):
         return None
     return (org or f"email:{email}", browser)
-
-
-class StoreError(RuntimeError):
-    """A state file we cannot write: the message is one line a user can act on."""
 
 
 @dataclass
@@ -268,109 +261,6 @@ class State:
         return state
 
 
-def ensure_private_dir(path: Path) -> Path:
-    """Create ``path`` 0700 (tightening it if we own it and others may only read it);
-    raises :class:`StoreError` for a directory that is not private (see
-    :func:`check_private_dir`)."""
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    check_private_dir(path)
-    info = path.stat()
-    if info.st_mode & 0o077:
-        path.chmod(0o700)
-    return path
-
-
-def check_private_dir(path: Path) -> None:
-    """Raise :class:`StoreError` (one line) when ``path`` is owned by another user or
-    writable by others: anyone who can write there can plant a forged state, a token
-    of theirs, or a symlink that turns our next write into theirs. A missing directory
-    passes (it is created private). The user's own dir that only their group may write
-    passes (umask 002 with a group per user makes those) and is tightened to 0700 when
-    we next write."""
-    try:
-        info = path.stat()
-    except OSError:
-        return
-    if info.st_uid != os.getuid():
-        raise StoreError(
-            f"{path} belongs to another user (uid {info.st_uid}); refusing to use it"
-            " (set CLAUDEMETER_STATE_DIR / CLAUDEMETER_CONFIG_DIR to a private directory)"
-        )
-    if info.st_mode & 0o002:
-        raise StoreError(
-            f"{path} is writable by every user (mode {info.st_mode & 0o777:o});"
-            f" refusing to use it (chmod 700 {path} after checking what is in it)"
-        )
-
-
-def read_private(path: Path, limit: int = 16 << 20) -> bytes:
-    """The bytes of one of our files, never through a symlink (``O_NOFOLLOW``) nor from
-    anything but a regular file (a planted FIFO would block); at most ``limit`` bytes.
-    Raises FileNotFoundError when it is missing, OSError otherwise."""
-    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
-    fd = os.open(path, flags)
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError(errno.EINVAL, "not a regular file", str(path))
-        with os.fdopen(fd, "rb", closefd=False) as handle:
-            return handle.read(limit)
-    finally:
-        os.close(fd)
-
-
-def open_private(path: Path, flags: int) -> int:
-    """``os.open`` of one of our files (lock, log), created 0600, never through a
-    symlink: a planted link must not make us truncate or append to its target."""
-    return os.open(path, flags | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), 0o600)
-
-
-def write_private(path: Path, data: bytes, durable: bool = True) -> None:
-    """Atomic, durable replace of one of our own files, readable by the user alone."""
-    write_atomic(path, data, 0o600, durable)
-
-
-def write_atomic(path: Path, data: bytes, mode: int, durable: bool = True) -> None:
-    """Atomic, durable replace: temp file beside it, fsync, rename, fsync the directory.
-    ``mode`` lets a file that is not ours (Claude Code's settings) keep its permissions.
-    ``durable=False`` skips both fsyncs (still atomic for readers): for a file rewritten
-    on every write whose loss in a power cut costs little (the recent history)."""
-    # os.urandom, not secrets: secrets imports base64, hmac and random on every write
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{os.urandom(4).hex()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            os.fchmod(handle.fileno(), mode)  # exactly this mode, whatever the umask
-            handle.write(data)
-            handle.flush()
-            if durable:
-                os.fsync(handle.fileno())
-        tmp.replace(path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    if not durable:
-        return
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
-def private_lock(path: Path, timeout: float) -> FileLock:
-    """A :class:`~claudemeter.flock.FileLock` on one of our lock files, in a private
-    directory, refusing a planted symlink with a line that says so (the lock's own
-    ``O_NOFOLLOW`` would only fail). ``acquire`` raises ``flock.LockTimeout``."""
-    # Imported here: lock-free readers (the status line on every redraw) never lock.
-    from .flock import FileLock
-
-    ensure_private_dir(path.parent)
-    if path.is_symlink():
-        raise StoreError(f"{path} is a symlink; refusing to use it (remove it)")
-    return FileLock(path, timeout)
-
-
 def login_books(sources: Mapping[str, SourceBook], row: Snapshot | None) -> dict[str, SourceBook]:
     """The OAuth bookings (``oauth:<org>`` or ``oauth:<config dir>``) whose login was
     rejected (status ``login``) and that concern ``row``: the one keyed by its org, and
@@ -393,10 +283,6 @@ def login_problem(sources: Mapping[str, SourceBook], row: Snapshot | None) -> st
     for book in login_books(sources, row).values():
         return book.get("error") or "the Claude Code login was rejected"
     return None
-
-
-def warn(message: str) -> None:
-    print(f"claudemeter: {printable(message)}", file=sys.stderr)
 
 
 class Store:
@@ -432,19 +318,8 @@ class Store:
                 f"skipped {state.skipped} unreadable row{'s' if state.skipped > 1 else ''}"
                 f" in {self.path} ({state.skipped_why})"
             )
-        state.derived = self.read_derived()
+        state.derived = read_derived(self.directory)
         return state
-
-    def read_derived(self) -> dict[str, JSON]:
-        """``derived.json`` (a few hundred bytes per account); anything unreadable is
-        empty: the next writer rewrites it."""
-        try:
-            body = json.loads(read_private(self.directory / DERIVED_FILE, 1 << 20))
-        except (OSError, ValueError, UnicodeDecodeError, RecursionError):
-            return {}
-        if not isinstance(body, dict):
-            return {}
-        return {k: v for k, v in body.items() if isinstance(v, dict)}
 
     def repair(self) -> State:
         """Move a damaged state file aside now (not at the next write, which may be far
@@ -466,7 +341,6 @@ class Store:
         finishes without an exception. Keep network calls out of the block: the lock
         serialises every writer on the machine."""
         # Imported before the lock, not while every other writer waits for it.
-        from .derived import file_history
         from .flock import LockTimeout
 
         try:
@@ -524,6 +398,15 @@ class Store:
             for snapshot in snapshots:
                 state.put(snapshot)
         return len(snapshots)
+
+    def record_limit_hit(self, account_key: str, hit: LimitHit) -> None:
+        """Remember that the account ``account_key`` (its org uuid) hit a limit, for
+        processes outside :meth:`update` (Claude Code's StopFailure hook: ``hit.source``
+        ``history.HIT_STOP_FAILURE``, ``hit.bucket`` None). Takes the store's locks;
+        raises :class:`~claudemeter.private.StoreError` (one line) when the state dir
+        cannot be written."""
+        with self.update() as state:
+            state.record_limit_hit(account_key, hit)
 
     def accounts(self, now: datetime | None = None) -> list[Snapshot]:
         return self.read().accounts(now or utcnow())

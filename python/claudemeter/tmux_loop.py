@@ -37,21 +37,13 @@ from pathlib import Path
 from types import FrameType
 
 from . import env, pidfile, placeholders, registry, segment_cache
+from .derived import DERIVED_FILE
 from .model import Snapshot
 from .options import Settings, parse_show_options, unquote
+from .private import StoreError, ensure_private_dir, open_private, read_private, write_private
 from .render import CRIT, OK, WARN, account_name, percent, short_reset
 from .status import HORIZON, PLACEHOLDERS, escape, foreseen_changes, render, style, tier, used
-from .store import (
-    DERIVED_FILE,
-    STATE_FILE,
-    State,
-    Store,
-    StoreError,
-    ensure_private_dir,
-    open_private,
-    read_private,
-    write_private,
-)
+from .store import STATE_FILE, State, Store
 from .tmux import Tmux, TmuxError, TmuxGone, socket_path
 from .windows import label
 

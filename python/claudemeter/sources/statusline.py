@@ -37,8 +37,9 @@ from ..model import (
     parse_time,
     utcnow,
 )
+from ..private import StoreError, ensure_private_dir, write_private
 from ..render import spend_text
-from ..store import State, Store, StoreError, ensure_private_dir, write_private
+from ..store import State, Store
 from ..windows import MAIN
 from . import claude_code_cache, claude_config
 from .claude_account import Account, read_claude_json
