@@ -186,6 +186,7 @@ class DemoSession:
         self.workdir = Path(tempfile.mkdtemp(prefix="claudemeter-demo-"))
         self.workdir.chmod(0o700)
         self.socket = f"claudemeter-demo-{os.getpid()}"
+        self.socket_path: str | None = None  # known once the server runs
         self.env = demo_environment(self.workdir)
         # through sh: a package manager may not keep the entry's executable bit
         self.load_plugin = shlex.join(["/bin/sh", str(PLUGIN_ENTRY)])
@@ -232,6 +233,9 @@ class DemoSession:
             "claudemeter-demo",
             self.python("simulate", str(self.workdir), speed),
         )
+        # Asked now: once Ctrl-c (kill-server) has run, nobody is left to answer.
+        found = self.tmux("display-message", "-p", "#{socket_path}", check=False)
+        self.socket_path = found.stdout.strip() or None
         guard = shlex.join(
             [
                 sys.executable,
@@ -264,10 +268,19 @@ class DemoSession:
         self.tmux("run-shell", self.load_plugin, check=False)
 
     def status_line(self) -> str:
-        """The status line's right side as the demo's tmux server expands it now (what
-        the plugin pushed), without its colour codes."""
-        done = self.tmux("display-message", "-p", "-t", "demo", "#{E:status-right}", check=False)
-        return STYLE_RE.sub("", done.stdout).rsplit("|", 1)[0].strip()
+        """The segment as ``claude-meter status`` renders the demo's store now, without
+        its colour codes: read at the same moment as the guards beside it (the tmux
+        option the plugin pushes trails it by up to its interval, several simulated
+        seconds at a high ``--speed``)."""
+        done = subprocess.run(
+            [sys.executable, "-m", "claudemeter", "status"],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=30,
+        )
+        return STYLE_RE.sub("", done.stdout).strip()
 
     def guard_states(self) -> list[str]:
         return [entry.state for entry in registry.active(self.workdir / "state")]
@@ -275,11 +288,10 @@ class DemoSession:
     def stop(self) -> None:
         """Kill the server, let everything it ran finish writing, then remove the world."""
         guards = [entry.pid for entry in registry.active(self.workdir / "state")]
-        socket_file = self.tmux("display-message", "-p", "#{socket_path}", check=False)
         self.tmux("kill-server", check=False)
-        if socket_file.returncode == 0 and socket_file.stdout.strip():
+        if self.socket_path:
             with contextlib.suppress(OSError):  # tmux 3.3 leaves it behind
-                Path(socket_file.stdout.strip()).unlink()
+                Path(self.socket_path).unlink()
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and (
             any(registry.alive(pid) for pid in guards) or self._loop_running()
@@ -333,6 +345,13 @@ def run(args: argparse.Namespace) -> int:
         session.start()
         if args.no_attach or not sys.stdin.isatty():
             return run_headless(session, args.seconds)
+        if os.environ.get("TMUX"):
+            print(
+                "claude-meter demo: inside tmux, Ctrl-b goes to your own tmux first: press it"
+                " twice for the demo's (Ctrl-b Ctrl-b M, Ctrl-b Ctrl-b d), or Ctrl-c to end",
+                file=sys.stderr,
+            )
+            time.sleep(3)
         subprocess.run(
             ["tmux", "-L", session.socket, "attach", "-t", "demo"], env=session.env, check=False
         )
