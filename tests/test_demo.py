@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -62,7 +63,7 @@ def test_demo_pauses_every_guard_at_the_threshold_and_resumes_them_together(
         if i > all_paused[0] and "guards: running, running, running" in line
     ]
     assert resumed, done.stdout
-    # The status line the tmux server shows climbed past the threshold before the pause.
+    # The segment climbed past the threshold before the pause.
     percents = [
         float(m.group(1))
         for line in lines[: all_paused[0] + 1]
@@ -177,3 +178,24 @@ def test_the_demo_from_a_wheel_install_shows_its_status_line_and_popup(
         demo.terminate()
         _, err = demo.communicate(timeout=60)
     assert "Traceback" not in err, err
+
+
+def test_ctrl_c_in_the_attached_demo_ends_it_and_leaves_no_socket(lab: Lab, tmp_path: Path) -> None:
+    """README: `Ctrl-c` ends the demo and removes everything it made. The demo binds it to
+    kill-server, so its socket must be known before (tmux 3.3 leaves the file behind).
+    Run from a pane of another tmux, as users often do: the nesting note is printed."""
+    sockets = Path(os.environ["TMUX_TMPDIR"])
+    outer = lab.server("cm-demo-host", "set -g status off\n")
+    command = shlex.join([sys.executable, "-m", "claudemeter", "demo", "--speed", "4"])
+    outer.cmd("new-session", "-d", "-s", "host", "-x", "160", "-y", "45", command)
+
+    def demo_sockets() -> list[Path]:
+        return list(sockets.rglob("claudemeter-demo-*"))
+
+    def screen() -> str:
+        return "\n".join(outer.capture("host"))
+
+    assert until(lambda: demo_sockets() != [], 40), screen()
+    assert until(lambda: re.search(r"5h \d+(\.\d+)?%", screen()) is not None, 40), screen()
+    outer.cmd("send-keys", "-t", "host", "C-c")
+    assert until(lambda: demo_sockets() == [], 30), demo_sockets()
