@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -307,6 +308,26 @@ def test_unusable_credentials_say_what_to_do(
     assert done.returncode == 1
     assert message in done.stderr and "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_the_no_login_line_names_the_demo_as_the_user_can_run_it(isolated: Path) -> None:
+    """The README's quick start runs ``.venv/bin/claude-meter``, not on PATH: the line
+    must not send the user to a ``claude-meter demo`` their shell cannot find."""
+    script = Path(sys.executable).parent / "claude-meter"
+    top = script.parent.parent.parent
+    typed = str(script.relative_to(top))
+    done = subprocess.run(
+        [typed],
+        cwd=top,
+        env={**os.environ, "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert f"`{typed} demo` shows it working" in done.stderr, done.stderr
+    assert "`claude-meter demo` shows it working" in cli().stderr  # on PATH: its name
 
 
 def test_retry_after_parsing() -> None:

@@ -149,8 +149,23 @@ def _login_reason() -> str | None:
 
     for _dir, login in configured_logins():
         if isinstance(login, Exception):
-            return f"{login}; `claude-meter demo` shows it working without a login"
+            return f"{login}; `{as_typed()} demo` shows it working without a login"
     return None
+
+
+def as_typed() -> str:
+    """How the user can run claude-meter again: ``claude-meter`` when PATH finds it,
+    else the path this run came by (the README's quick start runs
+    ``.venv/bin/claude-meter``, which is not on PATH)."""
+    import os
+    import shutil
+    from pathlib import Path
+
+    run_by = sys.argv[0]
+    if Path(run_by).name != "claude-meter" or shutil.which("claude-meter"):
+        return "claude-meter"
+    relative = os.path.relpath(run_by)
+    return relative if not relative.startswith("..") else run_by
 
 
 def cmd_status(args: argparse.Namespace | None = None) -> int:
