@@ -21,7 +21,7 @@ from claudemeter.pace import Pace
 from claudemeter.procs import read_proc
 from claudemeter.status import HORIZON, job_output, steady
 from claudemeter.store import State
-from tests.helpers import cli_out, ingest, wait_for
+from tests.helpers import cli, cli_out, ingest, wait_for
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 
@@ -124,9 +124,14 @@ def test_a_segment_that_changes_holds_until_the_change() -> None:
     assert NOW.timestamp() + 94 <= until <= NOW.timestamp() + 96
 
 
+def status_of(segment: str) -> str:
+    """``segment`` with its countdowns left out (they may tick between two calls)."""
+    return re.sub("↻[0-9hdms]+", "↻", segment.strip())
+
+
 def status() -> str:
-    """The segment, its countdown left out (it may tick between two calls)."""
-    return re.sub("↻[0-9hdms]+", "↻", cli_out("status").strip())
+    """The segment, its countdown left out."""
+    return status_of(cli_out("status"))
 
 
 def cache_file(state_dir: Path) -> Path:
@@ -213,3 +218,30 @@ def test_another_hosts_guard_counts_until_its_heartbeat_lapses(state_dir: Path) 
     registry.keep_fleet([registry.FleetHost("box", time.time() + 2.0, [entry])])
     status()  # renders (the fleet file changed) and caches, with or without the guard
     wait_for(lambda: "⏸" not in status(), "the lapsed guard to leave the segment", 15)
+
+
+@pytest.mark.parametrize("forged", ["\ue002uX\ue003", "\ue002s1e9\ue003", "\ue002u1e400\ue003"])
+def test_stored_text_cannot_forge_a_hole(forged: str) -> None:
+    """An email is stored text that reaches the segment (``{name}`` with several
+    accounts): the cache's hole marks in it must neither break the cached call nor
+    change what it shows."""
+    now = datetime.now(timezone.utc)
+    ingest(reading(42.0, age=0.0, now=now).to_json())
+    email = f"{forged}@example.com"
+    ingest(reading(12.0, org="org-b", email=email, age=0.0, now=now).to_json())
+    full = cli("status")
+    cached = cli("status")
+    assert (full.returncode, cached.returncode) == (0, 0), cached.stderr
+    assert "Traceback" not in full.stderr + cached.stderr
+    assert status_of(cached.stdout) == status_of(full.stdout)
+    assert "\ue002" not in full.stdout and "\ue003" not in full.stdout
+
+
+def test_a_damaged_hole_in_the_cache_is_rendered_over(state_dir: Path) -> None:
+    ingest_fresh(42.0)
+    full = status()
+    lines = cache_file(state_dir).read_bytes().split(b"\n", 4)
+    damaged = lines[4].replace(b"\xee\x80\x82u", b"\xee\x80\x82uX", 1)
+    assert damaged != lines[4]
+    cache_file(state_dir).write_bytes(b"\n".join([*lines[:4], damaged]))
+    assert status() == full

@@ -61,8 +61,15 @@ def hole(kind: str, epoch: float) -> str:
     return f"{_OPEN}{kind}{epoch!r}{_CLOSE}"
 
 
+def unmarked(text: str) -> str:
+    """``text`` (stored: an email, an org or browser name) without the hole marks, so
+    what a reading says can never pass for a hole in a template."""
+    return text.replace(_OPEN, "").replace(_CLOSE, "")
+
+
 def fill(template: str, now: float) -> str:
-    """The template with each hole replaced by its duration at ``now`` (epoch)."""
+    """The template with each hole replaced by its duration at ``now`` (epoch). Raises
+    ValueError or OverflowError for a hole that is not one of ours (a damaged file)."""
 
     def clock(match: re.Match[str]) -> str:
         epoch = float(match.group(2))
@@ -156,4 +163,9 @@ def cached_segment() -> str | None:
     except (OSError, ValueError):  # UnicodeDecodeError is a ValueError
         return None
     now = time.time()
-    return fill(template, now) if start <= now < until else None
+    if not start <= now < until:
+        return None
+    try:
+        return fill(template, now)
+    except (ValueError, OverflowError):
+        return None

@@ -85,8 +85,9 @@ def used(window: Window | None, now: datetime) -> float | None:
 
 
 def escape(text: str) -> str:
-    """Text shown through ``#{E:…}`` is expanded as a format and through strftime."""
-    return text.replace("#", "##").replace("%", "%%")
+    """Text shown through ``#{E:…}`` is expanded as a format and through strftime; the
+    segment cache's hole marks never come from it (:func:`segment_cache.unmarked`)."""
+    return segment_cache.unmarked(text).replace("#", "##").replace("%", "%%")
 
 
 def style(value: str) -> str:
