@@ -5,8 +5,10 @@ next call render in full again."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
+import sys
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -245,3 +247,25 @@ def test_a_damaged_hole_in_the_cache_is_rendered_over(state_dir: Path) -> None:
     assert damaged != lines[4]
     cache_file(state_dir).write_bytes(b"\n".join([*lines[:4], damaged]))
     assert status() == full
+
+
+def test_the_key_follows_the_zone_in_effect_not_only_the_tz_text(state_dir: Path) -> None:
+    """Unset ``TZ`` (the system's zone) and empty ``TZ`` (UTC) are different zones, and so
+    are two ``TZ`` values; the key is the zone as the C library resolved it."""
+
+    def key_under(tz: str | None) -> str:
+        env = {k: v for k, v in os.environ.items() if k != "TZ"}
+        if tz is not None:
+            env["TZ"] = tz
+        code = "import sys; from claudemeter import segment_cache as c; print(c.key(sys.argv[1]))"
+        return subprocess.run(
+            [sys.executable, "-c", code, str(state_dir)],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=30,
+        ).stdout
+
+    keys = [key_under(tz) for tz in (None, "", "Asia/Tokyo", "America/New_York")]
+    assert len(set(keys)) == len(keys), keys

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 
 APP = "claudemeter"
 
@@ -90,5 +91,8 @@ def shared_store() -> bool:
 
 
 def time_zone() -> str:
-    """``TZ`` as set (local times in the segment depend on it); empty when unset."""
-    return os.environ.get("TZ", "")
+    """The local time zone in effect, as a key: ``TZ`` as set (unset apart from empty,
+    which is UTC) and the zone the C library resolved from it or from /etc/localtime
+    (names and offsets), so a system zone changed under an unset ``TZ`` changes it too."""
+    tz = os.environ.get("TZ")
+    return f"{'-' if tz is None else 'TZ=' + tz} {time.tzname} {time.timezone} {time.altzone}"
