@@ -12,6 +12,9 @@ import socket
 import subprocess
 import sys
 import threading
+import time
+from dataclasses import replace
+from datetime import timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -298,3 +301,45 @@ def test_a_write_landing_during_a_sync_is_pushed_at_once_not_at_the_next_beat(
     finally:
         stop.set()
         thread.join(timeout=10)
+
+
+def test_a_quiet_hosts_guards_are_not_rewritten_on_every_sync(state_dir: Path) -> None:
+    """A host that stopped beating 17 s ago: each sync hands back the same expiry, so
+    ``fleet.json`` (whose every write wakes the follower and the tmux loop) is written
+    once, not at every sync; a fresh beat that extends it is written."""
+    store = Store()
+    entry = registry.GuardEntry(
+        pid=4242, command="claude", account=None, state=registry.PAUSED, host="box"
+    )
+    fleet = registry.guards_dir(store.directory) / registry.FLEET_FILE
+    quiet = [registry.FleetHost("box", time.time() + shared.GUARD_TTL - 17, [entry])]
+    shared._keep_hosts(quiet, store)  # the rule itself, without a Redis
+    written = fleet.stat().st_mtime_ns, fleet.stat().st_ino
+    for _ in range(3):
+        shared._keep_hosts(quiet, store)
+        assert (fleet.stat().st_mtime_ns, fleet.stat().st_ino) == written
+    beat = [registry.FleetHost("box", time.time() + shared.GUARD_TTL, [entry])]
+    shared._keep_hosts(beat, store)
+    assert registry.fleet_hosts(store.directory)[0].until == beat[0].until
+
+
+def test_a_reading_from_a_fast_clock_is_stored_once_not_at_every_sync(
+    tmp_path: Path, fleet_redis: RedisServer
+) -> None:
+    """A host whose clock runs 5 minutes fast pushed a reading: the box stores it
+    back-dated to just before its own now (``State.put``), and later syncs, which find
+    nothing else in it, neither store it again nor re-date it (it would never go
+    stale, and each write wakes the follower into the next sync)."""
+    fast = Snapshot.from_json(reading(95.0))
+    fast = replace(fast, fetched_at=fast.fetched_at + timedelta(minutes=5))
+    fleet = shared.Shared(fleet_redis.url)
+    fleet.push([fast], "fast-host")
+    box = Store(tmp_path / "box-state")
+    assert shared.sync(box, fleet, force=True) is None
+    [stored] = box.read().rows
+    assert stored.fetched_at < fast.fetched_at
+    written = box.path.stat().st_mtime_ns
+    for _ in range(3):
+        assert shared.sync(box, fleet, force=True) is None
+    assert box.read().rows[0].fetched_at == stored.fetched_at
+    assert box.path.stat().st_mtime_ns == written

@@ -43,16 +43,15 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from . import env, registry
-from .model import SOURCE_SHARED, Snapshot, ValidationError, redact
+from .model import SOURCE_SHARED, Snapshot, ValidationError, redact, utcnow
 from .private import StoreError
 from .sources import STATUS_ERROR, STATUS_OK, SourceBook
-from .store import Store
+from .store import CLOCK_SKEW, Store
 
 #: Every key (and the channel) starts with this. Fixed, with the layout's version in it:
 #: several fleets on one server are told apart by the database in the URL (``/0``, ``/1``
@@ -340,8 +339,8 @@ def sync(store: Store, shared: Shared, force: bool = False) -> str | None:
         problem = str(exc)
     else:
         _keep_hosts(others, store)
-    held = {field_of(row): row.fetched_at for row in state.rows}
-    newer = [row for row in remote if row.fetched_at > held.get(field_of(row), _NEVER)]
+    held = {field_of(row): row for row in state.rows}
+    newer = [row for row in remote if _newer(row, held.get(field_of(row)))]
     status = STATUS_ERROR if problem else STATUS_OK
     if not newer and recent and book.get("status") == status and book.get("error") == problem:
         return problem
@@ -360,20 +359,36 @@ def sync(store: Store, shared: Shared, force: bool = False) -> str | None:
     return problem
 
 
-_NEVER = datetime.min.replace(tzinfo=timezone.utc)
+def _newer(pulled: Snapshot, held: Snapshot | None) -> bool:
+    """Whether a reading pulled from the fleet is news for this host's file. One dated
+    past this host's clock (a host whose clock runs fast) is stored back-dated to just
+    before now (``State.put``), so by its date it would be news at every sync, stored
+    again and re-dated each time, never going stale: past the clock, only a reading
+    that says something else is news."""
+    if held is None:
+        return True
+    if pulled.fetched_at > utcnow() + CLOCK_SKEW:
+        return (pulled.usage, pulled.errors) != (held.usage, held.errors)
+    return pulled.fetched_at > held.fetched_at
 
 
 def _keep_hosts(hosts: list[registry.FleetHost], store: Store) -> None:
-    """Rewrite ``guards/fleet.json`` when the other hosts' guards changed, or their
-    beats would lapse there before the next sync is due (not on every sync: the tmux
-    loop redraws on every write in that directory)."""
+    """Rewrite ``guards/fleet.json`` when the other hosts' guards changed, or a newer
+    beat extends a host's entries there that would lapse within half their TTL (not on
+    every sync: the tmux loop redraws, and the follower syncs, on every write in that
+    directory; a host that stopped beating extends nothing, so its entries just lapse)."""
     kept = registry.fleet_hosts(store.directory)
 
     def entries(hosts: list[registry.FleetHost]) -> list[Any]:
         return [(host.host, [asdict(entry) for entry in host.guards]) for host in hosts]
 
-    lapsing = any(host.until < time.time() + GUARD_TTL / 2 for host in kept)
-    if entries(kept) == entries(hosts) and not lapsing:
+    soon = time.time() + GUARD_TTL / 2
+    until = {host.host: host.until for host in kept}
+    extended = any(
+        until.get(host.host, 0.0) < soon and host.until > until.get(host.host, 0.0) + 1.0
+        for host in hosts
+    )
+    if entries(kept) == entries(hosts) and not extended:
         return
     with contextlib.suppress(OSError):  # a readonly dir: readers see this host's guards
         registry.keep_fleet(hosts, store.directory)
