@@ -82,6 +82,17 @@ def heading_for_full(org: str) -> dict[str, JSON]:
     return {org: Summary(at.timestamp(), {"five_hour": found}, top).to_json()}
 
 
+#: Three accounts (the second read twice, its older reading stale already), each
+#: changing at its own moments: the third's bucket resets in 40 s, the second's newer
+#: reading goes stale in 100 s, the third's reading in 270 s.
+SEVERAL = [
+    reading(80.0, resets_in=2000.0),
+    reading(70.0, org="org-b", email="bob@example.com", source=SOURCE_STATUSLINE, age=800.0),
+    reading(65.0, org="org-b", email="bob@example.com", source="Chrome", age=850.0),
+    reading(12.0, org="org-c", email="cyd@example.com", source="Chrome", resets_in=40.0),
+]
+SEVERAL_DERIVED = heading_for_full("org-a")
+
 CASES = {
     "fresh": State(rows=[reading()]),
     "goes stale": State(rows=[reading(source=SOURCE_STATUSLINE, age=895.0)]),
@@ -97,6 +108,7 @@ CASES = {
         rows=[reading(), reading(12.0, org="org-b", email="bob@example.com", age=250.0)]
     ),
     "pace and top": State(rows=[reading(80.0)], derived=heading_for_full("org-a")),
+    "three accounts, each changing at its own moment": State(rows=SEVERAL, derived=SEVERAL_DERIVED),
 }
 
 
@@ -124,6 +136,21 @@ def test_a_segment_that_changes_holds_until_the_change() -> None:
     assert NOW.timestamp() + 4 <= until <= NOW.timestamp() + 6
     _, until = steady(CASES["resets soon"], NOW, Settings())
     assert NOW.timestamp() + 94 <= until <= NOW.timestamp() + 96
+
+
+def test_several_accounts_hold_until_the_first_of_their_changes() -> None:
+    """Each account changes at its own moment: the cache ends at the earliest, whichever
+    account's it is, and a cache made after it ends at the next account's change."""
+    start = NOW.timestamp()
+    _, until = steady(CASES["three accounts, each changing at its own moment"], NOW, Settings())
+    assert start + 39 <= until <= start + 41  # the third account's reset
+    later = NOW + timedelta(seconds=45)
+    state = State(rows=SEVERAL, derived=SEVERAL_DERIVED)
+    _, until = steady(state, later, Settings())
+    assert start + 99 <= until <= start + 101  # the second account's reading goes stale
+    later = NOW + timedelta(seconds=105)
+    _, until = steady(state, later, Settings())
+    assert start + 269 <= until <= start + 271  # the third account's reading goes stale
 
 
 def status_of(segment: str) -> str:

@@ -135,6 +135,13 @@ def dedupe_by_account(rows: Iterable[Snapshot], now: datetime | None = None) -> 
     from the newest fresh reading with a usable value for it, its source and time in
     the row's ``provenance``."""
     now = now or utcnow()
+    return [_fold(group, now) for group in account_groups(rows)]
+
+
+def account_groups(rows: Iterable[Snapshot]) -> list[list[Snapshot]]:
+    """The readings of each account, in order of its first appearance: what
+    :func:`dedupe_by_account` folds into one row each (a reading without an org goes
+    with the org another reading names for its email)."""
     rows = list(rows)
     groups: dict[str, list[Snapshot]] = {}
     email_to_org: dict[str, str] = {}
@@ -147,4 +154,4 @@ def dedupe_by_account(rows: Iterable[Snapshot], now: datetime | None = None) -> 
             email = (row.account_email or "").lower()
             key = email_to_org.get(email, f"email:{email}")
         groups.setdefault(key, []).append(row)
-    return [_fold(group, now) for group in groups.values()]
+    return list(groups.values())

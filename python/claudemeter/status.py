@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from . import derived, pace, segment_cache
+from . import dedupe, derived, pace, segment_cache
 from .model import SOURCE_SHARED, Snapshot, Window, freshness_of, printable
 from .options import Settings
 from .render import CRIT, OK, WARN, account_name, duration, percent
@@ -131,6 +131,10 @@ def _status_piece(row: Snapshot, state: State, now: datetime) -> Piece:
     )
 
 
+def _paused_piece(paused: int) -> Piece:
+    return Piece(f"⏸{paused}" if paused else "", WARN)
+
+
 def _pace_piece(row: Snapshot, state: State, now: datetime) -> Piece:
     """``⚠ 100% ~14:30`` when a bucket's pace reaches 100 % before its reset (the pace
     the last writer derived from the history: this path never reads the history)."""
@@ -177,7 +181,7 @@ def tokens(
         "7d_pct": _window_piece("", seven, now, settings),
         "reset": _reset_piece(five, now),
         "7d_reset": _reset_piece(seven, now),
-        "paused": Piece(f"⏸{paused}" if paused else "", WARN),
+        "paused": _paused_piece(paused),
         "pace": _pace_piece(row, state, now),
         "top": _top_piece(row, state, now),
         "status": _status_piece(row, state, now),
@@ -328,22 +332,35 @@ def render(
         fmt += " {status}"  # old data is never shown without saying so
     if len(rows) > 1 and not settings.account:
         segment = " · ".join(
-            fill(
-                MULTI_FORMAT,
-                {**tokens(r, state, now, settings, 0), "name": Piece(name)},
-                settings,
-                holes,
-            )
+            _account_part(r, name, state, now, settings, holes)
             for name, r in zip(short_names(rows), rows, strict=True)
-        )
-        if values["paused"].text:
-            segment += " " + _styled(values["paused"], settings)
+        ) + _several_tail(state, settings, paused)
     else:
-        segment = fill(fmt, values, settings, holes)
-    if state.book(SOURCE_SHARED).get("status") == STATUS_ERROR:
-        segment += " " + _styled(Piece("shared?", "stale"), settings)  # on this host's file
+        segment = fill(fmt, values, settings, holes) + _shared_mark(state, settings)
     parts["claude_meter"] = segment or escape("claude: ?")
     return Rendered(parts["claude_meter"], parts)
+
+
+def _shared_mark(state: State, settings: Settings) -> str:
+    """`` shared?`` when this host's shared file could not be read, else nothing."""
+    if state.book(SOURCE_SHARED).get("status") == STATUS_ERROR:
+        return " " + _styled(Piece("shared?", "stale"), settings)
+    return ""
+
+
+def _several_tail(state: State, settings: Settings, paused: int) -> str:
+    """What the several-accounts segment shows after the accounts' parts."""
+    found = _paused_piece(paused)
+    return (" " + _styled(found, settings) if found.text else "") + _shared_mark(state, settings)
+
+
+def _account_part(
+    row: Snapshot, name: str, state: State, now: datetime, settings: Settings, holes: bool
+) -> str:
+    """One account's part of the several-accounts segment (:data:`MULTI_FORMAT`)."""
+    return fill(
+        MULTI_FORMAT, {**tokens(row, state, now, settings, 0), "name": Piece(name)}, settings, holes
+    )
 
 
 def job_output(
@@ -367,14 +384,20 @@ def steady(state: State, now: datetime, settings: Settings, paused: int = 0) -> 
     that moment (narrowed to a second when it changed earlier), and when the probes run
     out first, until the last moment known to be the same."""
 
-    def shape(at: float) -> str:
-        when = datetime.fromtimestamp(at, timezone.utc)
-        return render(state, when, settings, paused, holes=True).segment.replace("%%", "%")
-
     start = now.timestamp()
+    accounts = _Accounts.of(state, now, settings, paused)
+
+    def shape(at: float) -> str:
+        segment = None if accounts is None else accounts.segment(at)
+        if segment is None:
+            when = datetime.fromtimestamp(at, timezone.utc)
+            segment = render(state, when, settings, paused, holes=True).segment
+        return segment.replace("%%", "%")
+
     first = shape(start)
     moments = {start + after for after in _PROBES}
-    moments |= {m + _STEP for m in _changes(state, now) if start < m < start + HORIZON}
+    changes = _changes(state, now) if accounts is None else accounts.foreseen()
+    moments |= {m + _STEP for m in changes if start < m < start + HORIZON}
     same = start
     for moment in sorted(moments)[:MAX_PROBES]:
         if shape(moment) == first:
@@ -393,6 +416,94 @@ def steady(state: State, now: datetime, settings: Settings, paused: int = 0) -> 
     return first, same
 
 
+@dataclass(frozen=True)
+class _Accounts:
+    """The several-accounts segment at later moments, for :func:`steady`: each account's
+    part depends only on its own readings and derived summary, so only the accounts with
+    a foreseen change (:func:`_row_changes`) since the first render are rendered again; the
+    others keep their part. A moment after a change of no one account's (the next
+    midnight, a summary of no account shown) or one of the :data:`_PROBES` is rendered
+    in full (``segment`` gives None), as is one where an account's name or the accounts
+    shown would change."""
+
+    state: State
+    settings: Settings
+    groups: list[list[Snapshot]]
+    rows: list[Snapshot]
+    names: list[str]
+    parts: list[str]
+    changes: list[list[float]]
+    shared: list[float]
+    tail: str
+
+    @classmethod
+    def of(cls, state: State, now: datetime, settings: Settings, paused: int) -> _Accounts | None:
+        """None unless ``now``'s segment is the several-accounts one."""
+        if state.problem or settings.account:
+            return None
+        groups = dedupe.account_groups(state.rows)
+        folded = [dedupe.dedupe_by_account(group, now)[0] for group in groups]
+        kept = [i for i, row in enumerate(folded) if row.usage is not None]
+        if len(kept) < 2:
+            return None
+        rows = [folded[i] for i in kept]
+        names = short_names(rows)
+        parts = [
+            _account_part(r, name, state, now, settings, True)
+            for name, r in zip(names, rows, strict=True)
+        ]
+        start = now.timestamp()
+        keys = {row.account_key for row in rows}
+        changes = []
+        for i in kept:
+            found = set().union(*(_row_changes(row) for row in groups[i]))
+            found.update(derived.moments(derived.of(state, folded[i])))
+            changes.append(sorted(m for m in found if m > start))
+        shared = [start + after for after in _PROBES] + [_midnight(now)]
+        for i, group in enumerate(groups):
+            if i not in kept:  # one more account shown would change every name
+                shared += [m for row in group for m in _row_changes(row)]
+        for key, body in state.derived.items():
+            if key not in keys:
+                shared += derived.moments(derived.Summary.from_json(body))
+        return cls(
+            state,
+            settings,
+            [groups[i] for i in kept],
+            rows,
+            names,
+            parts,
+            changes,
+            sorted(m for m in shared if m > start),
+            _several_tail(state, settings, paused),
+        )
+
+    def foreseen(self) -> set[float]:
+        """:func:`_changes` after the first render, and the :data:`_PROBES` moments."""
+        return set(self.shared).union(*self.changes)
+
+    def segment(self, at: float) -> str | None:
+        """The segment at epoch ``at`` (after the first render's), or None: render it in
+        full."""
+        if self.shared and self.shared[0] <= at:
+            return None
+        when = datetime.fromtimestamp(at, timezone.utc)
+        parts = list(self.parts)
+        for i, moments in enumerate(self.changes):
+            if not moments or moments[0] > at:
+                continue  # no change of its own yet: its part is as at the start
+            row = dedupe.dedupe_by_account(self.groups[i], when)[0]
+            was = self.rows[i]
+            if row.usage is None or (account_name(row), row.org_name, row.org_uuid) != (
+                account_name(was),
+                was.org_name,
+                was.org_uuid,
+            ):
+                return None
+            parts[i] = _account_part(row, self.names[i], self.state, when, self.settings, True)
+        return " · ".join(parts) + self.tail
+
+
 def foreseen_changes(state: State, now: datetime) -> set[float]:
     """The moments (epoch seconds) the segment and its parts may change other than by
     their clocks: :func:`_changes`, which :func:`steady` probes; the tmux loop holds
@@ -404,17 +515,27 @@ def _changes(state: State, now: datetime) -> set[float]:
     """Epoch seconds at which the segment may change other than by its clocks: each
     reading's and each bucket's end of freshness, each reset, each stored pace's and
     top session's end, the next local midnight (a local time gains its weekday)."""
-    found: set[float] = set()
+    found = {_midnight(now)}
     for row in state.rows:
-        found.add(row.fetched_at.timestamp() + row.freshness_limit())
-        for name, window in row.windows().items():
-            origin = row.origin(name)
-            found.add(origin.fetched_at.timestamp() + freshness_of(origin.source))
-            if window.resets_at is not None:
-                found.add(window.resets_at.timestamp())
+        found |= _row_changes(row)
     for body in state.derived.values():
         found.update(derived.moments(derived.Summary.from_json(body)))
+    return found
+
+
+def _row_changes(row: Snapshot) -> set[float]:
+    """Epoch seconds at which one reading goes stale, a bucket's goes stale or resets."""
+    found = {row.fetched_at.timestamp() + row.freshness_limit()}
+    for name, window in row.windows().items():
+        origin = row.origin(name)
+        found.add(origin.fetched_at.timestamp() + freshness_of(origin.source))
+        if window.resets_at is not None:
+            found.add(window.resets_at.timestamp())
+    return found
+
+
+def _midnight(now: datetime) -> float:
+    """The next local midnight after ``now`` (epoch seconds): a local time gains its weekday."""
     local = now.astimezone()
     midnight = local.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
-    found.add(midnight.timestamp())
-    return found
+    return midnight.timestamp()
