@@ -194,8 +194,9 @@ def cmd_status(args: argparse.Namespace | None = None) -> int:
     except OSError:
         cache_key = None
     state, now, paused = store.read(), env.now(), registry.paused_count()
-    print(job_output(state, now, settings, paused))
-    if cache_key is not None and not state.problem and not state.skipped:
+    if cache_key is None or state.problem or state.skipped:
+        print(job_output(state, now, settings, paused))
+    else:  # the segment kept, its clocks filled for now: the full render, made once
         _keep_segment(store, cache_key, state, now, settings, paused)
     return 0
 
@@ -208,15 +209,16 @@ def _keep_segment(
     settings: Settings,
     paused: int,
 ) -> None:
-    """Leave the segment for the next ``claude-meter status`` (:mod:`segment_cache`);
-    ``cache_key`` was taken before the state was read, so a write in between makes it a
-    miss, never a stale hit. Another host's guards count until their heartbeat lapses
-    (``registry.foreign``): the segment holds no longer. A cache that cannot be written is
-    only slower."""
+    """Print the segment and leave it for the next ``claude-meter status``
+    (:mod:`segment_cache`); ``cache_key`` was taken before the state was read, so a write
+    in between makes it a miss, never a stale hit. Another host's guards count until
+    their heartbeat lapses (``registry.foreign``): the segment holds no longer. A cache
+    that cannot be written is only slower."""
     from .registry import fleet_hosts
     from .status import steady
 
     template, until = steady(state, now, settings, paused)
+    print(segment_cache.fill(template, now.timestamp()))
     lapses = [h.until for h in fleet_hosts(store.directory) if h.until > now.timestamp()]
     until = min([until, *lapses])
     data = segment_cache.encode(cache_key, template, now.timestamp(), until)
