@@ -129,6 +129,21 @@ def test_the_cached_segment_is_the_full_render_whenever_it_is_used(case: str, pa
         assert segment_cache.fill(template, after) != job_output(state, when, settings, paused)
 
 
+def test_a_change_at_the_render_itself_is_not_held_past_it() -> None:
+    """A reading whose age is its freshness limit to the second: fresh at the render,
+    stale just after. The cache must not keep the fresh segment (the probes looked only
+    after the render, so it was kept for the whole span)."""
+    one = [reading(source=SOURCE_STATUSLINE, age=900.0)]
+    other = reading(12.0, org="org-b", email="bob@example.com", age=30.0)
+    for rows in (one, [*one, other]):  # one account, and each account's own part
+        state = State(rows=rows)
+        template, until = steady(state, NOW, Settings())
+        start = NOW.timestamp()
+        assert until <= start + 1.0, rows
+        after = datetime.fromtimestamp(start + 1.01, timezone.utc)
+        assert job_output(state, after, Settings()) != segment_cache.fill(template, start + 1.01)
+
+
 def test_a_segment_that_changes_holds_until_the_change() -> None:
     """The row goes stale 5 s from now (a statusline reading lasts 900 s), the bucket
     resets in 95 s: the cache ends at the first."""

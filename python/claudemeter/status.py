@@ -397,7 +397,7 @@ def steady(state: State, now: datetime, settings: Settings, paused: int = 0) -> 
     first = shape(start)
     moments = {start + after for after in _PROBES}
     changes = _changes(state, now) if accounts is None else accounts.foreseen()
-    moments |= {m + _STEP for m in changes if start < m < start + HORIZON}
+    moments |= {m + _STEP for m in changes if start <= m < start + HORIZON}  # at start too
     same = start
     for moment in sorted(moments)[:MAX_PROBES]:
         if shape(moment) == first:
@@ -458,7 +458,7 @@ class _Accounts:
         for i in kept:
             found = set().union(*(_row_changes(row) for row in groups[i]))
             found.update(derived.moments(derived.of(state, folded[i])))
-            changes.append(sorted(m for m in found if m > start))
+            changes.append(sorted(m for m in found if m >= start))  # one at the render too
         shared = [start + after for after in _PROBES] + [_midnight(now)]
         for i, group in enumerate(groups):
             if i not in kept:  # one more account shown would change every name
