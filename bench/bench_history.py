@@ -24,12 +24,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 import common
-from common import Command, Figure
+from common import Command, Figure, once
 
 END = 1_796_040_000.0  # the pinned clock: any date works, the data is generated for it
 STEP = 120.0
@@ -95,19 +94,6 @@ def statusline_input() -> bytes:
     body["rate_limits"]["five_hour"]["resets_at"] = int(END + 2 * HOUR)
     body["rate_limits"]["seven_day"]["resets_at"] = int(END + 3 * 86400)
     return json.dumps(body).encode()
-
-
-def once(command: Command, env: dict[str, str]) -> float:
-    start = time.perf_counter()
-    subprocess.run(
-        command.argv,
-        input=command.stdin,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        check=True,
-    )
-    return time.perf_counter() - start
 
 
 def output(command: Command, env: dict[str, str]) -> str:

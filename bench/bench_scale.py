@@ -39,7 +39,7 @@ import bench_bridge
 import bench_guard
 import common
 import scale_store
-from common import Command, Figure
+from common import Command, Figure, once
 from scale_store import at
 
 GOAL = "<= 1.2x"
@@ -50,19 +50,6 @@ def statusline_input() -> bytes:
     body["rate_limits"]["five_hour"]["resets_at"] = int(time.time() + 2 * 3600)
     body["rate_limits"]["seven_day"]["resets_at"] = int(time.time() + 3 * 86400)
     return json.dumps(body).encode()
-
-
-def once(command: Command, env: dict[str, str]) -> float:
-    start = time.perf_counter()
-    subprocess.run(
-        command.argv,
-        input=command.stdin,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        check=True,
-    )
-    return time.perf_counter() - start
 
 
 def size_env(tmp: Path, accounts: int) -> dict[str, str]:

@@ -216,14 +216,19 @@ def interleaved(
         for name, command in commands.items():
             if command.before is not None:
                 command.before()
-            start = time.perf_counter()
-            subprocess.run(
-                command.argv,
-                input=command.stdin,
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                check=True,
-            )
-            times[name].append(time.perf_counter() - start)
+            times[name].append(once(command, env))
     return times
+
+
+def once(command: Command, env: Mapping[str, str]) -> float:
+    """Wall time of one run of ``command`` (its ``before`` not included: the caller's)."""
+    start = time.perf_counter()
+    subprocess.run(
+        command.argv,
+        input=command.stdin,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        check=True,
+    )
+    return time.perf_counter() - start
