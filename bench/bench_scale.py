@@ -141,19 +141,7 @@ class Server:
             f"run-shell '{common.ROOT / 'claudemeter.tmux'}'\n"
         )
         self.inner, self.outer = f"scale-in-{tag}", f"scale-out-{tag}"
-        self.tmux(self.inner, "-f", str(conf), "new-session", "-d", "-s", "w")
-        self.tmux(
-            self.outer,
-            "-f",
-            "/dev/null",
-            "new-session",
-            "-d",
-            "-x",
-            "100",
-            "-y",
-            "30",
-            f"tmux -u -L {self.inner} attach -t w",
-        )
+        common.attached_server(env, conf, self.inner, self.outer)
 
     def tmux(self, server: str, *args: str) -> str:
         return subprocess.run(

@@ -42,27 +42,7 @@ def redraw_cost(
     )
     inner, outer = f"bench-in-{tag}", f"bench-out-{tag}"
     tmux = ["tmux", "-u"]
-    subprocess.run(
-        [*tmux, "-L", inner, "-f", str(conf), "new-session", "-d", "-s", "w"], env=env, check=True
-    )
-    subprocess.run(
-        [
-            *tmux,
-            "-L",
-            outer,
-            "-f",
-            "/dev/null",
-            "new-session",
-            "-d",
-            "-x",
-            "100",
-            "-y",
-            "30",
-            f"tmux -u -L {inner} attach -t w",
-        ],
-        env=env,
-        check=True,
-    )
+    common.attached_server(env, conf, inner, outer)
     jobs = tmp / "jobs"
 
     def counts() -> tuple[int, int]:

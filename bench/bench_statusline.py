@@ -17,7 +17,6 @@ request). Without npm or the registry it is skipped with a note.
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import shutil
@@ -186,12 +185,7 @@ def measure(runs: int = 40) -> tuple[list[Figure], list[str]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=40, help="timed calls per command")
-    figures, notes = measure(parser.parse_args().runs)
-    print(common.machine())
-    print(common.table(figures))
-    print("\n".join(notes))
+    common.main_with_runs(__doc__ or "", measure)
 
 
 if __name__ == "__main__":

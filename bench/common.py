@@ -232,3 +232,48 @@ def once(command: Command, env: Mapping[str, str]) -> float:
         check=True,
     )
     return time.perf_counter() - start
+
+
+def attached_server(env: Mapping[str, str], conf: Path, inner: str, outer: str) -> None:
+    """A tmux server ``inner`` on its own socket, started with ``conf`` (which loads the
+    plugin), and a client attached to it from a second server ``outer`` (100x30), as a
+    user's terminal would be: the status line is drawn, so the plugin's work is real."""
+    tmux = ["tmux", "-u"]
+    subprocess.run(
+        [*tmux, "-L", inner, "-f", str(conf), "new-session", "-d", "-s", "w"],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        [
+            *tmux,
+            "-L",
+            outer,
+            "-f",
+            "/dev/null",
+            "new-session",
+            "-d",
+            "-x",
+            "100",
+            "-y",
+            "30",
+            f"tmux -u -L {inner} attach -t w",
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+
+
+def main_with_runs(doc: str, measure: Callable[[int], tuple[list[Figure], list[str]]]) -> None:
+    """A benchmark script's ``main``: ``--runs N``, then the machine, the table and the
+    notes."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=40, help="timed calls per command")
+    figures, notes = measure(parser.parse_args().runs)
+    print(machine())
+    print(table(figures))
+    print("\n".join(notes))
